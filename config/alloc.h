@@ -1,0 +1,33 @@
+/*
+ * alloc.h - the one allocation family of strata.
+ *
+ * Every allocation in the project goes through these. Running out of memory
+ * is not half-handled in a hundred places: these abort with a message. The
+ * allocator underneath is jemalloc when the build links it, else libc's
+ * (sanitizer builds).
+ */
+#ifndef ST_ALLOC_H
+#define ST_ALLOC_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+void *st_xmalloc(size_t size);
+void *st_xcalloc(size_t n, size_t size);
+void *st_xrealloc(void *p, size_t size);
+char *st_xstrdup(const char *s);
+char *st_xstrndup(const char *s, size_t n);
+/* printf into a fresh heap string; never returns NULL. */
+char *st_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *st_xvasprintf(const char *fmt, va_list ap);
+
+/* Always-on invariant check: a breach means memory is already wrong. */
+#define ST_CHECK(cond)                                                                             \
+    do {                                                                                           \
+        if (__builtin_expect(!(cond), 0))                                                          \
+            st_check_failed(__FILE__, __LINE__, #cond);                                            \
+    } while (0)
+
+void st_check_failed(const char *file, int line, const char *what) __attribute__((noreturn));
+
+#endif
