@@ -1,0 +1,279 @@
+/*
+ * admin.c - the admin HTTP listener (health, readiness, stats, metrics).
+ *
+ * Each admin connection parses requests with llhttp and answers each one
+ * synchronously from on_message_complete, so pipelined requests are
+ * answered in order. Bodies are not needed by any endpoint yet and are
+ * capped; the connection closes on any parse error.
+ */
+#include "admin.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <llhttp.h>
+
+#include "alloc.h"
+#include "buf.h"
+#include "http.h"
+#include "log.h"
+#include "server.h"
+#include "st_build.h"
+#include "stats.h"
+
+#define ADMIN_MAX_HEAD (16 * 1024)
+
+struct st_admin {
+    uv_tcp_t listener;
+    struct st_server *srv;
+    struct admin_conn *conns;
+};
+
+struct admin_conn {
+    uv_tcp_t tcp;
+    struct st_admin *admin;
+    struct admin_conn *prev, *next;
+    llhttp_t parser;
+    struct st_sb url;
+    size_t head_bytes;
+    char rbuf[8192];
+    unsigned writes; /* in flight */
+    bool close_after; /* once every write is done */
+    bool closing;
+};
+
+static const llhttp_settings_t admin_settings;
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct admin_conn *c = h->data;
+    st_sb_finish(&c->url);
+    free(c);
+}
+
+static void conn_close(struct admin_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->admin->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct st_wreq *w = (struct st_wreq *)req;
+    struct admin_conn *c = req->data;
+    st_wreq_free(w);
+    c->writes--;
+    if (status < 0 || (c->close_after && c->writes == 0))
+        conn_close(c);
+}
+
+static void respond(struct admin_conn *c, int status, const char *ctype, struct st_sb *body,
+                    bool keep_alive)
+{
+    struct st_sb sb;
+    st_sb_init(&sb, body->len + 256);
+    st_sb_addf(&sb, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                    "Cache-Control: no-store\r\nConnection: %s\r\n\r\n",
+               status, st_http_reason(status), ctype, body->len,
+               keep_alive ? "keep-alive" : "close");
+    st_sb_add(&sb, body->p, body->len);
+    size_t len;
+    char *p = st_sb_take(&sb, &len);
+    struct st_wreq *w = st_wreq_new();
+    st_wreq_add_owned(w, p, len);
+    if (!keep_alive) {
+        c->close_after = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    w->req.data = c;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->nbufs, on_write) < 0) {
+        st_wreq_free(w);
+        conn_close(c);
+        return;
+    }
+    c->writes++;
+}
+
+static void stats_json(struct st_server *srv, struct st_sb *out)
+{
+    uint64_t v[ST_STAT__COUNT];
+    st_server_stats(srv, v);
+    st_sb_addf(out, "{\"version\":\"%s\",\"uptime_ms\":%llu,", ST_VERSION,
+               (unsigned long long)st_server_uptime_ms(srv));
+    st_stats_render_json(out, v);
+    st_sb_adds(out, "}\n");
+}
+
+static void stats_prometheus(struct st_server *srv, struct st_sb *out)
+{
+    uint64_t v[ST_STAT__COUNT];
+    st_server_stats(srv, v);
+    st_stats_render_prometheus(out, v);
+    st_sb_addf(out, "# HELP strata_uptime_seconds Seconds since start\n"
+                    "# TYPE strata_uptime_seconds gauge\nstrata_uptime_seconds %.3f\n",
+               (double)st_server_uptime_ms(srv) / 1000.0);
+}
+
+static bool path_is(const struct st_sb *url, const char *path)
+{
+    size_t n = strcspn(url->p, "?");
+    return strlen(path) == n && strncmp(url->p, path, n) == 0;
+}
+
+static void handle(struct admin_conn *c, llhttp_t *p)
+{
+    struct st_server *srv = c->admin->srv;
+    bool keep_alive = llhttp_should_keep_alive(p);
+    struct st_sb body;
+    st_sb_init(&body, 512);
+    const char *json = "application/json";
+    int status = 200;
+    bool get = p->method == HTTP_GET || p->method == HTTP_HEAD;
+    if (get && (path_is(&c->url, "/healthz") || path_is(&c->url, "/health") ||
+                path_is(&c->url, "/health/live"))) {
+        st_sb_adds(&body, "{\"status\":\"ok\"}\n");
+    } else if (get && (path_is(&c->url, "/readyz") || path_is(&c->url, "/health/ready"))) {
+        if (st_server_draining(srv)) {
+            status = 503;
+            st_sb_adds(&body, "{\"status\":\"unavailable\",\"reason\":\"draining\"}\n");
+        } else {
+            st_sb_adds(&body, "{\"status\":\"ready\"}\n");
+        }
+    } else if (get && path_is(&c->url, "/stats")) {
+        stats_json(srv, &body);
+    } else if (get && path_is(&c->url, "/metrics")) {
+        stats_prometheus(srv, &body);
+        json = "text/plain; version=0.0.4";
+    } else {
+        status = 404;
+        st_sb_adds(&body, "{\"error\":\"no such admin endpoint\"}\n");
+    }
+    if (p->method == HTTP_HEAD)
+        body.len = 0;
+    respond(c, status, json, &body, keep_alive);
+    st_sb_finish(&body);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct admin_conn *c = h->data;
+    (void)suggested;
+    buf->base = c->rbuf;
+    buf->len = sizeof(c->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct admin_conn *c = s->data;
+    if (nread == 0 || c->closing || c->close_after)
+        return;
+    if (nread < 0) {
+        conn_close(c);
+        return;
+    }
+    enum llhttp_errno err = llhttp_execute(&c->parser, buf->base, (size_t)nread);
+    if (err != HPE_OK) {
+        struct st_sb body;
+        st_sb_init(&body, 64);
+        st_sb_adds(&body, "{\"error\":\"malformed request\"}\n");
+        respond(c, 400, "application/json", &body, false);
+        st_sb_finish(&body);
+        uv_read_stop(s);
+    }
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct st_admin *a = listener->data;
+    if (status < 0)
+        return;
+    struct admin_conn *c = st_xcalloc(1, sizeof(*c));
+    c->admin = a;
+    uv_tcp_init(listener->loop, &c->tcp);
+    c->tcp.data = c;
+    st_sb_init(&c->url, 64);
+    llhttp_init(&c->parser, HTTP_REQUEST, &admin_settings);
+    c->parser.data = c;
+    c->next = a->conns;
+    if (a->conns)
+        a->conns->prev = c;
+    a->conns = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+int st_admin_start(uv_loop_t *loop, struct st_server *srv, const struct st_addr *addr,
+                   struct st_admin **out)
+{
+    struct st_admin *a = st_xcalloc(1, sizeof(*a));
+    a->srv = srv;
+    uv_tcp_init(loop, &a->listener);
+    a->listener.data = a;
+    int rc = uv_tcp_bind(&a->listener, (const struct sockaddr *)&addr->sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&a->listener, 128, on_connection);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&a->listener, (uv_close_cb)free);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void st_admin_stop(struct st_admin *a)
+{
+    while (a->conns)
+        conn_close(a->conns);
+    uv_close((uv_handle_t *)&a->listener, (uv_close_cb)free);
+}
+
+/* --- llhttp callbacks --- */
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct admin_conn *c = p->data;
+    c->url.len = 0;
+    c->head_bytes = 0;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct admin_conn *c = p->data;
+    st_sb_add(&c->url, at, len);
+    c->head_bytes += len;
+    return c->head_bytes > ADMIN_MAX_HEAD ? -1 : 0;
+}
+
+static int on_header_piece(llhttp_t *p, const char *at, size_t len)
+{
+    struct admin_conn *c = p->data;
+    (void)at;
+    c->head_bytes += len;
+    return c->head_bytes > ADMIN_MAX_HEAD ? -1 : 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct admin_conn *c = p->data;
+    handle(c, p);
+    return 0;
+}
+
+static const llhttp_settings_t admin_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_piece,
+    .on_header_value = on_header_piece,
+    .on_message_complete = on_message_complete,
+};

@@ -1,0 +1,216 @@
+/*
+ * buf.c - reference-counted read buffers, write requests, string builder.
+ */
+#include "buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+struct st_rbuf *st_rbuf_new(size_t cap)
+{
+    struct st_rbuf *b = st_xmalloc(sizeof(*b) + cap);
+    b->refs = 1;
+    b->cap = cap;
+    b->start = 0;
+    b->end = 0;
+    return b;
+}
+
+struct st_rbuf *st_rbuf_ref(struct st_rbuf *b)
+{
+    b->refs++;
+    return b;
+}
+
+void st_rbuf_unref(struct st_rbuf *b)
+{
+    if (!b)
+        return;
+    ST_CHECK(b->refs > 0);
+    if (--b->refs == 0)
+        free(b);
+}
+
+void st_rbuf_reserve(struct st_rbuf **bp, size_t want)
+{
+    struct st_rbuf *b = *bp;
+    size_t pending = b->end - b->start;
+    if (b->cap - b->end >= want)
+        return;
+    if (b->refs == 1 && b->cap - pending >= want) {
+        memmove(b->data, b->data + b->start, pending);
+        b->start = 0;
+        b->end = pending;
+        return;
+    }
+    size_t cap = b->cap;
+    while (cap - pending < want)
+        cap *= 2;
+    struct st_rbuf *nb = st_rbuf_new(cap);
+    memcpy(nb->data, b->data + b->start, pending);
+    nb->end = pending;
+    st_rbuf_unref(b);
+    *bp = nb;
+}
+
+struct st_wreq *st_wreq_new(void)
+{
+    struct st_wreq *w = st_xmalloc(sizeof(*w));
+    w->nbufs = 0;
+    w->nrefs = 0;
+    w->bytes = 0;
+    w->owned = NULL;
+    w->small_used = 0;
+    w->req.data = NULL;
+    return w;
+}
+
+void st_wreq_free(struct st_wreq *w)
+{
+    if (!w)
+        return;
+    for (unsigned i = 0; i < w->nrefs; i++)
+        st_rbuf_unref(w->refs[i]);
+    free(w->owned);
+    free(w);
+}
+
+int st_wreq_fits(const struct st_wreq *w, unsigned nbufs, size_t small)
+{
+    return w->nbufs + nbufs <= ST_WREQ_MAX_BUFS && w->small_used + small <= ST_WREQ_SMALL;
+}
+
+static void add_buf(struct st_wreq *w, const char *p, size_t len)
+{
+    ST_CHECK(w->nbufs < ST_WREQ_MAX_BUFS);
+    /* Adjacent pieces of one buffer (a slice right after the previous one) merge. */
+    if (w->nbufs > 0) {
+        uv_buf_t *last = &w->bufs[w->nbufs - 1];
+        if (last->base + last->len == p) {
+            last->len += len;
+            w->bytes += len;
+            return;
+        }
+    }
+    w->bufs[w->nbufs++] = uv_buf_init((char *)p, (unsigned)len);
+    w->bytes += len;
+}
+
+void st_wreq_add_slice(struct st_wreq *w, struct st_rbuf *b, const char *p, size_t len)
+{
+    if (len == 0)
+        return;
+    if (w->nrefs == 0 || w->refs[w->nrefs - 1] != b) {
+        ST_CHECK(w->nrefs < ST_WREQ_MAX_BUFS);
+        w->refs[w->nrefs++] = st_rbuf_ref(b);
+    }
+    add_buf(w, p, len);
+}
+
+void st_wreq_add_copy(struct st_wreq *w, const char *p, size_t len)
+{
+    ST_CHECK(w->small_used + len <= ST_WREQ_SMALL);
+    char *dst = w->small + w->small_used;
+    memcpy(dst, p, len);
+    w->small_used += len;
+    add_buf(w, dst, len);
+}
+
+void st_wreq_add_owned(struct st_wreq *w, char *p, size_t len)
+{
+    ST_CHECK(w->owned == NULL);
+    w->owned = p;
+    add_buf(w, p, len);
+}
+
+void st_wreq_add_static(struct st_wreq *w, const char *p, size_t len)
+{
+    add_buf(w, p, len);
+}
+
+void st_sb_init(struct st_sb *sb, size_t cap)
+{
+    sb->cap = cap ? cap : 64;
+    sb->p = st_xmalloc(sb->cap);
+    sb->len = 0;
+    sb->p[0] = '\0';
+}
+
+void st_sb_finish(struct st_sb *sb)
+{
+    free(sb->p);
+    sb->p = NULL;
+    sb->len = sb->cap = 0;
+}
+
+static void sb_grow(struct st_sb *sb, size_t more)
+{
+    if (sb->len + more + 1 <= sb->cap)
+        return;
+    while (sb->len + more + 1 > sb->cap)
+        sb->cap *= 2;
+    sb->p = st_xrealloc(sb->p, sb->cap);
+}
+
+void st_sb_add(struct st_sb *sb, const char *p, size_t len)
+{
+    sb_grow(sb, len);
+    memcpy(sb->p + sb->len, p, len);
+    sb->len += len;
+    sb->p[sb->len] = '\0';
+}
+
+void st_sb_adds(struct st_sb *sb, const char *s)
+{
+    st_sb_add(sb, s, strlen(s));
+}
+
+void st_sb_addf(struct st_sb *sb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(tmp)) {
+        st_sb_add(sb, tmp, (size_t)n);
+        return;
+    }
+    sb_grow(sb, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(sb->p + sb->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb->len += (size_t)n;
+}
+
+void st_sb_add_json_str(struct st_sb *sb, const char *s, size_t len)
+{
+    st_sb_add(sb, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            st_sb_add(sb, esc, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            st_sb_addf(sb, "\\u%04x", c);
+        } else {
+            st_sb_add(sb, (const char *)&s[i], 1);
+        }
+    }
+    st_sb_add(sb, "\"", 1);
+}
+
+char *st_sb_take(struct st_sb *sb, size_t *len)
+{
+    char *p = sb->p;
+    if (len)
+        *len = sb->len;
+    sb->p = NULL;
+    sb->len = sb->cap = 0;
+    return p;
+}

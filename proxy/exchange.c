@@ -1,0 +1,440 @@
+/*
+ * exchange.c - one request's life: route, strategy, origin relay, response.
+ *
+ * States (x->phase):
+ *   ROUTED     strategy running; nothing sent to the client yet
+ *   FORWARDING request going to the origin (x->up set)
+ *   RESPONDING response head sent; body streaming from the origin
+ *   DONE       response complete or failed; the exchange frees itself
+ *
+ * Invariants: at most one of (response head sent by us, error response)
+ * happens; x->conn is NULL once the client is gone, and nothing is written
+ * after that; x->up is NULL once the origin side ended or was aborted.
+ * Request body pieces that arrive before the origin connection exists are
+ * kept (by reference) in x->body_q and sent once it does.
+ */
+#include "exchange.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "conn.h"
+#include "log.h"
+#include "router.h"
+#include "strategy.h"
+#include "upstream.h"
+#include "worker.h"
+
+#define UPLOAD_HIGH_WATER (1024 * 1024)
+
+enum phase { PH_ROUTED, PH_FORWARDING, PH_RESPONDING, PH_DONE };
+
+struct st_exchange {
+    struct st_conn *conn; /* NULL once the client is gone */
+    struct st_worker *w;
+    struct st_gen *gen; /* reference held */
+    const struct st_route_cfg *route;
+    struct st_request_head req;
+    char client_ip[64];
+    char id[129];
+    char traceparent[56];
+    bool has_body, chunked, head_request, client_keep_alive;
+    uint64_t content_length;
+    bool request_ended;
+    bool upload_paused;
+    enum phase phase;
+    int attempts;
+    struct st_upconn *up;
+    struct st_wreq **body_q; /* pieces waiting for the origin connection */
+    size_t n_body_q, cap_body_q;
+    /* response */
+    const char *cache_status;
+    int status;
+    enum st_framing framing;
+    bool keep_alive;
+    struct st_wreq *out; /* batch toward the client */
+    uint64_t bytes_out;
+    uint64_t start_ns;
+};
+
+static const struct st_upconn_cbs up_cbs;
+
+static void finish(struct st_exchange *x)
+{
+    if (x->conn && x->gen->cfg->log_access) {
+        double ms = (double)(uv_hrtime() - x->start_ns) / 1e6;
+        st_log_access(x->id, x->client_ip, x->req.method, x->req.target, x->status,
+                      (unsigned long long)x->bytes_out, ms,
+                      x->cache_status ? x->cache_status : "");
+    }
+    x->phase = PH_DONE;
+    if (x->conn)
+        st_conn_exchange_done(x->conn, x->keep_alive);
+    for (size_t i = 0; i < x->n_body_q; i++)
+        st_wreq_free(x->body_q[i]);
+    free(x->body_q);
+    st_wreq_free(x->out);
+    st_gen_unref(x->gen);
+    free(x);
+}
+
+static void flush_out(struct st_exchange *x)
+{
+    if (!x->out)
+        return;
+    struct st_wreq *w = x->out;
+    x->out = NULL;
+    x->bytes_out += w->bytes;
+    if (x->conn)
+        st_conn_send(x->conn, w);
+    else
+        st_wreq_free(w);
+}
+
+static struct st_wreq *out_room(struct st_exchange *x, unsigned nbufs, size_t small)
+{
+    if (x->out && !st_wreq_fits(x->out, nbufs, small))
+        flush_out(x);
+    if (!x->out)
+        x->out = st_wreq_new();
+    return x->out;
+}
+
+static void respond_error(struct st_exchange *x, int status)
+{
+    if (x->up) {
+        st_upconn_abort(x->up);
+        x->up = NULL;
+    }
+    if (x->phase == PH_RESPONDING) {
+        /* The head is out: the only honest signal left is closing. */
+        if (x->conn)
+            st_conn_abort(x->conn);
+        x->conn = NULL;
+        finish(x);
+        return;
+    }
+    struct st_sb sb;
+    st_sb_init(&sb, 512);
+    bool keep_alive = x->client_keep_alive && !x->w->draining;
+    st_http_build_error(&sb, status, x->id, keep_alive, x->head_request);
+    size_t len;
+    char *p = st_sb_take(&sb, &len);
+    st_wreq_add_owned(out_room(x, 1, 0), p, len);
+    x->status = status;
+    x->keep_alive = keep_alive;
+    st_stats_count_status(&x->w->stats, status);
+    flush_out(x);
+    finish(x);
+}
+
+void st_exchange_respond_error(struct st_exchange *x, int status)
+{
+    respond_error(x, status);
+}
+
+static unsigned method_bit(const char *m)
+{
+    return st_method_bit_from_name(m, strlen(m));
+}
+
+static void route_and_run(struct st_exchange *x, const struct st_headers *h)
+{
+    const struct st_hdr *host = st_headers_get(h, "host");
+    x->route = st_router_match(x->gen->cfg, host ? st_hdr_value(h, host) : NULL,
+                               host ? host->value_len : 0, method_bit(x->req.method),
+                               x->req.target, x->req.target_len);
+    if (!x->route) {
+        respond_error(x, 404);
+        return;
+    }
+    const struct st_strategy *s = st_strategy_get(x->route->strategy);
+    if (!s) {
+        /* Config validation keeps this from happening; fail the one exchange. */
+        st_log(ST_LOG_ERROR, "exchange", x->id, "route %s: strategy not available",
+               x->route->match);
+        respond_error(x, 501);
+        return;
+    }
+    s->on_request(x);
+}
+
+struct st_exchange *st_exchange_create(const struct st_exchange_init *in)
+{
+    struct st_exchange *x = st_xcalloc(1, sizeof(*x));
+    x->conn = in->conn;
+    x->w = in->w;
+    x->gen = st_gen_ref(in->gen);
+    x->req = in->req;
+    snprintf(x->client_ip, sizeof(x->client_ip), "%s", in->client_ip);
+    snprintf(x->id, sizeof(x->id), "%s", in->request_id);
+    snprintf(x->traceparent, sizeof(x->traceparent), "%s", in->traceparent);
+    x->has_body = in->has_body;
+    x->chunked = in->chunked;
+    x->content_length = in->content_length;
+    x->client_keep_alive = in->client_keep_alive;
+    x->head_request = in->head_request;
+    x->attempts = 0;
+    x->start_ns = uv_hrtime();
+    ST_STAT_INC(&x->w->stats, REQUESTS);
+    return x;
+}
+
+void st_exchange_run(struct st_exchange *x)
+{
+    route_and_run(x, x->req.headers);
+}
+
+static bool idempotent(const char *m)
+{
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") ||
+           !strcmp(m, "PUT") || !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
+}
+
+static void send_head(struct st_exchange *x)
+{
+    struct st_sb sb;
+    st_sb_init(&sb, 1024);
+    struct st_forward_info fw = {
+        .client_ip = x->client_ip,
+        .request_id = x->id,
+        .traceparent = x->traceparent,
+        .has_body = x->has_body,
+        .chunked = x->chunked,
+        .content_length = x->content_length,
+    };
+    st_http_build_request(&sb, &x->req, &fw);
+    size_t len;
+    char *p = st_sb_take(&sb, &len);
+    struct st_wreq *w = st_wreq_new();
+    st_wreq_add_owned(w, p, len);
+    st_upconn_write(x->up, w);
+}
+
+static void upload_end(struct st_exchange *x)
+{
+    if (x->chunked) {
+        struct st_wreq *w = st_wreq_new();
+        st_wreq_add_static(w, "0\r\n\r\n", 5);
+        st_upconn_write(x->up, w);
+    }
+    st_upconn_request_done(x->up);
+}
+
+static void start_origin(struct st_exchange *x, bool fresh)
+{
+    struct st_pool *pool = x->gen->pools[x->route->upstream];
+    x->attempts++;
+    x->phase = PH_FORWARDING;
+    x->up = st_upconn_acquire(pool, &up_cbs, x, fresh, x->id);
+    if (x->head_request)
+        st_upconn_expect_no_body(x->up);
+    send_head(x);
+    for (size_t i = 0; i < x->n_body_q; i++)
+        st_upconn_write(x->up, x->body_q[i]);
+    x->n_body_q = 0;
+    if (x->request_ended || !x->has_body)
+        upload_end(x);
+}
+
+void st_exchange_forward(struct st_exchange *x)
+{
+    start_origin(x, false);
+}
+
+static struct st_wreq *body_piece(struct st_exchange *x, struct st_rbuf *b, const char *p,
+                                  size_t len)
+{
+    struct st_wreq *w = st_wreq_new();
+    if (x->chunked) {
+        char line[24];
+        int n = snprintf(line, sizeof(line), "%zx\r\n", len);
+        st_wreq_add_copy(w, line, (size_t)n);
+    }
+    st_wreq_add_slice(w, b, p, len);
+    if (x->chunked)
+        st_wreq_add_static(w, "\r\n", 2);
+    return w;
+}
+
+void st_exchange_request_body(struct st_exchange *x, struct st_rbuf *b, const char *p, size_t len)
+{
+    if (x->phase == PH_DONE || len == 0)
+        return;
+    struct st_wreq *w = body_piece(x, b, p, len);
+    if (!x->up) {
+        if (x->phase != PH_ROUTED) {
+            st_wreq_free(w); /* the origin side already ended: nobody wants it */
+            return;
+        }
+        if (x->n_body_q == x->cap_body_q) {
+            x->cap_body_q = x->cap_body_q ? x->cap_body_q * 2 : 8;
+            x->body_q = st_xrealloc(x->body_q, x->cap_body_q * sizeof(*x->body_q));
+        }
+        x->body_q[x->n_body_q++] = w;
+        return;
+    }
+    st_upconn_write(x->up, w);
+    if (!x->upload_paused && st_upconn_pending(x->up) > UPLOAD_HIGH_WATER && x->conn) {
+        x->upload_paused = true;
+        st_conn_pause_reading(x->conn);
+    }
+}
+
+void st_exchange_request_end(struct st_exchange *x)
+{
+    x->request_ended = true;
+    if (x->up && x->has_body)
+        upload_end(x);
+}
+
+void st_exchange_client_drained(struct st_exchange *x)
+{
+    if (x->up)
+        st_upconn_resume(x->up);
+}
+
+bool st_exchange_client_gone(struct st_exchange *x)
+{
+    bool started = x->phase == PH_RESPONDING;
+    x->conn = NULL;
+    if (x->up) {
+        st_upconn_abort(x->up);
+        x->up = NULL;
+    }
+    finish(x);
+    return started;
+}
+
+void st_exchange_set_cache_status(struct st_exchange *x, const char *value)
+{
+    x->cache_status = value;
+}
+
+void st_exchange_count_bypass(struct st_exchange *x)
+{
+    ST_STAT_INC(&x->w->stats, CACHE_BYPASS);
+}
+
+const struct st_request_head *st_exchange_request(const struct st_exchange *x)
+{
+    return &x->req;
+}
+
+const struct st_route_cfg *st_exchange_route(const struct st_exchange *x)
+{
+    return x->route;
+}
+
+/* --- origin side callbacks --- */
+
+static bool status_has_body(int status)
+{
+    return !(status == 204 || status == 304 || status < 200);
+}
+
+static void on_up_head(void *user, const struct st_upstream_head *h)
+{
+    struct st_exchange *x = user;
+    struct st_response_info ri = {
+        .status = h->status,
+        .reason = h->reason,
+        .reason_len = h->reason_len,
+        .request_id = x->id,
+        .cache_status = x->cache_status,
+    };
+    if (x->head_request || !status_has_body(h->status)) {
+        ri.framing = ST_FRAME_NONE;
+        ri.send_length_on_none = x->head_request && h->has_length;
+        ri.content_length = h->content_length;
+    } else if (h->has_length) {
+        ri.framing = ST_FRAME_LENGTH;
+        ri.content_length = h->content_length;
+    } else if (x->req.http_minor >= 1) {
+        ri.framing = ST_FRAME_CHUNKED;
+    } else {
+        ri.framing = ST_FRAME_CLOSE;
+    }
+    ri.keep_alive = x->client_keep_alive && ri.framing != ST_FRAME_CLOSE && !x->w->draining;
+    x->framing = ri.framing;
+    x->keep_alive = ri.keep_alive;
+    x->status = h->status;
+    x->phase = PH_RESPONDING;
+    st_stats_count_status(&x->w->stats, h->status);
+
+    struct st_sb sb;
+    st_sb_init(&sb, 1024);
+    st_http_build_response(&sb, &ri, h->headers);
+    size_t len;
+    char *p = st_sb_take(&sb, &len);
+    st_wreq_add_owned(out_room(x, 1, 0), p, len);
+}
+
+static void on_up_body(void *user, struct st_rbuf *b, const char *p, size_t len)
+{
+    struct st_exchange *x = user;
+    if (x->framing == ST_FRAME_NONE)
+        return;
+    if (x->framing != ST_FRAME_CHUNKED) {
+        st_wreq_add_slice(out_room(x, 1, 0), b, p, len);
+        return;
+    }
+    char line[24];
+    int n = snprintf(line, sizeof(line), "%zx\r\n", len);
+    struct st_wreq *w = out_room(x, 3, (size_t)n);
+    st_wreq_add_copy(w, line, (size_t)n);
+    st_wreq_add_slice(w, b, p, len);
+    st_wreq_add_static(w, "\r\n", 2);
+}
+
+static void on_up_flush(void *user)
+{
+    struct st_exchange *x = user;
+    flush_out(x);
+    if (x->conn && x->up && st_conn_write_queue(x->conn) > ST_CONN_HIGH_WATER)
+        st_upconn_pause(x->up);
+}
+
+static void on_up_end(void *user)
+{
+    struct st_exchange *x = user;
+    x->up = NULL;
+    if (x->framing == ST_FRAME_CHUNKED)
+        st_wreq_add_static(out_room(x, 1, 0), "0\r\n\r\n", 5);
+    flush_out(x);
+    finish(x);
+}
+
+static void on_up_error(void *user, int err, bool retryable)
+{
+    struct st_exchange *x = user;
+    x->up = NULL;
+    if (retryable && x->phase == PH_FORWARDING && x->attempts == 1 && !x->has_body &&
+        idempotent(x->req.method)) {
+        ST_STAT_INC(&x->w->stats, ORIGIN_RETRIES);
+        start_origin(x, true);
+        return;
+    }
+    respond_error(x, st_http_status_for_error(err));
+}
+
+static void on_up_drain(void *user)
+{
+    struct st_exchange *x = user;
+    if (x->upload_paused && x->conn) {
+        x->upload_paused = false;
+        st_conn_resume_reading(x->conn);
+    }
+}
+
+static const struct st_upconn_cbs up_cbs = {
+    .on_head = on_up_head,
+    .on_body = on_up_body,
+    .on_flush = on_up_flush,
+    .on_end = on_up_end,
+    .on_error = on_up_error,
+    .on_drain = on_up_drain,
+};

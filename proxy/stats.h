@@ -1,0 +1,88 @@
+/*
+ * stats.h - counters, declared once, read by /stats and /metrics.
+ *
+ * ST_STATS below is the single list of counters: each line gives the id, the
+ * JSON group and key it appears under in /stats, the Prometheus metric name
+ * and label set, its kind and help text. /stats and /metrics are both
+ * rendered from this list, so they cannot disagree.
+ *
+ * Each worker thread owns one struct st_stats and is the only writer of it:
+ * an increment is a relaxed load and store of its own cache line, never a
+ * shared atomic read-modify-write. Readers (the admin thread) sum every
+ * worker's block with relaxed loads; a sum may be a moment old, never torn.
+ */
+#ifndef ST_STATS_H
+#define ST_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* X(id, json_group, json_key, prom_name, prom_labels, prom_type, help) */
+#define ST_STATS(X)                                                                                \
+    X(REQUESTS, "", "requests", "strata_requests_total", "", "counter",                            \
+      "Client requests received")                                                                  \
+    X(RESP_1XX, "responses", "1xx", "strata_responses_total", "class=\"1xx\"", "counter",          \
+      "Responses sent to clients by status class")                                                 \
+    X(RESP_2XX, "responses", "2xx", "strata_responses_total", "class=\"2xx\"", "counter", "")      \
+    X(RESP_3XX, "responses", "3xx", "strata_responses_total", "class=\"3xx\"", "counter", "")      \
+    X(RESP_4XX, "responses", "4xx", "strata_responses_total", "class=\"4xx\"", "counter", "")      \
+    X(RESP_5XX, "responses", "5xx", "strata_responses_total", "class=\"5xx\"", "counter", "")      \
+    X(CONN_ACCEPTED, "connections", "accepted", "strata_connections_accepted_total", "",           \
+      "counter", "Client connections accepted")                                                    \
+    X(CONN_OPEN, "connections", "open", "strata_connections_open", "", "gauge",                    \
+      "Client connections open now")                                                               \
+    X(CONN_REJECTED, "connections", "rejected", "strata_connections_rejected_total", "",           \
+      "counter", "Client connections closed at once because max_connections was reached")         \
+    X(CACHE_BYPASS, "cache", "bypass", "strata_cache_bypass_total", "", "counter",                 \
+      "Requests answered without the cache (bypass routes, unsafe methods)")                       \
+    X(ORIGIN_REQUESTS, "origin", "requests", "strata_origin_requests_total", "", "counter",        \
+      "Requests sent to origins")                                                                  \
+    X(ORIGIN_ERRORS, "origin", "errors", "strata_origin_errors_total", "", "counter",              \
+      "Origin exchanges that failed (connect error, reset, bad response)")                         \
+    X(ORIGIN_TIMEOUTS, "origin", "timeouts", "strata_origin_timeouts_total", "", "counter",        \
+      "Origin exchanges that timed out")                                                           \
+    X(ORIGIN_RETRIES, "origin", "retries", "strata_origin_retries_total", "", "counter",           \
+      "Idempotent requests retried on a fresh connection after a pooled one was dead")             \
+    X(ORIGIN_CONNECTS, "origin", "connects", "strata_origin_connects_total", "", "counter",        \
+      "New connections opened to origins")
+
+enum st_stat_id {
+#define ST_STAT_ENUM(id, g, k, pn, pl, pt, h) ST_STAT_##id,
+    ST_STATS(ST_STAT_ENUM)
+#undef ST_STAT_ENUM
+        ST_STAT__COUNT
+};
+
+struct st_stats {
+    _Alignas(64) _Atomic uint64_t v[ST_STAT__COUNT];
+};
+
+static inline void st_stat_add(struct st_stats *s, enum st_stat_id id, uint64_t n)
+{
+    uint64_t cur = atomic_load_explicit(&s->v[id], memory_order_relaxed);
+    atomic_store_explicit(&s->v[id], cur + n, memory_order_relaxed);
+}
+
+static inline void st_stat_sub(struct st_stats *s, enum st_stat_id id, uint64_t n)
+{
+    uint64_t cur = atomic_load_explicit(&s->v[id], memory_order_relaxed);
+    atomic_store_explicit(&s->v[id], cur - n, memory_order_relaxed);
+}
+
+#define ST_STAT_INC(s, id) st_stat_add((s), ST_STAT_##id, 1)
+
+/* Count one response of this status into its class. */
+void st_stats_count_status(struct st_stats *s, int status);
+
+/* Sum n blocks into out (plain numbers). */
+void st_stats_sum(struct st_stats *const *blocks, size_t n, uint64_t out[ST_STAT__COUNT]);
+
+/* Render summed numbers as the members of a JSON object (no braces). */
+void st_stats_render_json(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT]);
+/* Render summed numbers in Prometheus text exposition format. */
+void st_stats_render_prometheus(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT]);
+
+#endif

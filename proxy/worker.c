@@ -1,0 +1,165 @@
+/*
+ * worker.c - an event-loop thread and its config generations.
+ *
+ * The worker's handles: the listener, the wake async and the drain timer.
+ * Its loop ends when, after a stop, the listener is closed and the last
+ * connection is gone (or the drain deadline forced them closed); then the
+ * async and timer handles close and uv_run returns.
+ */
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+#include "upstream.h"
+
+#define DRAIN_DEADLINE_MS 10000
+
+static struct st_gen *gen_create(struct st_worker *w, struct st_cfg_ref *cref)
+{
+    struct st_gen *g = st_xcalloc(1, sizeof(*g));
+    g->refs = 1;
+    g->w = w;
+    g->cref = cref;
+    g->cfg = cref->cfg;
+    g->pools = st_xcalloc(g->cfg->n_upstreams, sizeof(*g->pools));
+    for (size_t i = 0; i < g->cfg->n_upstreams; i++)
+        g->pools[i] = st_pool_create(&w->loop, &g->cfg->upstreams[i], &w->stats);
+    return g;
+}
+
+struct st_gen *st_gen_ref(struct st_gen *g)
+{
+    g->refs++;
+    return g;
+}
+
+void st_gen_unref(struct st_gen *g)
+{
+    ST_CHECK(g->refs > 0);
+    if (--g->refs > 0)
+        return;
+    for (size_t i = 0; i < g->cfg->n_upstreams; i++)
+        st_pool_retire(g->pools[i]);
+    free(g->pools);
+    st_cfg_ref_put(g->cref);
+    free(g);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct st_worker *w = listener->data;
+    if (status < 0) {
+        st_log(ST_LOG_WARN, "worker", NULL, "accept: %s", uv_strerror(status));
+        return;
+    }
+    st_conn_accept(w, listener);
+}
+
+static void close_quietly(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void st_worker_maybe_done(struct st_worker *w)
+{
+    if (!w->draining || w->conns)
+        return;
+    if (w->gen) {
+        st_gen_unref(w->gen); /* closes the idle origin connections */
+        w->gen = NULL;
+    }
+    close_quietly((uv_handle_t *)&w->wake);
+    close_quietly((uv_handle_t *)&w->drain_timer);
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+    struct st_worker *w = t->data;
+    st_log(ST_LOG_WARN, "worker", NULL, "worker %u: drain deadline passed, closing connections",
+           w->index);
+    st_conn_close_all(w);
+}
+
+static void begin_drain(struct st_worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    close_quietly((uv_handle_t *)&w->listener);
+    st_conn_drain_all(w);
+    uv_timer_start(&w->drain_timer, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
+    st_worker_maybe_done(w);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct st_worker *w = a->data;
+    if (st_server_draining(w->srv)) {
+        begin_drain(w);
+        return;
+    }
+    struct st_cfg_ref *cref = st_server_config(w->srv);
+    if (cref == w->gen->cref) {
+        st_cfg_ref_put(cref);
+        return;
+    }
+    struct st_gen *old = w->gen;
+    w->gen = gen_create(w, cref);
+    st_gen_unref(old);
+}
+
+static void run(void *arg)
+{
+    struct st_worker *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+}
+
+int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, int listen_fd)
+{
+    memset(&w->loop, 0, sizeof(w->loop));
+    w->srv = srv;
+    w->index = index;
+    w->listen_fd = listen_fd;
+    w->rand[0] = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (0x9e3779b97f4a7c15ull * (index + 1));
+    w->rand[1] = (uint64_t)uv_hrtime() | 1;
+    int rc = uv_loop_init(&w->loop);
+    if (rc < 0)
+        return rc;
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->drain_timer.data = w;
+    w->gen = gen_create(w, st_server_config(srv));
+    rc = uv_tcp_open(&w->listener, listen_fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&w->listener, 511, on_connection);
+    if (rc == 0)
+        rc = uv_thread_create(&w->thread, run, w);
+    return rc;
+}
+
+void st_worker_notify_reload(struct st_worker *w)
+{
+    uv_async_send(&w->wake);
+}
+
+void st_worker_notify_stop(struct st_worker *w)
+{
+    uv_async_send(&w->wake);
+}
+
+void st_worker_join(struct st_worker *w)
+{
+    uv_thread_join(&w->thread);
+}

@@ -1,0 +1,20 @@
+/*
+ * registry.c - maps a route's strategy kind to its implementation.
+ *
+ * Kinds that config accepts but this build does not implement yet return
+ * NULL; config validation rejects such routes, so the request path never
+ * sees one.
+ */
+#include "strategy.h"
+
+#include <stddef.h>
+
+const struct st_strategy *st_strategy_get(enum st_strategy_kind kind)
+{
+    switch (kind) {
+    case ST_STRATEGY_BYPASS:
+        return &st_strategy_bypass;
+    default:
+        return NULL;
+    }
+}
