@@ -1,5 +1,5 @@
 /*
- * pattern.h - route patterns: "/api/v1/products/{id}", "/static/*", "/*".
+ * pattern.h - route patterns: "/api/v1/products/{id}", or a prefix ending in "*".
  *
  * A pattern is a sequence of '/'-separated segments: a literal segment
  * matches itself exactly (case-sensitive), "{name}" matches exactly one

@@ -270,7 +270,7 @@ static void on_eof(struct st_upconn *up)
         up_close(up);
         return;
     }
-    if (err == HPE_OK && up->response_done) {
+    if ((err == HPE_OK || err == HPE_PAUSED) && up->response_done) {
         void *user = up->user;
         up->user = NULL;
         uv_timer_stop(&up->timer);

@@ -1,0 +1,196 @@
+# shellcheck shell=bash
+# bench/lib/common.sh - shared helpers for the strata benchmark harness:
+# logging, dependency install, free ports, CPU pinning, process lifecycle.
+# Sourced by bench/run.sh; expects `set -euo pipefail` from the caller.
+
+log()  { printf '[bench] %s\n' "$*" >&2; }
+warn() { printf '[bench] WARNING: %s\n' "$*" >&2; }
+die()  { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- tools
+# have_tool NAME: like `command -v`, but also looks in the sbin dirs that a
+# non-root PATH may lack (nginx lives in /usr/sbin).
+have_tool() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    local d
+    for d in /usr/sbin /sbin /usr/local/sbin; do
+        [[ -x "$d/$1" ]] && return 0
+    done
+    return 1
+}
+
+tool_path() {
+    command -v "$1" 2>/dev/null && return 0
+    local d
+    for d in /usr/sbin /sbin /usr/local/sbin; do
+        [[ -x "$d/$1" ]] && { printf '%s\n' "$d/$1"; return 0; }
+    done
+    return 1
+}
+
+# ensure_tools TOOL:PACKAGE ... - apt-get install the packages whose tool is
+# missing; nothing touches apt when everything is already there.
+ensure_tools() {
+    local spec tool pkg missing=()
+    for spec in "$@"; do
+        tool=${spec%%:*} pkg=${spec#*:}
+        have_tool "$tool" || missing+=("$pkg")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    log "installing missing packages: ${missing[*]}"
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        have_tool sudo || die "need root or sudo to apt-get install ${missing[*]}"
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    for spec in "$@"; do
+        have_tool "${spec%%:*}" || die "${spec%%:*} still missing after installing ${spec#*:}"
+    done
+}
+
+# ---------------------------------------------------------------- numbers
+# median V... - prints the median (mean of the middle two for an even count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) { print "nan"; exit }
+              if (NR % 2) print v[(NR + 1) / 2]
+              else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ratio A B [FMT] - A/B, or "n/a" when B is zero or not a number.
+ratio() {
+    awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN {
+        if (b + 0 == 0 || a == "nan" || b == "nan") print "n/a"; else printf f "\n", a / b }'
+}
+
+# ---------------------------------------------------------------- ports
+# free_port - a TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+    local port i
+    for ((i = 0; i < 200; i++)); do
+        port=$((20000 + RANDOM % 40000))
+        port_in_use "$port" || { printf '%s\n' "$port"; return 0; }
+    done
+    die "no free port found"
+}
+
+port_in_use() {
+    if have_tool ss; then
+        ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
+        return 1
+    fi
+    # Fallback: something accepts a connection there.
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# ---------------------------------------------------------------- pinning
+# PIN_SERVER / PIN_CLIENT are command prefixes (arrays); empty when pinning
+# is off. Servers share CPU 0, the load generator gets CPU 1.
+PIN_SERVER=()
+PIN_CLIENT=()
+PINNING="off"
+
+setup_pinning() {
+    local ncpu
+    ncpu=$(nproc 2>/dev/null || echo 1)
+    if [[ "${BENCH_NO_PIN:-0}" == 1 ]]; then
+        PINNING="off (BENCH_NO_PIN=1)"
+    elif ! have_tool taskset; then
+        PINNING="off (no taskset)"
+    elif ((ncpu < 2)); then
+        PINNING="off (nproc=$ncpu)"
+    else
+        PIN_SERVER=(taskset -c 0)
+        PIN_CLIENT=(taskset -c 1)
+        PINNING="servers on CPU 0, wrk on CPU 1"
+    fi
+    log "pinning: $PINNING"
+}
+
+# ---------------------------------------------------------------- processes
+# Every process the harness starts is recorded here and stopped by PID.
+BENCH_PIDS=()
+BENCH_PID_NAMES=()
+BENCH_PID_LOGS=()
+SPAWNED_PID=""
+
+# spawn NAME LOGFILE CMD... - start CMD in the background on the server CPU,
+# stdout+stderr to LOGFILE; sets SPAWNED_PID (no subshell, so it stays our
+# child and `wait` can reap it).
+spawn() {
+    local name=$1 logf=$2
+    shift 2
+    "${PIN_SERVER[@]}" "$@" >"$logf" 2>&1 &
+    SPAWNED_PID=$!
+    BENCH_PIDS+=("$SPAWNED_PID")
+    BENCH_PID_NAMES+=("$name")
+    BENCH_PID_LOGS+=("$logf")
+    log "started $name (pid $SPAWNED_PID)"
+}
+
+# check_alive - die (with the log tail) if a spawned process has exited.
+check_alive() {
+    local i pid rc
+    for i in "${!BENCH_PIDS[@]}"; do
+        pid=${BENCH_PIDS[$i]}
+        [[ -z "$pid" ]] && continue
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rc=0
+            wait "$pid" 2>/dev/null || rc=$?
+            BENCH_PIDS[i]=""
+            warn "${BENCH_PID_NAMES[$i]} (pid $pid) exited unexpectedly, status $rc$(describe_status "$rc")"
+            warn "last lines of ${BENCH_PID_LOGS[$i]}:"
+            tail -n 30 "${BENCH_PID_LOGS[$i]}" >&2 || true
+            die "${BENCH_PID_NAMES[$i]} died during the benchmark"
+        fi
+    done
+}
+
+describe_status() {
+    local rc=$1
+    if ((rc > 128)); then
+        printf ' (signal %s)' "$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+    fi
+}
+
+# stop_all - SIGTERM every live spawned process (reverse start order), give
+# it a few seconds, then SIGKILL. Reports a non-zero exit status.
+stop_all() {
+    local i pid rc t
+    for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${BENCH_PIDS[$i]}
+        [[ -z "$pid" ]] && continue
+        BENCH_PIDS[i]=""
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for ((t = 0; t < 50; t++)); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            if kill -0 "$pid" 2>/dev/null; then
+                warn "${BENCH_PID_NAMES[$i]} (pid $pid) ignored SIGTERM for 5s; SIGKILL"
+                kill -KILL "$pid" 2>/dev/null || true
+            fi
+        fi
+        rc=0
+        wait "$pid" 2>/dev/null || rc=$?
+        if ((rc != 0)); then
+            warn "${BENCH_PID_NAMES[$i]} (pid $pid) exit status $rc$(describe_status "$rc")"
+        fi
+    done
+}
+
+# wait_http URL PID [TRIES] - wait until URL answers 200 (10 tries a second);
+# fail early if PID exits.
+wait_http() {
+    local url=$1 pid=$2 tries=${3:-100} code i
+    for ((i = 0; i < tries; i++)); do
+        kill -0 "$pid" 2>/dev/null || { check_alive; die "pid $pid gone"; }
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" 2>/dev/null || true)
+        [[ "$code" == 200 ]] && return 0
+        sleep 0.1
+    done
+    die "$url did not answer 200 within $((tries / 10))s (last status: ${code:-none})"
+}

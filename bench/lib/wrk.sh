@@ -1,0 +1,54 @@
+# shellcheck shell=bash
+# bench/lib/wrk.sh - run wrk with the shared settings and parse its output.
+
+# wrk settings shared by every target of a run (env overridable).
+WRK_THREADS=${BENCH_THREADS:-1}
+WRK_CONNS=${BENCH_CONNS:-64}
+WRK_DURATION=${BENCH_DURATION:-10}      # seconds
+WRK_WARMUP=${BENCH_WARMUP:-2}           # seconds per target before round 1; 0 = none
+
+wrk_settings() {
+    printf 'wrk -t%s -c%s -d%ss --latency' "$WRK_THREADS" "$WRK_CONNS" "$WRK_DURATION"
+}
+
+# run_wrk URL OUTFILE [DURATION] - one bounded wrk run on the client CPU,
+# raw output kept in OUTFILE.
+run_wrk() {
+    local url=$1 out=$2 dur=${3:-$WRK_DURATION}
+    timeout --kill-after=5 $((dur + 30)) \
+        "${PIN_CLIENT[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${dur}s" --latency "$url" \
+        >"$out" 2>&1 || {
+        cat "$out" >&2
+        die "wrk failed against $url (output above)"
+    }
+}
+
+# parse_wrk OUTFILE - sets WRK_RPS, WRK_P50_MS, WRK_P99_MS, WRK_REQUESTS,
+# WRK_NON2XX (count) and WRK_SOCKERR (connect+read+write+timeout).
+parse_wrk() {
+    local f=$1 line
+    line=$(awk '
+        function ms(v) {   # "812.00us" | "1.23ms" | "2.01s" | "1.00m" -> milliseconds
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+            if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
+            return "nan"
+        }
+        /Latency Distribution/ { dist = 1; next }
+        dist && $1 == "50%" { p50 = ms($2) }
+        dist && $1 == "99%" { p99 = ms($2); dist = 0 }
+        / requests in / { reqs = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /Socket errors:/ { gsub(/,/, ""); sock = $4 + $6 + $8 + $10 }
+        /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        END {
+            printf "%s %s %s %s %d %d\n", (rps == "" ? "nan" : rps), (p50 == "" ? "nan" : p50),
+                (p99 == "" ? "nan" : p99), (reqs == "" ? 0 : reqs), non2xx, sock
+        }' "$f")
+    read -r WRK_RPS WRK_P50_MS WRK_P99_MS WRK_REQUESTS WRK_NON2XX WRK_SOCKERR <<<"$line"
+    [[ "$WRK_RPS" != nan && "$WRK_P99_MS" != nan ]] || {
+        cat "$f" >&2
+        die "could not parse wrk output in $f (above)"
+    }
+}

@@ -1,0 +1,386 @@
+"""Helpers shared by strata's integration tests: ports, waiting, an HTTP
+client for ordinary requests, a raw-socket client for malformed, pipelined and
+slow cases, config rendering and the running-strata handle."""
+
+import http.client
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+HOST = "127.0.0.1"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout=5.0, interval=0.02, msg=None):
+    """Poll cond() until it returns a truthy value; return it, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - the condition may fail while not ready
+            last_exc = e
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_exc!r})" if last_exc else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for "
+                                 f"{msg or getattr(cond, '__name__', 'condition')}{detail}")
+        time.sleep(interval)
+
+
+# ---- responses ------------------------------------------------------------
+
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: list  # [(name, value)]
+    body: bytes
+    version: str = "HTTP/1.1"
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def request(port, method="GET", path="/", body=None, headers=None, timeout=5.0):
+    """One request on a new connection (http.client); returns a Response."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, r.reason, r.getheaders(), data,
+                        "HTTP/1.1" if r.version == 11 else "HTTP/1.0")
+    finally:
+        conn.close()
+
+
+def get(port, path, headers=None, timeout=5.0):
+    return request(port, "GET", path, headers=headers, timeout=timeout)
+
+
+# ---- raw client -------------------------------------------------------------
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class RawConn:
+    """A raw TCP client: send bytes, read responses with a deadline."""
+
+    def __init__(self, port, timeout=5.0):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.buf = b""
+        self.eof = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def readable(self, timeout=0.0):
+        if self.buf:
+            return True
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        return bool(r)
+
+    def _fill(self, deadline):
+        """Read more into buf; False on EOF/reset. Raises TimeoutError at deadline."""
+        if self.eof:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("deadline reached while reading response")
+        r, _, _ = select.select([self.sock], [], [], remaining)
+        if not r:
+            raise TimeoutError("deadline reached while reading response")
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def _until(self, sep, deadline):
+        while True:
+            i = self.buf.find(sep)
+            if i >= 0:
+                out, self.buf = self.buf[:i], self.buf[i + len(sep):]
+                return out
+            if not self._fill(deadline):
+                raise ConnectionClosed(f"connection closed; got {self.buf[:200]!r}")
+
+    def _exactly(self, n, deadline):
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                raise ConnectionClosed(f"connection closed after {len(self.buf)} of {n} bytes")
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_response(self, timeout=5.0, head_request=False):
+        """Read one response (an interim 1xx is returned as its own Response)."""
+        deadline = time.monotonic() + timeout
+        try:
+            head = self._until(b"\r\n\r\n", deadline).decode("latin-1")
+        except ConnectionClosed:
+            raise ConnectionClosed(f"connection closed before a response head; got {self.buf[:200]!r}")
+        lines = head.split("\r\n")
+        version, status, *reason = lines[0].split(" ", 2)
+        status = int(status)
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append((name, value.strip()))
+        resp = Response(status, reason[0] if reason else "", headers, b"", version)
+        if head_request or status in (204, 304) or 100 <= status < 200:
+            return resp
+        te = (resp.header("Transfer-Encoding") or "").lower()
+        cl = resp.header("Content-Length")
+        if "chunked" in te:
+            parts = []
+            while True:
+                size = int(self._until(b"\r\n", deadline).split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self._until(b"\r\n", deadline) != b"":
+                        pass
+                    break
+                parts.append(self._exactly(size, deadline))
+                if self._exactly(2, deadline) != b"\r\n":
+                    raise AssertionError("bad chunk framing from strata")
+            resp.body = b"".join(parts)
+        elif cl is not None:
+            resp.body = self._exactly(int(cl), deadline)
+        else:
+            while self._fill(deadline):
+                pass
+            resp.body, self.buf = self.buf, b""
+        return resp
+
+    def read_final(self, timeout=5.0, head_request=False):
+        """Read responses, skipping interim 1xx ones; return the final one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.read_response(max(0.01, deadline - time.monotonic()), head_request)
+            if r.status >= 200:
+                return r
+
+    def is_closed(self, timeout=3.0):
+        """True if the peer closes (EOF or reset) within timeout with no further data."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.buf:
+                return False
+            try:
+                if not self._fill(deadline):
+                    return True
+            except TimeoutError:
+                return False
+
+
+def req_bytes(method, path, headers=(), body=b"", host="strata.test"):
+    """Serialise a request; headers is a list of (name, value)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def chunk(data):
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+# ---- config ------------------------------------------------------------------
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_.%-]+$")
+
+
+def yval(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k}: {yval(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(yval(x) for x in v) + "]"
+    s = str(v)
+    return s if _PLAIN.match(s) and s not in ("true", "false", "null", "yes", "no") else json.dumps(s)
+
+
+DEFAULT_LIMITS = {"max_header_bytes": "8KiB", "max_body": "2MiB",
+                  "header_timeout": "1s", "idle_timeout": "5s"}
+
+
+def default_upstreams(origin_addr, down_addr):
+    return {
+        "origin": {"servers": [origin_addr], "connect_timeout": "500ms",
+                   "timeout": "1s", "keepalive": 8},
+        "down": {"servers": [down_addr], "connect_timeout": "500ms", "timeout": "1s"},
+    }
+
+
+DEFAULT_ROUTES = [
+    {"match": "/down/*", "upstream": "down", "strategy": "bypass"},
+    {"match": "/*", "upstream": "origin", "strategy": "bypass"},
+]
+
+
+def render_config(port, admin_port, upstreams, routes, limits=None, workers=2, extra=""):
+    out = [f'listen: "{HOST}:{port}"',
+           f"workers: {workers}",
+           f'admin: {{ listen: "{HOST}:{admin_port}" }}']
+    lim = dict(DEFAULT_LIMITS)
+    lim.update(limits or {})
+    out.append(f"limits: {yval(lim)}")
+    if extra:
+        out.append(extra.rstrip("\n"))
+    out.append("upstreams:")
+    for name, u in upstreams.items():
+        out.append(f"  {name}: {yval(u)}")
+    out.append("routes:")
+    for r in routes:
+        out.append(f"  - {yval(r)}")
+    return "\n".join(out) + "\n"
+
+
+# ---- the running server -------------------------------------------------------
+
+class Strata:
+    def __init__(self, binary, workdir, origin_addr, down_addr, name="strata"):
+        self.binary = binary
+        self.workdir = workdir
+        self.origin_addr = origin_addr
+        self.down_addr = down_addr
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.config_path = str(workdir / f"{name}.yaml")
+        self.err_path = str(workdir / f"{name}.stderr")
+        self.out_path = str(workdir / f"{name}.stdout")
+        self.proc = None
+        self.stopped = False
+
+    def render(self, routes=None, upstreams=None, limits=None, workers=2, extra=""):
+        return render_config(self.port, self.admin_port,
+                             upstreams or default_upstreams(self.origin_addr, self.down_addr),
+                             routes if routes is not None else DEFAULT_ROUTES,
+                             limits, workers, extra)
+
+    def start(self, config_text, ready_timeout=10.0):
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        if not os.path.exists(self.binary):
+            raise AssertionError(f"strata binary not found at {self.binary} "
+                                 "(build with `meson setup build && ninja -C build`)")
+        self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
+                                     stdout=open(self.out_path, "wb"),
+                                     stderr=open(self.err_path, "wb"),
+                                     stdin=subprocess.DEVNULL)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"strata exited early with {self.proc.returncode}; "
+                                     f"log:\n{self.log()[-3000:]}")
+            try:
+                return self.admin_get("/healthz", timeout=0.5).status == 200
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + ready_timeout
+        while not ready():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"strata not healthy within {ready_timeout}s; "
+                                     f"log:\n{self.log()[-3000:]}")
+            time.sleep(0.02)
+        return self
+
+    def log(self):
+        text = ""
+        for p in (self.err_path, self.out_path):
+            try:
+                with open(p, "rb") as f:
+                    text += f.read().decode("utf-8", "replace")
+            except FileNotFoundError:
+                pass
+        return text
+
+    def rss_kb(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def reload(self, config_text):
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(config_text)
+        os.replace(tmp, self.config_path)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def admin_get(self, path, timeout=2.0):
+        return request(self.admin_port, "GET", path, timeout=timeout)
+
+    def stats(self):
+        r = self.admin_get("/stats")
+        assert r.status == 200, f"/stats answered {r.status}"
+        return r.json()
+
+    def get(self, path, headers=None, timeout=5.0):
+        return get(self.port, path, headers=headers, timeout=timeout)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self, sig=signal.SIGTERM, timeout=10.0):
+        """Signal and wait; returns the exit code (kills -9 and fails after timeout)."""
+        self.stopped = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"strata did not exit within {timeout}s of signal {sig}; "
+                                 f"log tail:\n{self.log()[-3000:]}")
+
+
+def assert_still_serving(s, path="/echo"):
+    """A normal GET on a NEW connection still succeeds after an error case."""
+    r = s.get(f"{path}?still=serving")
+    assert r.status == 200, f"follow-up GET {path} answered {r.status}: {r.body[:200]!r}"
+    assert r.json()["path"] == path
+    assert s.alive(), "strata died"

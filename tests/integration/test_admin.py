@@ -1,0 +1,86 @@
+"""Admin listener: health endpoints, /stats counters, /metrics."""
+
+import re
+
+from harness import RawConn, req_bytes, wait_until
+
+
+def test_healthz(strata):
+    s = strata()
+    r = s.admin_get("/healthz")
+    assert r.status == 200
+    assert r.json() == {"status": "ok"}
+
+
+def test_readiness_and_health_aliases(strata):
+    s = strata()
+    for path in ("/readyz", "/health/live", "/health/ready", "/health"):
+        assert s.admin_get(path).status == 200, path
+
+
+def test_stats_count_requests_responses_and_origin(origin, strata):
+    s = strata()
+    for i in range(3):
+        assert s.get(f"/json/{i}").status == 200
+    assert s.get("/down/x").status == 502
+
+    def settled():
+        st = s.stats()
+        return st if st["requests"] == 4 and st["responses"]["5xx"] == 1 else None
+
+    try:
+        st = wait_until(settled, 2, msg="stats to show 4 requests and one 5xx")
+    except AssertionError:
+        st = s.stats()
+    assert st["requests"] == 4, st
+    assert {k: st["responses"][k] for k in ("1xx", "2xx", "3xx", "4xx", "5xx")} == \
+        {"1xx": 0, "2xx": 3, "3xx": 0, "4xx": 0, "5xx": 1}, st["responses"]
+    assert st["origin"]["requests"] >= 3, st["origin"]
+    assert st["origin"]["errors"] >= 1, st["origin"]
+    assert st["origin"]["timeouts"] == 0, st["origin"]
+    assert origin.total() == 3
+
+
+def test_stats_count_origin_timeouts(origin, strata):
+    s = strata()
+    assert s.get("/hang").status == 504
+    st = wait_until(lambda: (st := s.stats())["origin"]["timeouts"] >= 1 and st, 2,
+                    msg="origin.timeouts >= 1")
+    assert st["responses"]["5xx"] == 1
+
+
+def test_stats_open_connections(origin, strata):
+    s = strata()
+    base = s.stats()["connections"]["open"]
+    conns = []
+    for i in range(2):
+        c = RawConn(s.port)
+        c.send(req_bytes("GET", f"/echo?c={i}"))
+        assert c.read_response().status == 200  # so strata has surely accepted it
+        conns.append(c)
+    wait_until(lambda: s.stats()["connections"]["open"] == base + 2, 2,
+               msg=f"connections.open == {base + 2}")
+    for c in conns:
+        c.close()
+    wait_until(lambda: s.stats()["connections"]["open"] == base, 3,
+               msg=f"connections.open back to {base}")
+
+
+def _metric(text, name, labels=None):
+    lab = re.escape("{" + labels + "}") if labels else ""
+    m = re.search(rf"^{re.escape(name)}{lab}\s+([0-9.eE+-]+)\s*$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_metrics_prometheus_text(origin, strata):
+    s = strata()
+    for _ in range(2):
+        assert s.get("/echo").status == 200
+    assert s.get("/down/x").status == 502
+    r = s.admin_get("/metrics")
+    assert r.status == 200
+    assert (r.header("Content-Type") or "").startswith("text/plain")
+    text = r.body.decode()
+    assert _metric(text, "strata_requests_total") == 3, text[:2000]
+    assert _metric(text, "strata_responses_total", 'class="2xx"') == 2, text[:2000]
+    assert _metric(text, "strata_responses_total", 'class="5xx"') == 1, text[:2000]

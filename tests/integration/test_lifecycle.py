@@ -1,0 +1,159 @@
+"""Process lifecycle: SIGHUP reload (good and bad files), graceful SIGTERM with
+a request in flight, and the CLI (--check, --version)."""
+
+import re
+import signal
+import subprocess
+import threading
+
+import pytest
+
+from harness import assert_still_serving, default_upstreams, free_port, get, wait_until
+
+ORIGIN_ONLY = [{"match": "/*", "upstream": "origin", "strategy": "bypass"}]
+
+
+def test_reload_moves_prefix_to_other_upstream(origin, strata):
+    s = strata(routes=[{"match": "/new/*", "upstream": "down", "strategy": "bypass"}]
+               + ORIGIN_ONLY)
+    assert s.get("/new/x").status == 502
+    s.reload(s.render(routes=[{"match": "/new/*", "upstream": "origin", "strategy": "bypass"}]
+                      + ORIGIN_ONLY))
+    wait_until(lambda: s.get("/new/x").status == 200, 5, msg="reloaded route to serve 200")
+    for _ in range(6):  # new connections land on either worker: all must have the new config
+        assert s.get("/new/x").status == 200
+    assert origin.count("/new/x") >= 7
+    assert s.alive()
+
+
+def test_reload_adds_route(origin, strata):
+    api = [{"match": "/api/*", "upstream": "origin", "strategy": "bypass"}]
+    s = strata(routes=api)
+    assert s.get("/other/y").status == 404
+    s.reload(s.render(routes=api + [{"match": "/other/*", "upstream": "origin",
+                                     "strategy": "bypass"}]))
+    wait_until(lambda: s.get("/other/y").status == 200, 5, msg="new route to serve 200")
+    assert origin.count("/other/y") >= 1
+
+
+def test_reload_with_bad_config_keeps_old_one(origin, strata):
+    s = strata()
+    good = s.render()
+    assert good.splitlines()[1].startswith("workers: ")
+    lines = good.splitlines()
+    lines[1] = "workers: 2: 3"  # YAML syntax error on line 2
+    bad = "\n".join(lines).replace('"/*"', '"/nope/*"') + "\n"
+    s.reload(bad)
+    where = re.compile(re.escape(s.config_path) + r":2\b")
+    wait_until(lambda: where.search(s.log()), 5, msg=f"log to mention {s.config_path}:2")
+    assert s.alive(), "strata exited on a bad reload"
+    assert_still_serving(s)  # the old catch-all route still serves
+    # and a later good reload still takes effect
+    s.reload(s.render(routes=[{"match": "/echo", "upstream": "down", "strategy": "bypass"}]
+                      + ORIGIN_ONLY))
+    wait_until(lambda: s.get("/echo").status == 502, 5, msg="good reload after a bad one")
+
+
+def test_sigterm_finishes_in_flight_request_and_exits_0(origin, strata, down_port):
+    ups = default_upstreams(origin.addr, f"127.0.0.1:{down_port}")
+    ups["origin"]["timeout"] = "5s"
+    s = strata(upstreams=ups)
+    result = {}
+
+    def slow():
+        try:
+            result["r"] = get(s.port, "/delay/1500", timeout=10)
+        except Exception as e:  # noqa: BLE001 - reported below
+            result["e"] = e
+
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_until(lambda: origin.count("/delay/1500") == 1, 3, msg="request to reach the origin")
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(10)
+    assert "e" not in result, f"in-flight request failed: {result.get('e')!r}"
+    assert result["r"].status == 200
+    assert result["r"].body == b"delayed 1500\n"
+    s.stopped = True  # no second signal from the fixture: this one must suffice
+    try:
+        rc = s.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        s.proc.kill()
+        s.proc.wait()
+        raise AssertionError("strata did not exit within 10 s of SIGTERM")
+    assert rc == 0, f"exit code {rc}; log tail:\n{s.log()[-2000:]}"
+
+
+def test_sigint_exits_0(strata):
+    s = strata()
+    assert s.terminate(sig=signal.SIGINT) == 0
+
+
+# ---- CLI ---------------------------------------------------------------------
+
+CHECK_BASE = """\
+listen: "127.0.0.1:{port}"
+workers: 1
+admin:
+  listen: "127.0.0.1:{admin}"
+upstreams:
+  origin:
+    servers: ["127.0.0.1:9"]
+    connect_timeout: 500ms
+    timeout: 1s
+routes:
+  - match: "/*"
+    upstream: origin
+    strategy: bypass
+"""
+
+
+def run_cli(binary, *args):
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=10)
+
+
+def write_check_config(tmp_path, text):
+    p = tmp_path / "check.yaml"
+    p.write_text(text.format(port=free_port(), admin=free_port()))
+    return str(p)
+
+
+def test_check_good_config(strata_bin, tmp_path):
+    path = write_check_config(tmp_path, CHECK_BASE)
+    p = run_cli(strata_bin, "--check", "-c", path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "ok" in (p.stdout + p.stderr).split(), f"no 'ok' printed: {p.stdout!r} {p.stderr!r}"
+
+
+def _lines(text):
+    return text.splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("case", ["unknown-key", "bad-unit", "undefined-upstream", "syntax"])
+def test_check_bad_config_reports_file_line_col(strata_bin, tmp_path, case):
+    lines = _lines(CHECK_BASE)
+    if case == "unknown-key":
+        lines.insert(9, "    colour: blue\n")  # becomes line 10
+        want = 10
+    elif case == "bad-unit":
+        lines[7] = "    connect_timeout: 5parsecs\n"
+        want = 8
+    elif case == "undefined-upstream":
+        lines[11] = "    upstream: nowhere\n"
+        want = 12
+    else:
+        lines[1] = "workers: 1: 2\n"
+        want = 2
+    path = write_check_config(tmp_path, "".join(lines))
+    p = run_cli(strata_bin, "--check", "-c", path)
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, f"exit {p.returncode}; output: {out!r}"
+    diag = re.findall(rf"^{re.escape(path)}:(\d+):(\d+): \S.*$", out, re.M)
+    assert diag, f"no FILE:LINE:COL: message lines in {out!r}"
+    assert want in [int(line) for line, _ in diag], f"want line {want}; output: {out!r}"
+
+
+def test_version(strata_bin):
+    p = run_cli(strata_bin, "--version")
+    assert p.returncode == 0
+    assert re.search(r"\d+\.\d+\.\d+", p.stdout + p.stderr), repr(p.stdout + p.stderr)
