@@ -75,7 +75,7 @@ static void on_write(uv_write_t *req, int status)
 }
 
 static void respond(struct admin_conn *c, int status, const char *ctype, struct st_sb *body,
-                    bool keep_alive)
+                    bool keep_alive, bool head_only)
 {
     struct st_sb sb;
     st_sb_init(&sb, body->len + 256);
@@ -83,7 +83,8 @@ static void respond(struct admin_conn *c, int status, const char *ctype, struct 
                     "Cache-Control: no-store\r\nConnection: %s\r\n\r\n",
                status, st_http_reason(status), ctype, body->len,
                keep_alive ? "keep-alive" : "close");
-    st_sb_add(&sb, body->p, body->len);
+    if (!head_only)
+        st_sb_add(&sb, body->p, body->len);
     size_t len;
     char *p = st_sb_take(&sb, &len);
     struct st_wreq *w = st_wreq_new();
@@ -155,9 +156,7 @@ static void handle(struct admin_conn *c, llhttp_t *p)
         status = 404;
         st_sb_adds(&body, "{\"error\":\"no such admin endpoint\"}\n");
     }
-    if (p->method == HTTP_HEAD)
-        body.len = 0;
-    respond(c, status, json, &body, keep_alive);
+    respond(c, status, json, &body, keep_alive, p->method == HTTP_HEAD);
     st_sb_finish(&body);
 }
 
@@ -183,7 +182,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         struct st_sb body;
         st_sb_init(&body, 64);
         st_sb_adds(&body, "{\"error\":\"malformed request\"}\n");
-        respond(c, 400, "application/json", &body, false);
+        respond(c, 400, "application/json", &body, false, false);
         st_sb_finish(&body);
         uv_read_stop(s);
     }

@@ -218,6 +218,21 @@ def test_hop_by_hop_headers_not_forwarded(origin, strata):
         assert "x-secret" not in v.lower()
 
 
+def test_hop_by_hop_headers_not_returned_to_client(origin, strata):
+    origin.script("/hoppy", lambda req: (200, [("Connection", "X-Origin-Secret"),
+                                              ("X-Origin-Secret", "1"),
+                                              ("Keep-Alive", "timeout=99"),
+                                              ("X-Fine", "yes")], b"hoppy"))
+    s = strata()
+    r = s.get("/hoppy")
+    assert r.status == 200 and r.body == b"hoppy"
+    assert r.header("X-Fine") == "yes"
+    assert r.header("X-Origin-Secret") is None
+    assert r.header("Keep-Alive") is None
+    for v in r.header_all("Connection"):
+        assert "x-origin-secret" not in v.lower()
+
+
 def test_forwarding_headers_added(origin, strata):
     s = strata()
     with RawConn(s.port) as c:

@@ -105,6 +105,19 @@ def test_content_length_with_transfer_encoding_is_400(origin, strata):
     assert_still_serving(s)
 
 
+@pytest.mark.parametrize("raw", [
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
+    b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+], ids=["conflicting-content-length", "bad-chunk-size"])
+def test_bad_body_framing_is_400(origin, strata, raw):
+    s = strata()
+    with RawConn(s.port) as c:
+        c.send(raw)
+        assert_error_and_closed(c, 400)
+    assert origin.count("/echo") == 0
+    assert_still_serving(s)
+
+
 def test_no_route_is_404(origin, strata):
     s = strata(routes=[{"match": "/api/*", "upstream": "origin", "strategy": "bypass"}])
     r = s.get("/other")
