@@ -66,6 +66,7 @@ struct st_tier {
     unsigned jitter_pct; /* 0..100 */
     uint64_t stale_while_revalidate_ms;
     uint64_t stale_if_error_ms;
+    unsigned stats_slot; /* assigned by the server: the tier's counters in /stats */
 };
 
 struct st_upstream_cfg {
@@ -75,6 +76,7 @@ struct st_upstream_cfg {
     uint64_t connect_timeout_ms; /* default 1s */
     uint64_t timeout_ms;         /* default 10s: response head, and max gap between reads */
     unsigned keepalive;          /* idle connections kept per worker; default 64 */
+    unsigned stats_slot;         /* assigned by the server: latency histogram in /stats */
 };
 
 enum st_key_query {
@@ -104,6 +106,7 @@ struct st_route_cfg {
         unsigned max_retries;    /* default 8 */
     } write_behind;
     unsigned line; /* line of the route in the file (0 for -b mode) */
+    unsigned stats_slot; /* assigned by the server: the route's counters in /stats */
 };
 
 struct st_limits {

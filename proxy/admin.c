@@ -8,11 +8,15 @@
  */
 #include "admin.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <llhttp.h>
 
+#include "admin_stats.h"
 #include "alloc.h"
+#include "cache.h"
+#include "invalidate.h"
 #include "buf.h"
 #include "http.h"
 #include "log.h"
@@ -21,6 +25,7 @@
 #include "stats.h"
 
 #define ADMIN_MAX_HEAD (16 * 1024)
+#define ADMIN_MAX_BODY (64 * 1024)
 
 struct st_admin {
     uv_tcp_t listener;
@@ -34,6 +39,9 @@ struct admin_conn {
     struct admin_conn *prev, *next;
     llhttp_t parser;
     struct st_sb url;
+    struct st_sb auth; /* Authorization header value */
+    struct st_sb body;
+    bool in_auth;      /* the header being parsed is Authorization */
     size_t head_bytes;
     char rbuf[8192];
     unsigned writes; /* in flight */
@@ -47,6 +55,8 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct admin_conn *c = h->data;
     st_sb_finish(&c->url);
+    st_sb_finish(&c->auth);
+    st_sb_finish(&c->body);
     free(c);
 }
 
@@ -102,30 +112,91 @@ static void respond(struct admin_conn *c, int status, const char *ctype, struct 
     c->writes++;
 }
 
-static void stats_json(struct st_server *srv, struct st_sb *out)
-{
-    uint64_t v[ST_STAT__COUNT];
-    st_server_stats(srv, v);
-    st_sb_addf(out, "{\"version\":\"%s\",\"uptime_ms\":%llu,", ST_VERSION,
-               (unsigned long long)st_server_uptime_ms(srv));
-    st_stats_render_json(out, v);
-    st_sb_adds(out, "}\n");
-}
-
-static void stats_prometheus(struct st_server *srv, struct st_sb *out)
-{
-    uint64_t v[ST_STAT__COUNT];
-    st_server_stats(srv, v);
-    st_stats_render_prometheus(out, v);
-    st_sb_addf(out, "# HELP strata_uptime_seconds Seconds since start\n"
-                    "# TYPE strata_uptime_seconds gauge\nstrata_uptime_seconds %.3f\n",
-               (double)st_server_uptime_ms(srv) / 1000.0);
-}
-
 static bool path_is(const struct st_sb *url, const char *path)
 {
     size_t n = strcspn(url->p, "?");
     return strlen(path) == n && strncmp(url->p, path, n) == 0;
+}
+
+/*
+ * The string value of "name" in a flat JSON object (no nesting needed:
+ * {"key":"/p"}). Handles the escapes \" \\ \/; returns false when absent
+ * or malformed.
+ */
+static bool json_string_member(const char *js, const char *name, struct st_sb *out)
+{
+    char pat[32];
+    snprintf(pat, sizeof(pat), "\"%s\"", name);
+    const char *p = strstr(js, pat);
+    if (!p)
+        return false;
+    p += strlen(pat);
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    if (*p++ != ':')
+        return false;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    if (*p++ != '"')
+        return false;
+    for (; *p && *p != '"'; p++) {
+        if (*p == '\\') {
+            p++;
+            if (*p != '"' && *p != '\\' && *p != '/')
+                return false;
+        }
+        st_sb_add(out, p, 1);
+    }
+    return *p == '"' && out->len > 0;
+}
+
+static bool token_ok(struct admin_conn *c)
+{
+    struct st_cfg_ref *r = st_server_config(c->admin->srv);
+    const char *token = r->cfg->admin_token;
+    bool ok = true;
+    if (token && token[0]) {
+        size_t tl = strlen(token);
+        ok = c->auth.len == tl + 7 && strncmp(c->auth.p, "Bearer ", 7) == 0;
+        unsigned char diff = 0; /* compare without an early exit */
+        for (size_t i = 0; ok && i < tl; i++)
+            diff |= (unsigned char)(c->auth.p[7 + i] ^ token[i]);
+        ok = ok && diff == 0;
+    }
+    st_cfg_ref_put(r);
+    return ok;
+}
+
+/* POST /invalidate {"key"|"prefix"|"tag": "..."} -> {"invalidated":N} */
+static int invalidate(struct admin_conn *c, struct st_sb *out)
+{
+    if (!token_ok(c)) {
+        st_sb_adds(out, "{\"error\":\"missing or wrong bearer token\"}\n");
+        return 401;
+    }
+    static const struct {
+        const char *name;
+        enum st_inval_kind kind;
+    } kinds[] = {{"key", ST_INVAL_URI}, {"prefix", ST_INVAL_PREFIX}, {"tag", ST_INVAL_TAG}};
+    struct st_sb v;
+    st_sb_init(&v, 64);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        v.len = 0;
+        if (!json_string_member(c->body.p, kinds[i].name, &v))
+            continue;
+        if (kinds[i].kind != ST_INVAL_TAG && v.p[0] != '/')
+            break;
+        struct st_server *srv = c->admin->srv;
+        size_t n = st_invalidate(st_server_cache(srv), st_server_main_stats(srv), kinds[i].kind,
+                                 v.p, v.len);
+        st_sb_addf(out, "{\"invalidated\":%zu}\n", n);
+        st_sb_finish(&v);
+        return 200;
+    }
+    st_sb_finish(&v);
+    st_sb_adds(out, "{\"error\":\"expected {\\\"key\\\":\\\"/path\\\"}, "
+                    "{\\\"prefix\\\":\\\"/path/\\\"} or {\\\"tag\\\":\\\"t\\\"}\"}\n");
+    return 400;
 }
 
 static void handle(struct admin_conn *c, llhttp_t *p)
@@ -148,10 +219,12 @@ static void handle(struct admin_conn *c, llhttp_t *p)
             st_sb_adds(&body, "{\"status\":\"ready\"}\n");
         }
     } else if (get && path_is(&c->url, "/stats")) {
-        stats_json(srv, &body);
+        st_admin_stats_json(srv, &body);
     } else if (get && path_is(&c->url, "/metrics")) {
-        stats_prometheus(srv, &body);
+        st_admin_stats_prometheus(srv, &body);
         json = "text/plain; version=0.0.4";
+    } else if (p->method == HTTP_POST && path_is(&c->url, "/invalidate")) {
+        status = invalidate(c, &body);
     } else {
         status = 404;
         st_sb_adds(&body, "{\"error\":\"no such admin endpoint\"}\n");
@@ -198,6 +271,8 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_tcp_init(listener->loop, &c->tcp);
     c->tcp.data = c;
     st_sb_init(&c->url, 64);
+    st_sb_init(&c->auth, 64);
+    st_sb_init(&c->body, 64);
     llhttp_init(&c->parser, HTTP_REQUEST, &admin_settings);
     c->parser.data = c;
     c->next = a->conns;
@@ -242,7 +317,18 @@ static int on_message_begin(llhttp_t *p)
 {
     struct admin_conn *c = p->data;
     c->url.len = 0;
+    c->auth.len = 0;
+    c->body.len = 0;
     c->head_bytes = 0;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct admin_conn *c = p->data;
+    if (c->body.len + len > ADMIN_MAX_BODY)
+        return -1;
+    st_sb_add(&c->body, at, len);
     return 0;
 }
 
@@ -254,10 +340,19 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return c->head_bytes > ADMIN_MAX_HEAD ? -1 : 0;
 }
 
-static int on_header_piece(llhttp_t *p, const char *at, size_t len)
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct admin_conn *c = p->data;
-    (void)at;
+    c->in_auth = st_name_eq(at, len, "authorization");
+    c->head_bytes += len;
+    return c->head_bytes > ADMIN_MAX_HEAD ? -1 : 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct admin_conn *c = p->data;
+    if (c->in_auth)
+        st_sb_add(&c->auth, at, len);
     c->head_bytes += len;
     return c->head_bytes > ADMIN_MAX_HEAD ? -1 : 0;
 }
@@ -272,7 +367,8 @@ static int on_message_complete(llhttp_t *p)
 static const llhttp_settings_t admin_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
-    .on_header_field = on_header_piece,
-    .on_header_value = on_header_piece,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_body = on_body,
     .on_message_complete = on_message_complete,
 };

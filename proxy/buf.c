@@ -63,6 +63,8 @@ struct st_wreq *st_wreq_new(void)
     w->nrefs = 0;
     w->bytes = 0;
     w->owned = NULL;
+    w->held = NULL;
+    w->release = NULL;
     w->small_used = 0;
     w->req.data = NULL;
     return w;
@@ -75,6 +77,8 @@ void st_wreq_free(struct st_wreq *w)
     for (unsigned i = 0; i < w->nrefs; i++)
         st_rbuf_unref(w->refs[i]);
     free(w->owned);
+    if (w->held)
+        w->release(w->held);
     free(w);
 }
 
@@ -129,6 +133,13 @@ void st_wreq_add_owned(struct st_wreq *w, char *p, size_t len)
 void st_wreq_add_static(struct st_wreq *w, const char *p, size_t len)
 {
     add_buf(w, p, len);
+}
+
+void st_wreq_hold(struct st_wreq *w, void *obj, void (*release)(void *))
+{
+    ST_CHECK(w->held == NULL);
+    w->held = obj;
+    w->release = release;
 }
 
 void st_sb_init(struct st_sb *sb, size_t cap)

@@ -52,6 +52,8 @@ struct st_wreq {
     uv_buf_t bufs[ST_WREQ_MAX_BUFS];
     struct st_rbuf *refs[ST_WREQ_MAX_BUFS];
     char *owned; /* heap block freed with the wreq */
+    void *held;  /* an object kept alive while the write is in flight */
+    void (*release)(void *held);
     size_t small_used;
     char small[ST_WREQ_SMALL];
 };
@@ -69,6 +71,12 @@ void st_wreq_add_copy(struct st_wreq *w, const char *p, size_t len);
 void st_wreq_add_owned(struct st_wreq *w, char *p, size_t len);
 /* Add bytes that live at least as long as the process (string literals). */
 void st_wreq_add_static(struct st_wreq *w, const char *p, size_t len);
+/*
+ * Keep obj alive until the write completes: release(obj) runs when the wreq
+ * is freed. At most one per wreq; bytes of obj are then added with
+ * st_wreq_add_static.
+ */
+void st_wreq_hold(struct st_wreq *w, void *obj, void (*release)(void *));
 
 struct st_sb {
     char *p; /* owned */

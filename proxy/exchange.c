@@ -21,7 +21,9 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cache.h"
 #include "conn.h"
+#include "freshness.h"
 #include "log.h"
 #include "router.h"
 #include "strategy.h"
@@ -50,20 +52,66 @@ struct st_exchange {
     struct st_upconn *up;
     struct st_wreq **body_q; /* pieces waiting for the origin connection */
     size_t n_body_q, cap_body_q;
+    /* strategy */
+    const struct st_fetch_hooks *hooks;
+    void *hook_arg;
+    bool has_rv;
+    struct st_revalidate rv;
+    bool absorb;     /* the origin's answer is not relayed */
+    bool background; /* no client: a refresh */
+    bool parked;
+    int depth;        /* inside a strategy hook: finish() defers the free */
+    bool free_pending;
+    struct st_headers own_headers; /* a background copy's request headers */
+    char *own_target;
     /* response */
     const char *cache_status;
+    char cache_status_buf[192];
     int status;
     enum st_framing framing;
     bool keep_alive;
+    bool from_cache;
     struct st_wreq *out; /* batch toward the client */
     uint64_t bytes_out;
+    uint64_t body_bytes;
     uint64_t start_ns;
+    uint64_t origin_start_ns;
 };
 
 static const struct st_upconn_cbs up_cbs;
 
+static void free_exchange(struct st_exchange *x)
+{
+    for (size_t i = 0; i < x->n_body_q; i++)
+        st_wreq_free(x->body_q[i]);
+    free(x->body_q);
+    st_wreq_free(x->out);
+    st_headers_finish(&x->own_headers);
+    free(x->own_target);
+    st_gen_unref(x->gen);
+    free(x);
+}
+
+static void count_route(struct st_exchange *x)
+{
+    if (!x->route)
+        return;
+    struct st_stats *st = &x->w->stats;
+    st_stat_bump(&st->route[x->route->stats_slot][ST_RS_BYTES], x->body_bytes);
+    if (x->route->strategy == ST_STRATEGY_BYPASS)
+        return;
+    st_stat_add(st, ST_STAT_CACHE_BYTES_SENT, x->body_bytes);
+    if (x->from_cache) {
+        st_stat_bump(&st->route[x->route->stats_slot][ST_RS_BYTES_HIT], x->body_bytes);
+        st_stat_add(st, ST_STAT_CACHE_BYTES_HIT, x->body_bytes);
+    }
+}
+
+/* The exchange is over: tell the connection, the hooks, and free (now or after the hook). */
 static void finish(struct st_exchange *x)
 {
+    if (x->phase == PH_DONE)
+        return;
     if (x->conn && x->gen->cfg->log_access) {
         double ms = (double)(uv_hrtime() - x->start_ns) / 1e6;
         st_log_access(x->id, x->client_ip, x->req.method, x->req.target, x->status,
@@ -71,14 +119,31 @@ static void finish(struct st_exchange *x)
                       x->cache_status ? x->cache_status : "");
     }
     x->phase = PH_DONE;
+    count_route(x);
     if (x->conn)
         st_conn_exchange_done(x->conn, x->keep_alive);
-    for (size_t i = 0; i < x->n_body_q; i++)
-        st_wreq_free(x->body_q[i]);
-    free(x->body_q);
-    st_wreq_free(x->out);
-    st_gen_unref(x->gen);
-    free(x);
+    x->conn = NULL;
+    if (x->hooks && x->hooks->on_done) {
+        x->depth++;
+        x->hooks->on_done(x);
+        x->depth--;
+    }
+    if (x->depth > 0) {
+        x->free_pending = true;
+        return;
+    }
+    free_exchange(x);
+}
+
+/* Run after a strategy hook returns: the exchange may have finished inside it. */
+static bool hook_return(struct st_exchange *x)
+{
+    x->depth--;
+    if (x->depth == 0 && x->free_pending) {
+        free_exchange(x);
+        return false;
+    }
+    return x->phase != PH_DONE;
 }
 
 static void flush_out(struct st_exchange *x)
@@ -109,11 +174,18 @@ static void respond_error(struct st_exchange *x, int status)
         st_upconn_abort(x->up);
         x->up = NULL;
     }
-    if (x->phase == PH_RESPONDING) {
+    if (x->phase == PH_DONE)
+        return;
+    if (x->phase == PH_RESPONDING && !x->absorb) {
         /* The head is out: the only honest signal left is closing. */
         if (x->conn)
             st_conn_abort(x->conn);
         x->conn = NULL;
+        finish(x);
+        return;
+    }
+    if (!x->conn) {
+        x->status = status;
         finish(x);
         return;
     }
@@ -151,6 +223,7 @@ static void route_and_run(struct st_exchange *x, const struct st_headers *h)
         respond_error(x, 404);
         return;
     }
+    st_stat_bump(&x->w->stats.route[x->route->stats_slot][ST_RS_REQUESTS], 1);
     const struct st_strategy *s = st_strategy_get(x->route->strategy);
     if (!s) {
         /* Config validation keeps this from happening; fail the one exchange. */
@@ -206,6 +279,16 @@ static void send_head(struct st_exchange *x)
         .chunked = x->chunked,
         .content_length = x->content_length,
     };
+    char ims[30];
+    if (x->has_rv) {
+        fw.replace_conditionals = true;
+        fw.if_none_match = x->rv.etag;
+        fw.if_none_match_len = x->rv.etag_len;
+        if (x->rv.last_modified_ms >= 0) {
+            st_http_date_format(x->rv.last_modified_ms, ims);
+            fw.if_modified_since = ims;
+        }
+    }
     st_http_build_request(&sb, &x->req, &fw);
     size_t len;
     char *p = st_sb_take(&sb, &len);
@@ -229,6 +312,7 @@ static void start_origin(struct st_exchange *x, bool fresh)
     struct st_pool *pool = x->gen->pools[x->route->upstream];
     x->attempts++;
     x->phase = PH_FORWARDING;
+    x->origin_start_ns = uv_hrtime();
     x->up = st_upconn_acquire(pool, &up_cbs, x, fresh, x->id);
     if (x->head_request)
         st_upconn_expect_no_body(x->up);
@@ -243,6 +327,32 @@ static void start_origin(struct st_exchange *x, bool fresh)
 void st_exchange_forward(struct st_exchange *x)
 {
     start_origin(x, false);
+}
+
+void st_exchange_fetch(struct st_exchange *x, const struct st_fetch_hooks *hooks, void *arg,
+                       const struct st_revalidate *rv)
+{
+    x->hooks = hooks;
+    x->hook_arg = arg;
+    x->has_rv = rv != NULL;
+    if (rv)
+        x->rv = *rv;
+    start_origin(x, false);
+}
+
+void *st_exchange_hook_arg(const struct st_exchange *x)
+{
+    return x->hook_arg;
+}
+
+void st_exchange_resume(struct st_exchange *x, int flight_result, int status)
+{
+    const struct st_strategy *s = st_strategy_get(x->route->strategy);
+    x->parked = true;
+    if (s && s->on_resume)
+        s->on_resume(x, flight_result, status);
+    else
+        respond_error(x, 502);
 }
 
 static struct st_wreq *body_piece(struct st_exchange *x, struct st_rbuf *b, const char *p,
@@ -339,6 +449,20 @@ static bool status_has_body(int status)
 static void on_up_head(void *user, const struct st_upstream_head *h)
 {
     struct st_exchange *x = user;
+    st_stats_latency(&x->w->stats, x->gen->cfg->upstreams[x->route->upstream].stats_slot,
+                     (uv_hrtime() - x->origin_start_ns) / 1000);
+    if (x->hooks && x->hooks->on_head) {
+        x->depth++;
+        bool relay = x->hooks->on_head(x, h);
+        if (!hook_return(x))
+            return;
+        if (!relay || x->background) {
+            x->absorb = true;
+            x->phase = PH_RESPONDING;
+            x->status = h->status;
+            return;
+        }
+    }
     struct st_response_info ri = {
         .status = h->status,
         .reason = h->reason,
@@ -376,8 +500,11 @@ static void on_up_head(void *user, const struct st_upstream_head *h)
 static void on_up_body(void *user, struct st_rbuf *b, const char *p, size_t len)
 {
     struct st_exchange *x = user;
-    if (x->framing == ST_FRAME_NONE)
+    if (x->hooks && x->hooks->on_body)
+        x->hooks->on_body(x, p, len);
+    if (x->absorb || x->framing == ST_FRAME_NONE)
         return;
+    x->body_bytes += len;
     if (x->framing != ST_FRAME_CHUNKED) {
         st_wreq_add_slice(out_room(x, 1, 0), b, p, len);
         return;
@@ -402,6 +529,23 @@ static void on_up_end(void *user)
 {
     struct st_exchange *x = user;
     x->up = NULL;
+    if (x->hooks && x->hooks->on_end) {
+        x->depth++;
+        x->hooks->on_end(x);
+        if (!hook_return(x))
+            return;
+    }
+    if (x->absorb) {
+        if (x->background) {
+            finish(x);
+            return;
+        }
+        /* The strategy kept the answer and did not respond: nothing usable came. */
+        st_log(ST_LOG_ERROR, "exchange", x->id, "absorbed origin answer left unanswered");
+        x->phase = PH_FORWARDING;
+        respond_error(x, 502);
+        return;
+    }
     if (x->framing == ST_FRAME_CHUNKED)
         st_wreq_add_static(out_room(x, 1, 0), "0\r\n\r\n", 5);
     flush_out(x);
@@ -418,6 +562,14 @@ static void on_up_error(void *user, int err, bool retryable)
         start_origin(x, true);
         return;
     }
+    if (x->hooks && x->hooks->on_error && (x->phase == PH_FORWARDING || x->absorb)) {
+        x->depth++;
+        bool answered = x->hooks->on_error(x, err);
+        if (!hook_return(x) || answered)
+            return;
+    }
+    if (x->absorb)
+        x->phase = PH_FORWARDING; /* nothing was relayed: an error response is still possible */
     respond_error(x, st_http_status_for_error(err));
 }
 
@@ -428,6 +580,160 @@ static void on_up_drain(void *user)
         x->upload_paused = false;
         st_conn_resume_reading(x->conn);
     }
+}
+
+/* --- answers from the cache --- */
+
+static void release_entry(void *e)
+{
+    st_cache_entry_unref(e);
+}
+
+/* The headers of a 304 (RFC 9110 15.4.5): those a 200 would carry that describe it. */
+static void add_not_modified_head(struct st_sb *sb, const struct st_cache_entry *e)
+{
+    static const char *const keep[] = {"etag", "cache-control", "expires", "vary", "date",
+                                       "content-location", "last-modified", NULL};
+    st_sb_adds(sb, "HTTP/1.1 304 Not Modified\r\n");
+    const char *p = strstr(e->head, "\r\n") + 2, *end = e->head + e->head_len;
+    while (p < end) {
+        const char *eol = strstr(p, "\r\n");
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        for (int i = 0; colon && keep[i]; i++)
+            if (st_name_eq(p, (size_t)(colon - p), keep[i]))
+                st_sb_add(sb, p, (size_t)(eol - p) + 2);
+        p = eol + 2;
+    }
+}
+
+void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, int64_t age_s,
+                             bool not_modified)
+{
+    if (x->up) {
+        st_upconn_abort(x->up);
+        x->up = NULL;
+    }
+    if (!x->conn) {
+        finish(x);
+        return;
+    }
+    x->status = not_modified ? 304 : e->status;
+    x->keep_alive = x->client_keep_alive && !x->w->draining;
+    x->from_cache = true;
+    x->phase = PH_RESPONDING;
+    struct st_wreq *w = out_room(x, 4, 0);
+    char tail[ST_WREQ_SMALL];
+    int n;
+    if (not_modified) {
+        struct st_sb sb;
+        st_sb_init(&sb, 256);
+        add_not_modified_head(&sb, e);
+        size_t len;
+        char *p = st_sb_take(&sb, &len);
+        st_wreq_add_owned(w, p, len);
+        n = snprintf(tail, sizeof(tail), "Age: %lld\r\nCache-Status: %s\r\nX-Request-Id: %s\r\n"
+                     "Connection: %s\r\n\r\n", (long long)age_s, x->cache_status, x->id,
+                     x->keep_alive ? "keep-alive" : "close");
+    } else {
+        st_wreq_hold(w, st_cache_entry_ref(e), release_entry);
+        st_wreq_add_static(w, e->head, e->head_len);
+        bool body = !x->head_request && e->status != 204 && e->status != 304;
+        n = snprintf(tail, sizeof(tail), "Content-Length: %zu\r\nAge: %lld\r\nCache-Status: %s\r\n"
+                     "X-Request-Id: %s\r\nConnection: %s\r\n\r\n", e->body_len,
+                     (long long)age_s, x->cache_status, x->id,
+                     x->keep_alive ? "keep-alive" : "close");
+        if (body)
+            x->body_bytes = e->body_len;
+    }
+    if (n < 0 || (size_t)n >= sizeof(tail))
+        n = 0;
+    st_wreq_add_copy(w, tail, (size_t)n);
+    if (x->body_bytes)
+        st_wreq_add_static(w, e->body, e->body_len);
+    st_stats_count_status(&x->w->stats, x->status);
+    flush_out(x);
+    finish(x);
+}
+
+static void copy_headers(struct st_headers *dst, const struct st_headers *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        const struct st_hdr *e = &src->v[i];
+        st_headers_name_piece(dst, st_hdr_name(src, e), e->name_len);
+        st_headers_value_piece(dst, st_hdr_value(src, e), e->value_len);
+        st_headers_value_done(dst);
+    }
+}
+
+struct st_exchange *st_exchange_spawn_background(struct st_exchange *x)
+{
+    if (strcmp(x->req.method, "GET") != 0)
+        return NULL;
+    struct st_exchange *b = st_xcalloc(1, sizeof(*b));
+    b->w = x->w;
+    b->gen = st_gen_ref(x->gen);
+    b->route = x->route;
+    st_headers_init(&b->own_headers);
+    copy_headers(&b->own_headers, x->req.headers);
+    b->own_target = st_xstrndup(x->req.target, x->req.target_len);
+    b->req = x->req;
+    b->req.headers = &b->own_headers;
+    b->req.target = b->own_target;
+    memcpy(b->client_ip, x->client_ip, sizeof(b->client_ip));
+    st_request_id_new(x->w->rand, b->id);
+    memcpy(b->traceparent, x->traceparent, sizeof(b->traceparent));
+    b->background = true;
+    b->start_ns = uv_hrtime();
+    return b;
+}
+
+bool st_exchange_is_background(const struct st_exchange *x)
+{
+    return x->background;
+}
+
+bool st_exchange_was_parked(const struct st_exchange *x)
+{
+    return x->parked;
+}
+
+void st_exchange_park(struct st_exchange *x, const struct st_fetch_hooks *hooks, void *arg)
+{
+    x->hooks = hooks;
+    x->hook_arg = arg;
+}
+
+void st_exchange_unpark(struct st_exchange *x)
+{
+    x->hooks = NULL;
+}
+
+char *st_exchange_cache_status_buf(struct st_exchange *x, size_t *cap)
+{
+    *cap = sizeof(x->cache_status_buf);
+    return x->cache_status_buf;
+}
+
+struct st_worker *st_exchange_worker(const struct st_exchange *x)
+{
+    return x->w;
+}
+
+const struct st_config *st_exchange_config(const struct st_exchange *x)
+{
+    return x->gen->cfg;
+}
+
+bool st_exchange_is_head(const struct st_exchange *x)
+{
+    return x->head_request;
+}
+
+const char *st_exchange_host(const struct st_exchange *x, size_t *len)
+{
+    const struct st_hdr *h = st_headers_get(x->req.headers, "host");
+    *len = h ? h->value_len : 0;
+    return h ? st_hdr_value(x->req.headers, h) : NULL;
 }
 
 static const struct st_upconn_cbs up_cbs = {

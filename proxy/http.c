@@ -253,8 +253,18 @@ void st_http_build_request(struct st_sb *sb, const struct st_request_head *req,
             via = e;
         if (is_replaced(name, e->name_len, request_replaced) || st_http_is_hop_by_hop(h, e))
             continue;
+        if (fw->replace_conditionals && (st_name_eq(name, e->name_len, "if-none-match") ||
+                                         st_name_eq(name, e->name_len, "if-modified-since")))
+            continue;
         copy_header(sb, h, e);
     }
+    if (fw->if_none_match) {
+        st_sb_adds(sb, "If-None-Match: ");
+        st_sb_add(sb, fw->if_none_match, fw->if_none_match_len);
+        st_sb_add(sb, "\r\n", 2);
+    }
+    if (fw->if_modified_since)
+        add_header(sb, "If-Modified-Since", fw->if_modified_since);
     st_sb_adds(sb, "X-Forwarded-For: ");
     if (xff && xff->value_len > 0) {
         st_sb_add(sb, st_hdr_value(h, xff), xff->value_len);
@@ -280,7 +290,7 @@ void st_http_build_request(struct st_sb *sb, const struct st_request_head *req,
 
 /* Response headers strata sets itself toward the client. */
 static const char *const response_replaced[] = {
-    "content-length", "cache-status", "x-request-id", NULL,
+    "content-length", "cache-status", "x-request-id", "cdn-cache-control", NULL,
 };
 
 void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,

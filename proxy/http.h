@@ -83,6 +83,11 @@ struct st_forward_info {
     bool has_body;
     bool chunked;         /* re-chunked body (client sent chunked) */
     uint64_t content_length; /* when has_body && !chunked */
+    /* Revalidation: drop the client's If-None-Match/If-Modified-Since, send these. */
+    bool replace_conditionals;
+    const char *if_none_match; /* may be NULL */
+    size_t if_none_match_len;
+    const char *if_modified_since; /* an HTTP-date, may be NULL */
 };
 
 /*

@@ -10,7 +10,6 @@
 #include "config.h"
 #include "server.h"
 #include "st_build.h"
-#include "strategy.h"
 
 static void usage(FILE *f)
 {
@@ -25,21 +24,6 @@ static void print_diags(const struct st_diag *d)
 {
     for (size_t i = 0; i < d->n; i++)
         fprintf(stderr, "%s\n", d->lines[i]);
-}
-
-/*
- * -b mode asks for cache-aside; until this build has it, the quick mode
- * proxies without caching rather than refusing to start.
- */
-static void quick_mode_fallback(struct st_config *cfg)
-{
-    for (size_t i = 0; i < cfg->n_routes; i++) {
-        if (!st_strategy_get(cfg->routes[i].strategy)) {
-            fprintf(stderr, "strata: -b: strategy %s not available, route %s uses bypass\n",
-                    st_strategy_name(cfg->routes[i].strategy), cfg->routes[i].match);
-            cfg->routes[i].strategy = ST_STRATEGY_BYPASS;
-        }
-    }
 }
 
 int main(int argc, char **argv)
@@ -69,8 +53,6 @@ int main(int argc, char **argv)
     struct st_config *cfg = NULL;
     int rc = file ? st_config_load_file(file, &cfg, &diag)
                   : st_config_from_backend(backend, &cfg, &diag);
-    if (rc == 0 && backend)
-        quick_mode_fallback(cfg);
     if (rc == 0)
         rc = st_server_check_config(cfg, &diag);
     if (rc < 0) {

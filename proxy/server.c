@@ -22,13 +22,23 @@
 
 #include "admin.h"
 #include "alloc.h"
+#include "cache.h"
 #include "log.h"
 #include "st_build.h"
 #include "strategy.h"
 #include "worker.h"
 
+/* Stats slots by name: counters keep their meaning across reloads. */
+struct slot_registry {
+    char *names[ST_MAX_ROUTE_SLOTS]; /* owned */
+    unsigned n, max;
+};
+
 struct st_server {
     uv_loop_t *loop;
+    struct st_cache *cache;
+    struct st_stats *main_stats; /* owned; written by the main thread only */
+    struct slot_registry route_slots, tier_slots, upstream_slots;
     uv_mutex_t lock;
     struct st_cfg_ref *current; /* one reference held; under lock */
     struct st_worker *workers;  /* owned array */
@@ -77,12 +87,62 @@ void st_server_conn_closed(struct st_server *srv)
     atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);
 }
 
+size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_t cap)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < srv->n_workers && n < cap; i++)
+        out[n++] = &srv->workers[i].stats;
+    if (n < cap)
+        out[n++] = srv->main_stats;
+    return n;
+}
+
 void st_server_stats(struct st_server *srv, uint64_t out[ST_STAT__COUNT])
 {
-    struct st_stats *blocks[srv->n_workers];
-    for (unsigned i = 0; i < srv->n_workers; i++)
-        blocks[i] = &srv->workers[i].stats;
-    st_stats_sum(blocks, srv->n_workers, out);
+    struct st_stats *blocks[srv->n_workers + 1];
+    size_t n = st_server_stat_blocks(srv, blocks, srv->n_workers + 1);
+    st_stats_sum(blocks, n, out);
+}
+
+struct st_stats *st_server_main_stats(struct st_server *srv)
+{
+    return srv->main_stats;
+}
+
+struct st_cache *st_server_cache(struct st_server *srv)
+{
+    return srv->cache;
+}
+
+/* The slot of a name, assigned on first sight; the last slot is shared by any overflow. */
+static unsigned slot_for(struct slot_registry *r, const char *name)
+{
+    for (unsigned i = 0; i < r->n; i++)
+        if (strcmp(r->names[i], name) == 0)
+            return i;
+    if (r->n == r->max - 1) {
+        st_log(ST_LOG_WARN, "stats", NULL, "more than %u names: '%s' shares the last slot",
+               r->max - 1, name);
+        return r->max - 1;
+    }
+    r->names[r->n] = st_xstrdup(name);
+    return r->n++;
+}
+
+static void assign_slots(struct st_server *srv, struct st_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        cfg->routes[i].stats_slot = slot_for(&srv->route_slots, cfg->routes[i].match);
+    for (size_t i = 0; i < cfg->n_tiers; i++)
+        cfg->tiers[i].stats_slot = slot_for(&srv->tier_slots, cfg->tiers[i].name);
+    for (size_t i = 0; i < cfg->n_upstreams; i++)
+        cfg->upstreams[i].stats_slot = slot_for(&srv->upstream_slots, cfg->upstreams[i].name);
+}
+
+static void registry_finish(struct slot_registry *r)
+{
+    for (unsigned i = 0; i < r->n; i++)
+        free(r->names[i]);
 }
 
 bool st_server_draining(struct st_server *srv)
@@ -135,9 +195,10 @@ static void log_diags(const struct st_diag *d)
 static void warn_restart_only(const struct st_config *old, const struct st_config *nu)
 {
     if (strcmp(old->listen.text, nu->listen.text) != 0 || old->workers != nu->workers ||
-        strcmp(old->admin_listen.text, nu->admin_listen.text) != 0)
+        strcmp(old->admin_listen.text, nu->admin_listen.text) != 0 ||
+        old->cache_memory != nu->cache_memory || old->cache_max_object != nu->cache_max_object)
         st_log(ST_LOG_WARN, "config", NULL,
-               "listen, admin.listen and workers keep their old values until a restart");
+               "listen, admin.listen, workers and cache keep their old values until a restart");
 }
 
 static void reload(struct st_server *srv)
@@ -168,6 +229,7 @@ static void reload(struct st_server *srv)
     st_cfg_ref_put(cur);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
     atomic_store(&srv->max_conns, (long)cfg->limits.max_connections);
+    assign_slots(srv, cfg);
     struct st_cfg_ref *nu = cfg_ref_new(cfg);
     uv_mutex_lock(&srv->lock);
     struct st_cfg_ref *old = srv->current;
@@ -237,6 +299,16 @@ static void watch_signals(struct st_server *srv)
     }
 }
 
+static void server_finish(struct st_server *srv)
+{
+    st_cache_destroy(srv->cache);
+    free(srv->main_stats);
+    registry_finish(&srv->route_slots);
+    registry_finish(&srv->tier_slots);
+    registry_finish(&srv->upstream_slots);
+    uv_mutex_destroy(&srv->lock);
+}
+
 int st_server_run(struct st_config *cfg)
 {
     struct st_server srv;
@@ -245,6 +317,12 @@ int st_server_run(struct st_config *cfg)
     st_log_setup(cfg->log_format, ST_LOG_INFO);
     srv.loop = uv_default_loop();
     srv.started_ms = uv_now(srv.loop);
+    srv.route_slots.max = ST_MAX_ROUTE_SLOTS;
+    srv.tier_slots.max = ST_MAX_TIER_SLOTS;
+    srv.upstream_slots.max = ST_MAX_UPSTREAM_SLOTS;
+    assign_slots(&srv, cfg);
+    srv.main_stats = st_xcalloc(1, sizeof(*srv.main_stats));
+    srv.cache = st_cache_create(cfg->cache_memory, cfg->cache_max_object);
     uv_mutex_init(&srv.lock);
     srv.current = cfg_ref_new(cfg);
     atomic_store(&srv.max_conns, (long)cfg->limits.max_connections);
@@ -253,7 +331,9 @@ int st_server_run(struct st_config *cfg)
     if (rc < 0) {
         st_log(ST_LOG_ERROR, "server", NULL, "admin listen %s: %s", cfg->admin_listen.text,
                uv_strerror(rc));
+        uv_run(srv.loop, UV_RUN_DEFAULT);
         st_cfg_ref_put(srv.current);
+        server_finish(&srv);
         return 1;
     }
     if (start_workers(&srv, cfg) < 0) {
@@ -261,6 +341,7 @@ int st_server_run(struct st_config *cfg)
         uv_run(srv.loop, UV_RUN_DEFAULT);
         st_cfg_ref_put(srv.current);
         free(srv.workers);
+        server_finish(&srv);
         return 1;
     }
     watch_signals(&srv);
@@ -273,7 +354,9 @@ int st_server_run(struct st_config *cfg)
     st_log(ST_LOG_INFO, "server", NULL, "stopped");
     uv_loop_close(srv.loop);
     st_cfg_ref_put(srv.current);
+    for (unsigned i = 0; i < srv.n_workers; i++)
+        uv_mutex_destroy(&srv.workers[i].wake_lock);
     free(srv.workers);
-    uv_mutex_destroy(&srv.lock);
+    server_finish(&srv);
     return 0;
 }

@@ -31,8 +31,14 @@ void st_cfg_ref_put(struct st_cfg_ref *r);
 bool st_server_conn_opened(struct st_server *srv);
 void st_server_conn_closed(struct st_server *srv);
 
-/* Sum of every worker's counters. */
+/* Sum of every worker's counters (and the main thread's). */
 void st_server_stats(struct st_server *srv, uint64_t out[ST_STAT__COUNT]);
+/* Every counter block (workers' and the main thread's); returns how many (<= cap). */
+size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_t cap);
+/* The main thread's counter block (admin endpoints count into it). */
+struct st_stats *st_server_main_stats(struct st_server *srv);
+/* The memory tier, shared by every worker; lives as long as the process. */
+struct st_cache *st_server_cache(struct st_server *srv);
 bool st_server_draining(struct st_server *srv);
 uint64_t st_server_uptime_ms(struct st_server *srv);
 

@@ -38,13 +38,16 @@ void st_stats_sum(struct st_stats *const *blocks, size_t n, uint64_t out[ST_STAT
  * Members of one group are contiguous in ST_STATS, so each group opens an
  * object when it starts and closes it when the next begins.
  */
-void st_stats_render_json(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT])
+void st_stats_render_json(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT],
+                          st_stats_group_cb extra, void *arg)
 {
     const char *open_group = NULL;
     int first = 1;
     for (int i = 0; i < ST_STAT__COUNT; i++) {
         const struct stat_desc *d = &descs[i];
         if (open_group && strcmp(open_group, d->group) != 0) {
+            if (extra)
+                extra(sb, open_group, v, arg);
             st_sb_adds(sb, "}");
             open_group = NULL;
         }
@@ -59,8 +62,46 @@ void st_stats_render_json(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT])
         st_sb_addf(sb, "\"%s\":%llu", d->key, (unsigned long long)v[i]);
         first = 0;
     }
-    if (open_group)
+    if (open_group) {
+        if (extra)
+            extra(sb, open_group, v, arg);
         st_sb_adds(sb, "}");
+    }
+}
+
+uint64_t st_latency_bound_us(unsigned i)
+{
+    /* 4 buckets per power of two from 64 us: 64, 76, 90, 107, 128, ... ~ 66 s */
+    static const unsigned quarter[4] = {1000, 1189, 1414, 1682};
+    return ((uint64_t)64 << (i / 4)) * quarter[i % 4] / 1000;
+}
+
+void st_stats_latency(struct st_stats *s, unsigned slot, uint64_t us)
+{
+    if (slot >= ST_MAX_UPSTREAM_SLOTS)
+        return;
+    unsigned i = 0;
+    while (i < ST_LAT_BUCKETS - 1 && us >= st_latency_bound_us(i))
+        i++;
+    st_stat_bump(&s->latency[slot][i], 1);
+}
+
+uint64_t st_latency_quantile_us(const uint64_t buckets[ST_LAT_BUCKETS], double q)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < ST_LAT_BUCKETS; i++)
+        total += buckets[i];
+    if (total == 0)
+        return 0;
+    uint64_t want = (uint64_t)(q * (double)total + 0.5), seen = 0;
+    if (want == 0)
+        want = 1;
+    for (unsigned i = 0; i < ST_LAT_BUCKETS; i++) {
+        seen += buckets[i];
+        if (seen >= want)
+            return st_latency_bound_us(i);
+    }
+    return st_latency_bound_us(ST_LAT_BUCKETS - 1);
 }
 
 void st_stats_render_prometheus(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT])

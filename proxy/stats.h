@@ -36,8 +36,28 @@
       "Client connections open now")                                                               \
     X(CONN_REJECTED, "connections", "rejected", "strata_connections_rejected_total", "",           \
       "counter", "Client connections closed at once because max_connections was reached")         \
+    X(CACHE_HITS, "cache", "hits", "strata_cache_hits_total", "", "counter",                       \
+      "Requests answered from a fresh cache entry")                                                \
+    X(CACHE_MISSES, "cache", "misses", "strata_cache_misses_total", "", "counter",                 \
+      "Cacheable requests that went to the origin (miss, expired, revalidation)")                  \
+    X(CACHE_STALE, "cache", "stale", "strata_cache_stale_total", "", "counter",                    \
+      "Requests answered from a stale entry (stale-while-revalidate, stale-if-error)")             \
     X(CACHE_BYPASS, "cache", "bypass", "strata_cache_bypass_total", "", "counter",                 \
       "Requests answered without the cache (bypass routes, unsafe methods)")                       \
+    X(CACHE_COLLAPSED, "cache", "collapsed", "strata_cache_collapsed_total", "", "counter",        \
+      "Requests that waited for another request's origin fetch")                                   \
+    X(CACHE_REVALIDATED, "cache", "revalidated", "strata_cache_revalidated_total", "", "counter",  \
+      "Stored entries refreshed by a 304 from the origin")                                         \
+    X(CACHE_NOT_MODIFIED, "cache", "not_modified", "strata_cache_not_modified_total", "",          \
+      "counter", "Conditional requests answered 304 from the cache")                              \
+    X(CACHE_BYTES_SENT, "cache", "bytes_sent", "strata_cache_bytes_sent_total", "", "counter",     \
+      "Body bytes sent on cacheable routes")                                                       \
+    X(CACHE_BYTES_HIT, "cache", "bytes_hit", "strata_cache_bytes_hit_total", "", "counter",        \
+      "Body bytes sent from the cache")                                                            \
+    X(INVAL_LOCAL, "invalidations", "local", "strata_invalidations_total", "source=\"local\"",    \
+      "counter", "Invalidations applied (writes, /invalidate)")                                    \
+    X(INVAL_ENTRIES, "invalidations", "entries", "strata_invalidated_entries_total", "",          \
+      "counter", "Cache entries dropped by invalidations")                                         \
     X(ORIGIN_REQUESTS, "origin", "requests", "strata_origin_requests_total", "", "counter",        \
       "Requests sent to origins")                                                                  \
     X(ORIGIN_ERRORS, "origin", "errors", "strata_origin_errors_total", "", "counter",              \
@@ -56,8 +76,30 @@ enum st_stat_id {
         ST_STAT__COUNT
 };
 
+/* Per route (by stats slot) and per tier counters. */
+enum st_rstat {
+    ST_RS_REQUESTS,
+    ST_RS_HITS,
+    ST_RS_MISSES,
+    ST_RS_STALE,
+    ST_RS_COLLAPSED,
+    ST_RS_BYPASS,
+    ST_RS_BYTES,
+    ST_RS_BYTES_HIT,
+    ST_RS__COUNT
+};
+
+#define ST_MAX_ROUTE_SLOTS 256
+#define ST_MAX_TIER_SLOTS 64
+#define ST_MAX_UPSTREAM_SLOTS 64
+/* Origin latency histogram: bucket i holds latencies below st_latency_bound_us(i). */
+#define ST_LAT_BUCKETS 40
+
 struct st_stats {
     _Alignas(64) _Atomic uint64_t v[ST_STAT__COUNT];
+    _Atomic uint64_t route[ST_MAX_ROUTE_SLOTS][ST_RS__COUNT];
+    _Atomic uint64_t tier[ST_MAX_TIER_SLOTS][ST_RS__COUNT];
+    _Atomic uint64_t latency[ST_MAX_UPSTREAM_SLOTS][ST_LAT_BUCKETS];
 };
 
 static inline void st_stat_add(struct st_stats *s, enum st_stat_id id, uint64_t n)
@@ -74,14 +116,32 @@ static inline void st_stat_sub(struct st_stats *s, enum st_stat_id id, uint64_t 
 
 #define ST_STAT_INC(s, id) st_stat_add((s), ST_STAT_##id, 1)
 
+static inline void st_stat_bump(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Upper bound (exclusive) of latency bucket i, in microseconds. */
+uint64_t st_latency_bound_us(unsigned i);
+/* Count one origin latency for an upstream slot. */
+void st_stats_latency(struct st_stats *s, unsigned upstream_slot, uint64_t us);
+/* The latency below which q (0..1) of the samples fall, from summed buckets. */
+uint64_t st_latency_quantile_us(const uint64_t buckets[ST_LAT_BUCKETS], double q);
+
 /* Count one response of this status into its class. */
 void st_stats_count_status(struct st_stats *s, int status);
 
 /* Sum n blocks into out (plain numbers). */
 void st_stats_sum(struct st_stats *const *blocks, size_t n, uint64_t out[ST_STAT__COUNT]);
 
+/* Called before each JSON group closes, to add computed members (",\"x\":1"). */
+typedef void (*st_stats_group_cb)(struct st_sb *sb, const char *group,
+                                  const uint64_t v[ST_STAT__COUNT], void *arg);
+
 /* Render summed numbers as the members of a JSON object (no braces). */
-void st_stats_render_json(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT]);
+void st_stats_render_json(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT],
+                          st_stats_group_cb extra, void *arg);
 /* Render summed numbers in Prometheus text exposition format. */
 void st_stats_render_prometheus(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT]);
 

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "cache.h"
 #include "conn.h"
+#include "exchange.h"
 #include "log.h"
 #include "server.h"
 #include "upstream.h"
@@ -76,6 +78,9 @@ void st_worker_maybe_done(struct st_worker *w)
         st_gen_unref(w->gen); /* closes the idle origin connections */
         w->gen = NULL;
     }
+    uv_mutex_lock(&w->wake_lock);
+    w->stopped = true;
+    uv_mutex_unlock(&w->wake_lock);
     close_quietly((uv_handle_t *)&w->wake);
     close_quietly((uv_handle_t *)&w->drain_timer);
 }
@@ -99,9 +104,43 @@ static void begin_drain(struct st_worker *w)
     st_worker_maybe_done(w);
 }
 
+void st_worker_post(struct st_worker *w, struct st_waiter *waiter)
+{
+    uv_mutex_lock(&w->wake_lock);
+    if (w->stopped) {
+        /* Its exchange went with the worker's last connection. */
+        uv_mutex_unlock(&w->wake_lock);
+        free(waiter);
+        return;
+    }
+    waiter->next = w->wake_q;
+    w->wake_q = waiter;
+    uv_async_send(&w->wake);
+    uv_mutex_unlock(&w->wake_lock);
+}
+
+static void resume_waiters(struct st_worker *w)
+{
+    uv_mutex_lock(&w->wake_lock);
+    struct st_waiter *q = w->wake_q;
+    w->wake_q = NULL;
+    uv_mutex_unlock(&w->wake_lock);
+    while (q) {
+        struct st_waiter *next = q->next;
+        struct st_exchange *x = q->x;
+        enum st_flight_result result = q->result;
+        int status = q->status;
+        free(q);
+        if (x)
+            st_exchange_resume(x, result, status);
+        q = next;
+    }
+}
+
 static void on_wake(uv_async_t *a)
 {
     struct st_worker *w = a->data;
+    resume_waiters(w);
     if (st_server_draining(w->srv)) {
         begin_drain(w);
         return;
@@ -121,6 +160,11 @@ static void run(void *arg)
     struct st_worker *w = arg;
     uv_run(&w->loop, UV_RUN_DEFAULT);
     uv_loop_close(&w->loop);
+    for (struct st_waiter *q = w->wake_q, *next; q; q = next) {
+        next = q->next;
+        free(q);
+    }
+    w->wake_q = NULL;
 }
 
 int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, int listen_fd)
@@ -138,6 +182,7 @@ int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, 
     w->listener.data = w;
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
+    uv_mutex_init(&w->wake_lock);
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     w->gen = gen_create(w, st_server_config(srv));

@@ -42,7 +42,10 @@ struct st_worker {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_tcp_t listener;
-    uv_async_t wake;   /* new config, or stop */
+    uv_async_t wake;   /* new config, stop, or parked exchanges to resume */
+    uv_mutex_t wake_lock;
+    struct st_waiter *wake_q; /* under wake_lock: waiters handed back by a flight */
+    bool stopped;             /* under wake_lock: the wake handle is closed */
     uv_timer_t drain_timer;
     int listen_fd;     /* bound by the server before the thread starts */
     struct st_gen *gen; /* current generation; one reference held */
@@ -59,6 +62,13 @@ void st_worker_notify_reload(struct st_worker *w);
 /* From another thread: drain and stop; st_worker_join waits for the thread. */
 void st_worker_notify_stop(struct st_worker *w);
 void st_worker_join(struct st_worker *w);
+
+/*
+ * From any thread: hand a parked exchange's waiter back to its worker, which
+ * resumes the exchange (or frees the waiter if the exchange is gone).
+ */
+struct st_waiter;
+void st_worker_post(struct st_worker *w, struct st_waiter *waiter);
 
 /* A connection closed: a draining worker may now be done. */
 void st_worker_maybe_done(struct st_worker *w);

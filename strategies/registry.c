@@ -14,6 +14,8 @@ const struct st_strategy *st_strategy_get(enum st_strategy_kind kind)
     switch (kind) {
     case ST_STRATEGY_BYPASS:
         return &st_strategy_bypass;
+    case ST_STRATEGY_CACHE_ASIDE:
+        return &st_strategy_cache_aside;
     default:
         return NULL;
     }

@@ -21,11 +21,14 @@ struct st_exchange;
 struct st_strategy {
     const char *name;
     void (*on_request)(struct st_exchange *x);
+    /* A parked exchange woke up (its flight ended with st_flight_result); optional. */
+    void (*on_resume)(struct st_exchange *x, int flight_result, int status);
 };
 
 /* The implementation of a strategy kind, or NULL when this build has none. */
 const struct st_strategy *st_strategy_get(enum st_strategy_kind kind);
 
 extern const struct st_strategy st_strategy_bypass;
+extern const struct st_strategy st_strategy_cache_aside;
 
 #endif

@@ -1,0 +1,728 @@
+/*
+ * cache.c - the sharded memory tier: hash table, SIEVE eviction, prefix and
+ * tag indexes, single-flight. See cache.h for the data model and locking.
+ *
+ * SIEVE, per shard: new entries go to the head of a FIFO queue. To evict,
+ * the "hand" walks from where it last stopped toward the head: a visited
+ * entry has its bit cleared and is passed over, the first unvisited one is
+ * evicted. Hits only set the bit, so popular entries survive without the
+ * queue being reordered on every hit (unlike LRU).
+ *
+ * Prefix index: a skip list per shard ordered by (key, entry address).
+ * Tag index: a chained hash table per shard of tag links; each entry owns
+ * one link per tag, unlinked when the entry leaves the shard.
+ */
+#include "cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uv.h>
+#include <xxhash.h>
+
+#include "alloc.h"
+#include "worker.h"
+
+#define SL_MAX 16
+#define TAG_BUCKETS 1024
+
+struct st_tag_link {
+    struct st_tag_link *prev, *next; /* in the tag bucket */
+    struct st_cache_entry *e;
+    uint64_t tag_hash;
+    const char *tag; /* points into e->tags */
+    size_t tag_len;
+};
+
+struct flight {
+    struct flight *next;
+    uint64_t hash;
+    char *key; /* owned */
+    size_t key_len;
+    struct st_waiter *waiters;
+};
+
+struct shard {
+    uv_mutex_t lock;
+    struct st_cache_entry **table;
+    size_t n_buckets, n_entries;
+    struct st_cache_entry *q_head, *q_tail, *hand; /* SIEVE queue: head = newest */
+    struct st_cache_entry *sl_head[SL_MAX];
+    unsigned sl_level;
+    struct st_tag_link *tags[TAG_BUCKETS];
+    struct flight *flights;
+    uint64_t bytes, budget;
+    uint64_t evictions, expirations, invalidations;
+    uint64_t rand;
+};
+
+struct st_cache {
+    struct shard *shards;
+    unsigned n_shards; /* power of two */
+    uint64_t memory, max_object;
+};
+
+uint64_t st_cache_hash(const char *key, size_t len)
+{
+    return XXH3_64bits(key, len);
+}
+
+/* --- entries --- */
+
+struct st_cache_entry *st_cache_entry_ref(struct st_cache_entry *e)
+{
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    return e;
+}
+
+void st_cache_entry_unref(struct st_cache_entry *e)
+{
+    if (e && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+        free(e);
+}
+
+/* Response headers that are never stored: framing, per-answer and hop-by-hop ones. */
+static bool stored_header(const struct st_headers *h, const struct st_hdr *e)
+{
+    static const char *const skip[] = {
+        "content-length", "age", "cache-status", "x-request-id", "cdn-cache-control", NULL,
+    };
+    const char *name = st_hdr_name(h, e);
+    for (int i = 0; skip[i]; i++)
+        if (st_name_eq(name, e->name_len, skip[i]))
+            return false;
+    return !st_http_is_hop_by_hop(h, e);
+}
+
+/* The request's value for a Vary header: every line, joined by ", ". */
+static void vary_value(const struct st_headers *req, const char *name, size_t len,
+                       struct st_sb *out)
+{
+    bool first = true;
+    for (size_t i = 0; req && i < req->n; i++) {
+        const struct st_hdr *e = &req->v[i];
+        if (e->name_len != len || strncasecmp(st_hdr_name(req, e), name, len) != 0)
+            continue;
+        if (!first)
+            st_sb_add(out, ", ", 2);
+        st_sb_add(out, st_hdr_value(req, e), e->value_len);
+        first = false;
+    }
+    st_sb_add(out, "", 1); /* the NUL that ends the value */
+}
+
+/* "name\0value\0" for each Vary field name; returns the count, or -1 when too many. */
+static int build_vary(const struct st_headers *req, const struct st_headers *resp,
+                      struct st_sb *out)
+{
+    int n = 0;
+    for (size_t i = 0; i < resp->n; i++) {
+        const struct st_hdr *e = &resp->v[i];
+        if (!st_name_eq(st_hdr_name(resp, e), e->name_len, "vary"))
+            continue;
+        const char *v = st_hdr_value(resp, e);
+        size_t len = e->value_len, p = 0;
+        while (p < len) {
+            while (p < len && (v[p] == ',' || v[p] == ' ' || v[p] == '\t'))
+                p++;
+            size_t s = p;
+            while (p < len && v[p] != ',' && v[p] != ' ' && v[p] != '\t')
+                p++;
+            if (p == s)
+                continue;
+            if (++n > ST_CACHE_MAX_VARY)
+                return -1;
+            for (size_t k = s; k < p; k++) {
+                char c = v[k];
+                st_sb_add(out, &(char){c >= 'A' && c <= 'Z' ? (char)(c + 32) : c}, 1);
+            }
+            st_sb_add(out, "", 1);
+            vary_value(req, v + s, p - s, out);
+        }
+    }
+    return n;
+}
+
+static unsigned random_height(uint64_t *r)
+{
+    *r = *r * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t bits = *r >> 16;
+    unsigned h = 1;
+    while (h < SL_MAX && (bits & 3) == 0) {
+        h++;
+        bits >>= 2;
+    }
+    return h;
+}
+
+static size_t count_tags(const char *v, size_t len)
+{
+    size_t n = 0, p = 0;
+    while (p < len && n < ST_CACHE_MAX_TAGS) {
+        while (p < len && v[p] == ' ')
+            p++;
+        if (p < len)
+            n++;
+        while (p < len && v[p] != ' ')
+            p++;
+    }
+    return n;
+}
+
+struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
+{
+    struct st_sb head, vary;
+    st_sb_init(&head, 512);
+    st_sb_init(&vary, 64);
+    int n_vary = build_vary(in->req, in->resp, &vary);
+    if (n_vary < 0) {
+        st_sb_finish(&head);
+        st_sb_finish(&vary);
+        return NULL;
+    }
+    st_sb_addf(&head, "HTTP/1.1 %d ", in->status);
+    if (in->reason_len)
+        st_sb_add(&head, in->reason, in->reason_len);
+    else
+        st_sb_adds(&head, st_http_reason(in->status));
+    st_sb_add(&head, "\r\n", 2);
+    const struct st_hdr *etag = NULL, *tags = NULL;
+    for (size_t i = 0; i < in->resp->n; i++) {
+        const struct st_hdr *e = &in->resp->v[i];
+        if (!stored_header(in->resp, e))
+            continue;
+        if (st_name_eq(st_hdr_name(in->resp, e), e->name_len, "etag"))
+            etag = e;
+        if (st_name_eq(st_hdr_name(in->resp, e), e->name_len, "surrogate-key"))
+            tags = e;
+        st_sb_add(&head, st_hdr_name(in->resp, e), e->name_len);
+        st_sb_add(&head, ": ", 2);
+        st_sb_add(&head, st_hdr_value(in->resp, e), e->value_len);
+        st_sb_add(&head, "\r\n", 2);
+    }
+    size_t etag_len = etag ? etag->value_len : 0;
+    size_t tags_len = tags ? tags->value_len : 0;
+    size_t n_tags = tags ? count_tags(st_hdr_value(in->resp, tags), tags_len) : 0;
+    uint64_t seed = (uint64_t)(uintptr_t)in ^ st_cache_hash(in->key, in->key_len);
+    unsigned height = random_height(&seed);
+    size_t size = sizeof(struct st_cache_entry) + height * sizeof(struct st_cache_entry *) +
+                  n_tags * sizeof(struct st_tag_link) + in->key_len + 1 + vary.len + head.len +
+                  in->body_len + etag_len + 1 + tags_len + 1;
+    struct st_cache_entry *e = st_xcalloc(1, size);
+    char *p = (char *)(e + 1);
+    e->sl_next = (struct st_cache_entry **)p;
+    p += height * sizeof(struct st_cache_entry *);
+    e->tag_links = (struct st_tag_link *)p;
+    p += n_tags * sizeof(struct st_tag_link);
+    atomic_init(&e->refs, 1);
+    atomic_init(&e->visited, 0);
+    e->sl_height = height;
+    e->n_tags = (unsigned)n_tags;
+#define ST_PUT(field, src, len)                                                                    \
+    do {                                                                                           \
+        memcpy(p, (src), (len));                                                                   \
+        e->field = p;                                                                              \
+        p += (len);                                                                                \
+    } while (0)
+    ST_PUT(key, in->key, in->key_len);
+    *p++ = '\0';
+    e->key_len = in->key_len;
+    ST_PUT(vary, vary.p, vary.len);
+    e->n_vary = (unsigned)n_vary;
+    ST_PUT(head, head.p, head.len);
+    e->head_len = head.len;
+    ST_PUT(body, in->body, in->body_len);
+    e->body_len = in->body_len;
+    if (etag) {
+        ST_PUT(etag, st_hdr_value(in->resp, etag), etag_len);
+        *p++ = '\0';
+        e->etag_len = etag_len;
+    }
+    if (tags) {
+        ST_PUT(tags, st_hdr_value(in->resp, tags), tags_len);
+        *p++ = '\0';
+        e->tags_len = tags_len;
+    }
+#undef ST_PUT
+    e->hash = st_cache_hash(in->key, in->key_len);
+    e->charge = size;
+    e->status = in->status;
+    e->last_modified_ms = -1;
+    e->stored_ms = in->stored_ms;
+    e->initial_age_ms = in->initial_age_ms;
+    e->lifetime_ms = in->lifetime_ms;
+    e->swr_ms = in->swr_ms;
+    e->sie_ms = in->sie_ms;
+    e->no_stale = in->no_stale;
+    e->always_revalidate = in->always_revalidate;
+    e->tier_slot = in->tier_slot;
+    st_sb_finish(&head);
+    st_sb_finish(&vary);
+    return e;
+}
+
+/* Do the request's values for e's Vary headers equal those e was stored for? */
+static bool vary_matches(const struct st_cache_entry *e, const struct st_headers *req)
+{
+    const char *p = e->vary;
+    struct st_sb v;
+    st_sb_init(&v, 64);
+    bool ok = true;
+    for (unsigned i = 0; i < e->n_vary && ok; i++) {
+        size_t nlen = strlen(p);
+        const char *val = p + nlen + 1;
+        v.len = 0;
+        vary_value(req, p, nlen, &v);
+        ok = strcmp(v.p, val) == 0;
+        p = val + strlen(val) + 1;
+    }
+    st_sb_finish(&v);
+    return ok;
+}
+
+static bool same_variant(const struct st_cache_entry *a, const struct st_cache_entry *b)
+{
+    if (a->n_vary != b->n_vary)
+        return false;
+    const char *pa = a->vary, *pb = b->vary;
+    for (unsigned i = 0; i < a->n_vary * 2; i++) {
+        if (strcmp(pa, pb) != 0)
+            return false;
+        pa += strlen(pa) + 1;
+        pb += strlen(pb) + 1;
+    }
+    return true;
+}
+
+/* --- shards --- */
+
+struct st_cache *st_cache_create(uint64_t memory, uint64_t max_object)
+{
+    struct st_cache *c = st_xcalloc(1, sizeof(*c));
+    c->memory = memory;
+    c->max_object = max_object;
+    /* Each shard must hold several of the largest objects. */
+    unsigned n = 1;
+    while (n < 64 && memory / (n * 2) >= 8 * (max_object + 4096))
+        n *= 2;
+    c->n_shards = n;
+    c->shards = st_xcalloc(n, sizeof(*c->shards));
+    for (unsigned i = 0; i < n; i++) {
+        struct shard *s = &c->shards[i];
+        uv_mutex_init(&s->lock);
+        s->n_buckets = 256;
+        s->table = st_xcalloc(s->n_buckets, sizeof(*s->table));
+        s->budget = memory / n;
+        s->sl_level = 1;
+        s->rand = 0x9e3779b97f4a7c15ull * (i + 1);
+    }
+    return c;
+}
+
+static void shard_free_entries(struct shard *s)
+{
+    struct st_cache_entry *e = s->q_head;
+    while (e) {
+        struct st_cache_entry *next = e->q_next;
+        st_cache_entry_unref(e);
+        e = next;
+    }
+    for (struct flight *f = s->flights, *next; f; f = next) {
+        next = f->next;
+        free(f->key);
+        free(f);
+    }
+}
+
+void st_cache_destroy(struct st_cache *c)
+{
+    if (!c)
+        return;
+    for (unsigned i = 0; i < c->n_shards; i++) {
+        shard_free_entries(&c->shards[i]);
+        free(c->shards[i].table);
+        uv_mutex_destroy(&c->shards[i].lock);
+    }
+    free(c->shards);
+    free(c);
+}
+
+uint64_t st_cache_max_object(const struct st_cache *c)
+{
+    return c->max_object;
+}
+
+static struct shard *shard_of(struct st_cache *c, uint64_t hash)
+{
+    return &c->shards[(hash >> 32) & (c->n_shards - 1)];
+}
+
+static bool key_eq(const struct st_cache_entry *e, uint64_t hash, const char *key, size_t len)
+{
+    return e->hash == hash && e->key_len == len && memcmp(e->key, key, len) == 0;
+}
+
+static void table_grow(struct shard *s)
+{
+    size_t nb = s->n_buckets * 2;
+    struct st_cache_entry **t = st_xcalloc(nb, sizeof(*t));
+    for (size_t i = 0; i < s->n_buckets; i++) {
+        struct st_cache_entry *e = s->table[i];
+        while (e) {
+            struct st_cache_entry *next = e->h_next;
+            size_t b = e->hash & (nb - 1);
+            e->h_next = t[b];
+            t[b] = e;
+            e = next;
+        }
+    }
+    free(s->table);
+    s->table = t;
+    s->n_buckets = nb;
+}
+
+/* Skip list order: key bytes, then entry address (variants share a key). */
+static int sl_cmp(const struct st_cache_entry *a, const char *key, size_t len,
+                  const struct st_cache_entry *b_or_null)
+{
+    size_t n = a->key_len < len ? a->key_len : len;
+    int r = memcmp(a->key, key, n);
+    if (r)
+        return r;
+    if (a->key_len != len)
+        return a->key_len < len ? -1 : 1;
+    if (!b_or_null)
+        return 0;
+    return a < b_or_null ? -1 : (a > b_or_null ? 1 : 0);
+}
+
+/* Fill prev[] with, per level, the last node ordered before (key, e). */
+static void sl_find(struct shard *s, const char *key, size_t len, const struct st_cache_entry *e,
+                    struct st_cache_entry **prev[SL_MAX])
+{
+    struct st_cache_entry **link = s->sl_head;
+    for (int lvl = SL_MAX - 1; lvl >= 0; lvl--) {
+        while (link[lvl] && sl_cmp(link[lvl], key, len, e) < 0)
+            link = link[lvl]->sl_next;
+        prev[lvl] = &link[lvl];
+    }
+}
+
+static void sl_insert(struct shard *s, struct st_cache_entry *e)
+{
+    struct st_cache_entry **prev[SL_MAX];
+    sl_find(s, e->key, e->key_len, e, prev);
+    for (unsigned lvl = 0; lvl < e->sl_height; lvl++) {
+        e->sl_next[lvl] = *prev[lvl];
+        *prev[lvl] = e;
+    }
+}
+
+static void sl_remove(struct shard *s, struct st_cache_entry *e)
+{
+    struct st_cache_entry **prev[SL_MAX];
+    sl_find(s, e->key, e->key_len, e, prev);
+    for (unsigned lvl = 0; lvl < e->sl_height; lvl++)
+        if (*prev[lvl] == e)
+            *prev[lvl] = e->sl_next[lvl];
+}
+
+static void tags_link(struct shard *s, struct st_cache_entry *e)
+{
+    size_t p = 0, n = 0;
+    while (p < e->tags_len && n < e->n_tags) {
+        while (p < e->tags_len && e->tags[p] == ' ')
+            p++;
+        size_t start = p;
+        while (p < e->tags_len && e->tags[p] != ' ')
+            p++;
+        if (p == start)
+            break;
+        struct st_tag_link *l = &e->tag_links[n++];
+        l->e = e;
+        l->tag = e->tags + start;
+        l->tag_len = p - start;
+        l->tag_hash = st_cache_hash(l->tag, l->tag_len);
+        struct st_tag_link **bucket = &s->tags[l->tag_hash & (TAG_BUCKETS - 1)];
+        l->prev = NULL;
+        l->next = *bucket;
+        if (*bucket)
+            (*bucket)->prev = l;
+        *bucket = l;
+    }
+    e->n_tags = (unsigned)n;
+}
+
+static void tags_unlink(struct shard *s, struct st_cache_entry *e)
+{
+    for (unsigned i = 0; i < e->n_tags; i++) {
+        struct st_tag_link *l = &e->tag_links[i];
+        if (l->prev)
+            l->prev->next = l->next;
+        else
+            s->tags[l->tag_hash & (TAG_BUCKETS - 1)] = l->next;
+        if (l->next)
+            l->next->prev = l->prev;
+    }
+}
+
+static void queue_unlink(struct shard *s, struct st_cache_entry *e)
+{
+    if (s->hand == e)
+        s->hand = e->q_prev;
+    if (e->q_prev)
+        e->q_prev->q_next = e->q_next;
+    else
+        s->q_head = e->q_next;
+    if (e->q_next)
+        e->q_next->q_prev = e->q_prev;
+    else
+        s->q_tail = e->q_prev;
+}
+
+/* Take e out of every structure of its shard and drop the shard's reference. */
+static void shard_remove(struct shard *s, struct st_cache_entry *e)
+{
+    struct st_cache_entry **pp = &s->table[e->hash & (s->n_buckets - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->h_next;
+    if (*pp)
+        *pp = e->h_next;
+    queue_unlink(s, e);
+    sl_remove(s, e);
+    tags_unlink(s, e);
+    e->linked = false;
+    s->n_entries--;
+    s->bytes -= e->charge;
+    st_cache_entry_unref(e);
+}
+
+/* SIEVE: evict one entry. */
+static void evict_one(struct shard *s)
+{
+    struct st_cache_entry *e = s->hand ? s->hand : s->q_tail;
+    while (e && atomic_load_explicit(&e->visited, memory_order_relaxed)) {
+        atomic_store_explicit(&e->visited, 0, memory_order_relaxed);
+        e = e->q_prev ? e->q_prev : s->q_tail;
+    }
+    if (!e)
+        return;
+    s->hand = e->q_prev;
+    s->evictions++;
+    shard_remove(s, e);
+}
+
+struct st_cache_entry *st_cache_lookup(struct st_cache *c, uint64_t hash, const char *key,
+                                       size_t key_len, const struct st_headers *req)
+{
+    struct shard *s = shard_of(c, hash);
+    struct st_cache_entry *found = NULL;
+    uv_mutex_lock(&s->lock);
+    for (struct st_cache_entry *e = s->table[hash & (s->n_buckets - 1)]; e; e = e->h_next) {
+        if (key_eq(e, hash, key, key_len) && (e->n_vary == 0 || vary_matches(e, req))) {
+            found = st_cache_entry_ref(e);
+            break;
+        }
+    }
+    uv_mutex_unlock(&s->lock);
+    if (found && !atomic_load_explicit(&found->visited, memory_order_relaxed))
+        atomic_store_explicit(&found->visited, 1, memory_order_relaxed);
+    return found;
+}
+
+bool st_cache_insert(struct st_cache *c, struct st_cache_entry *e)
+{
+    struct shard *s = shard_of(c, e->hash);
+    if (e->body_len > c->max_object || e->charge > s->budget)
+        return false;
+    uv_mutex_lock(&s->lock);
+    struct st_cache_entry **bucket = &s->table[e->hash & (s->n_buckets - 1)];
+    for (struct st_cache_entry *o = *bucket; o; o = o->h_next) {
+        if (key_eq(o, e->hash, e->key, e->key_len) && same_variant(o, e)) {
+            shard_remove(s, o);
+            break;
+        }
+    }
+    while (s->bytes + e->charge > s->budget && s->q_head)
+        evict_one(s);
+    if (s->n_entries >= s->n_buckets)
+        table_grow(s);
+    bucket = &s->table[e->hash & (s->n_buckets - 1)];
+    st_cache_entry_ref(e);
+    e->h_next = *bucket;
+    *bucket = e;
+    e->q_prev = NULL;
+    e->q_next = s->q_head;
+    if (s->q_head)
+        s->q_head->q_prev = e;
+    s->q_head = e;
+    if (!s->q_tail)
+        s->q_tail = e;
+    sl_insert(s, e);
+    tags_link(s, e);
+    e->linked = true;
+    s->n_entries++;
+    s->bytes += e->charge;
+    uv_mutex_unlock(&s->lock);
+    return true;
+}
+
+size_t st_cache_remove_key(struct st_cache *c, const char *key, size_t len)
+{
+    uint64_t hash = st_cache_hash(key, len);
+    struct shard *s = shard_of(c, hash);
+    size_t n = 0;
+    uv_mutex_lock(&s->lock);
+    struct st_cache_entry *e = s->table[hash & (s->n_buckets - 1)];
+    while (e) {
+        struct st_cache_entry *next = e->h_next;
+        if (key_eq(e, hash, key, len)) {
+            shard_remove(s, e);
+            n++;
+        }
+        e = next;
+    }
+    s->invalidations += n;
+    uv_mutex_unlock(&s->lock);
+    return n;
+}
+
+static size_t shard_remove_prefix(struct shard *s, const char *prefix, size_t len)
+{
+    struct st_cache_entry **prev[SL_MAX];
+    size_t n = 0;
+    sl_find(s, prefix, len, NULL, prev);
+    struct st_cache_entry *e = *prev[0];
+    while (e && e->key_len >= len && memcmp(e->key, prefix, len) == 0) {
+        struct st_cache_entry *next = e->sl_next[0];
+        shard_remove(s, e);
+        n++;
+        e = next;
+    }
+    s->invalidations += n;
+    return n;
+}
+
+size_t st_cache_remove_prefix(struct st_cache *c, const char *prefix, size_t len)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < c->n_shards; i++) {
+        struct shard *s = &c->shards[i];
+        uv_mutex_lock(&s->lock);
+        n += shard_remove_prefix(s, prefix, len);
+        uv_mutex_unlock(&s->lock);
+    }
+    return n;
+}
+
+static struct st_tag_link *find_tag(struct shard *s, uint64_t th, const char *tag, size_t len)
+{
+    for (struct st_tag_link *l = s->tags[th & (TAG_BUCKETS - 1)]; l; l = l->next)
+        if (l->tag_hash == th && l->tag_len == len && memcmp(l->tag, tag, len) == 0)
+            return l;
+    return NULL;
+}
+
+size_t st_cache_remove_tag(struct st_cache *c, const char *tag, size_t len)
+{
+    uint64_t th = st_cache_hash(tag, len);
+    size_t total = 0;
+    for (unsigned i = 0; i < c->n_shards; i++) {
+        struct shard *s = &c->shards[i];
+        size_t n = 0;
+        uv_mutex_lock(&s->lock);
+        /* Removing an entry unlinks all its tag links: look the bucket up afresh each time. */
+        struct st_tag_link *l;
+        while ((l = find_tag(s, th, tag, len)) != NULL) {
+            shard_remove(s, l->e);
+            n++;
+        }
+        s->invalidations += n;
+        uv_mutex_unlock(&s->lock);
+        total += n;
+    }
+    return total;
+}
+
+void st_cache_expire(struct st_cache *c, struct st_cache_entry *e)
+{
+    struct shard *s = shard_of(c, e->hash);
+    uv_mutex_lock(&s->lock);
+    if (e->linked) {
+        s->expirations++;
+        shard_remove(s, e);
+    }
+    uv_mutex_unlock(&s->lock);
+}
+
+void st_cache_stats(struct st_cache *c, struct st_cache_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->capacity = c->memory;
+    for (unsigned i = 0; i < c->n_shards; i++) {
+        struct shard *s = &c->shards[i];
+        uv_mutex_lock(&s->lock);
+        out->entries += s->n_entries;
+        out->bytes += s->bytes;
+        out->evictions += s->evictions;
+        out->expirations += s->expirations;
+        out->invalidations += s->invalidations;
+        uv_mutex_unlock(&s->lock);
+    }
+}
+
+/* --- single-flight --- */
+
+enum st_flight_role st_cache_flight_join(struct st_cache *c, uint64_t hash, const char *key,
+                                         size_t key_len, struct st_waiter *waiter)
+{
+    struct shard *s = shard_of(c, hash);
+    uv_mutex_lock(&s->lock);
+    for (struct flight *f = s->flights; f; f = f->next) {
+        if (f->hash == hash && f->key_len == key_len && memcmp(f->key, key, key_len) == 0) {
+            if (waiter) {
+                waiter->next = f->waiters;
+                f->waiters = waiter;
+            }
+            uv_mutex_unlock(&s->lock);
+            return ST_FLIGHT_PARKED;
+        }
+    }
+    struct flight *f = st_xcalloc(1, sizeof(*f));
+    f->hash = hash;
+    f->key = st_xstrndup(key, key_len);
+    f->key_len = key_len;
+    f->next = s->flights;
+    s->flights = f;
+    uv_mutex_unlock(&s->lock);
+    return ST_FLIGHT_LEADER;
+}
+
+void st_cache_flight_done(struct st_cache *c, uint64_t hash, const char *key, size_t key_len,
+                          enum st_flight_result result, int status)
+{
+    struct shard *s = shard_of(c, hash);
+    struct flight *found = NULL;
+    uv_mutex_lock(&s->lock);
+    for (struct flight **pp = &s->flights; *pp; pp = &(*pp)->next) {
+        struct flight *f = *pp;
+        if (f->hash == hash && f->key_len == key_len && memcmp(f->key, key, key_len) == 0) {
+            *pp = f->next;
+            found = f;
+            break;
+        }
+    }
+    uv_mutex_unlock(&s->lock);
+    if (!found)
+        return;
+    struct st_waiter *w = found->waiters;
+    while (w) {
+        struct st_waiter *next = w->next;
+        w->result = result;
+        w->status = status;
+        st_worker_post(w->w, w);
+        w = next;
+    }
+    free(found->key);
+    free(found);
+}

@@ -1,0 +1,41 @@
+/*
+ * invalidate.h - the one place invalidations happen.
+ *
+ * Every invalidation (a write through cache-aside, POST /invalidate, a
+ * surrogate-key tag) goes through st_invalidate(): it is applied to the
+ * local memory tier and then handed to the bus hook, which the Redis tier
+ * sets to publish it to every other instance. Invalidations received from
+ * the bus are applied with st_invalidate_apply(), which does not publish.
+ *
+ * URI semantics: a URI without a query drops every entry of that path, for
+ * every query and every host; a URI with a query drops that exact
+ * path+query for every host. A prefix drops every key starting with it.
+ */
+#ifndef ST_INVALIDATE_H
+#define ST_INVALIDATE_H
+
+#include <stddef.h>
+
+struct st_cache;
+struct st_stats;
+
+enum st_inval_kind {
+    ST_INVAL_URI,
+    ST_INVAL_PREFIX,
+    ST_INVAL_TAG,
+};
+
+typedef void (*st_inval_bus_cb)(enum st_inval_kind kind, const char *value, size_t len, void *arg);
+
+/* Install the bus (NULL to remove). Call before workers start. */
+void st_invalidate_set_bus(st_inval_bus_cb cb, void *arg);
+
+/* Apply locally, count into stats (the caller's thread's block), publish. Returns entries dropped. */
+size_t st_invalidate(struct st_cache *c, struct st_stats *stats, enum st_inval_kind kind,
+                     const char *value, size_t len);
+
+/* Apply locally only (an invalidation that came from the bus). */
+size_t st_invalidate_apply(struct st_cache *c, enum st_inval_kind kind, const char *value,
+                           size_t len);
+
+#endif

@@ -1,0 +1,639 @@
+/*
+ * cache_aside.c - reads fill the cache on a miss; writes go to the origin
+ * and drop what they make wrong.
+ *
+ * A GET/HEAD walks: lookup -> fresh hit | stale within stale-while-revalidate
+ * (answer now, refresh once in the background) | expired or missing (join
+ * the key's flight: the leader fetches, revalidating with the entry's
+ * validators when it has any; the others park and are resumed with the
+ * flight's result). A failing origin is answered from a stale entry within
+ * stale-if-error. Requests with Authorization (unless the route allows it)
+ * and request `no-store` skip the cache.
+ *
+ * POST/PUT/PATCH/DELETE go to the origin; a non-error answer invalidates the
+ * request URI, a same-host Location/Content-Location, and the route's
+ * `invalidates` patterns (placeholders filled from the request path).
+ *
+ * State: one struct ca per exchange (the fetch hook argument), freed by
+ * on_done, which also ends the flight the exchange leads. A parked exchange
+ * keeps its struct ca and its waiter; if the client leaves while parked,
+ * on_done clears the waiter's exchange pointer (same thread as the resume).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "cache.h"
+#include "cachekey.h"
+#include "exchange.h"
+#include "freshness.h"
+#include "invalidate.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "strategy.h"
+#include "upstream.h"
+#include "worker.h"
+
+struct ca {
+    struct st_exchange *x;
+    struct st_cache *cache;
+    struct st_sb key;
+    uint64_t hash;
+    struct st_cc req_cc;
+    struct st_cache_entry *stale; /* the entry being revalidated (reference) */
+    struct st_waiter *waiter;     /* while parked */
+    bool leader;                  /* must end the flight */
+    enum st_flight_result result;
+    int fail_status;
+    bool filling;
+    struct st_sb body;
+    int status;
+    const struct st_headers *resp; /* valid until on_end */
+    char reason[64];
+    size_t reason_len;
+    struct st_freshness fr;
+    int64_t request_ms;
+    int64_t response_ms;
+    enum { ABSORB_NONE, ABSORB_304, ABSORB_STALE } absorbed;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct st_stats *stats_of(struct st_exchange *x)
+{
+    return &st_exchange_worker(x)->stats;
+}
+
+/* Count an outcome globally, for the route and for its tier. */
+static void count(struct st_exchange *x, enum st_stat_id global, enum st_rstat per)
+{
+    struct st_stats *st = stats_of(x);
+    const struct st_route_cfg *r = st_exchange_route(x);
+    const struct st_config *cfg = st_exchange_config(x);
+    st_stat_add(st, global, 1);
+    st_stat_bump(&st->route[r->stats_slot][per], 1);
+    if (r->tier >= 0)
+        st_stat_bump(&st->tier[cfg->tiers[r->tier].stats_slot][per], 1);
+}
+
+static void set_status(struct st_exchange *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void set_status(struct st_exchange *x, const char *fmt, ...)
+{
+    size_t cap;
+    char *buf = st_exchange_cache_status_buf(x, &cap);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (st_exchange_was_parked(x) && strlen(buf) + 12 < cap)
+        strcat(buf, "; collapsed");
+    st_exchange_set_cache_status(x, buf);
+}
+
+static void ca_free(struct ca *ca)
+{
+    st_cache_entry_unref(ca->stale);
+    st_sb_finish(&ca->key);
+    if (ca->body.p)
+        st_sb_finish(&ca->body);
+    free(ca);
+}
+
+static struct ca *ca_new(struct st_exchange *x)
+{
+    struct ca *ca = st_xcalloc(1, sizeof(*ca));
+    const struct st_request_head *req = st_exchange_request(x);
+    size_t host_len;
+    const char *host = st_exchange_host(x, &host_len);
+    ca->x = x;
+    ca->cache = st_server_cache(st_exchange_worker(x)->srv);
+    st_sb_init(&ca->key, 128);
+    st_cache_key_build(&ca->key, st_exchange_route(x), req->target, req->target_len,
+                       host ? host : "", host_len);
+    ca->hash = st_cache_hash(ca->key.p, ca->key.len);
+    st_cc_parse_headers(req->headers, "cache-control", &ca->req_cc);
+    ca->result = ST_FLIGHT_UNCACHEABLE;
+    return ca;
+}
+
+static int64_t age_of(const struct st_cache_entry *e, int64_t now)
+{
+    int64_t resident = now - e->stored_ms;
+    return e->initial_age_ms + (resident > 0 ? resident : 0);
+}
+
+static const struct st_tier *tier_of(struct st_exchange *x)
+{
+    const struct st_route_cfg *r = st_exchange_route(x);
+    return r->tier >= 0 ? &st_exchange_config(x)->tiers[r->tier] : NULL;
+}
+
+/* --- answers from the cache --- */
+
+static void serve(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age_ms)
+{
+    const struct st_request_head *req = st_exchange_request(x);
+    bool nm = e->status == 200 &&
+              st_conditional_not_modified(req->headers, e->etag, e->etag_len, e->last_modified_ms);
+    if (nm)
+        ST_STAT_INC(stats_of(x), CACHE_NOT_MODIFIED);
+    (void)ca;
+    st_exchange_serve_entry(x, e, age_ms / 1000, nm);
+}
+
+static void serve_hit(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age)
+{
+    set_status(x, "strata; hit; ttl=%lld", (long long)((e->lifetime_ms - age) / 1000));
+    count(x, ST_STAT_CACHE_HITS, ST_RS_HITS);
+    if (st_exchange_was_parked(x))
+        count(x, ST_STAT_CACHE_COLLAPSED, ST_RS_COLLAPSED);
+    serve(x, ca, e, age);
+}
+
+static void serve_stale(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age,
+                        const char *detail)
+{
+    set_status(x, "strata; hit; ttl=%lld; detail=%s", (long long)((e->lifetime_ms - age) / 1000),
+               detail);
+    count(x, ST_STAT_CACHE_STALE, ST_RS_STALE);
+    serve(x, ca, e, age);
+}
+
+/* May e answer now that the origin failed (stale-if-error)? */
+static bool stale_if_error_ok(const struct st_cache_entry *e, int64_t now)
+{
+    return e && !e->no_stale && age_of(e, now) < e->lifetime_ms + e->sie_ms;
+}
+
+/* --- filling the cache from the origin --- */
+
+static struct st_store_policy policy_of(struct st_exchange *x)
+{
+    const struct st_route_cfg *r = st_exchange_route(x);
+    const struct st_tier *t = tier_of(x);
+    struct st_store_policy p = {
+        .tier_ttl_ms = t ? t->ttl_ms : 0,
+        .tier_swr_ms = t ? t->stale_while_revalidate_ms : 0,
+        .tier_sie_ms = t ? t->stale_if_error_ms : 0,
+        .ttl_from_tier = r->ttl_source == ST_TTL_SOURCE_TIER,
+        .allow_authorized = r->cache_authorized,
+        .allow_set_cookie = r->cache_set_cookie,
+    };
+    return p;
+}
+
+/*
+ * Spread expiry by up to the tier's jitter percent, only ever shortening
+ * the lifetime: an entry never outlives what the origin allowed.
+ */
+static int64_t jittered(struct st_exchange *x, int64_t lifetime)
+{
+    const struct st_tier *t = tier_of(x);
+    if (!t || t->jitter_pct == 0 || lifetime <= 0)
+        return lifetime;
+    uint64_t r = st_rand64(st_exchange_worker(x)->rand) % 1001; /* 0..1000 per mille */
+    int64_t spread = lifetime * (int64_t)t->jitter_pct / 100;
+    return lifetime - spread * (int64_t)r / 1000;
+}
+
+static struct st_cache_entry *build_entry(struct ca *ca, const struct st_headers *resp, int status,
+                                          const char *body, size_t body_len,
+                                          const struct st_freshness *fr, int64_t stored_ms)
+{
+    struct st_exchange *x = ca->x;
+    const struct st_route_cfg *r = st_exchange_route(x);
+    struct st_cache_entry_init in = {
+        .key = ca->key.p,
+        .key_len = ca->key.len,
+        .req = st_exchange_request(x)->headers,
+        .resp = resp,
+        .status = status,
+        .reason = ca->reason,
+        .reason_len = ca->reason_len,
+        .body = body,
+        .body_len = body_len,
+        .stored_ms = stored_ms,
+        .initial_age_ms = fr->initial_age_ms,
+        .lifetime_ms = jittered(x, fr->lifetime_ms),
+        .swr_ms = fr->swr_ms,
+        .sie_ms = fr->sie_ms,
+        .no_stale = fr->no_stale,
+        .always_revalidate = fr->always_revalidate,
+        .tier_slot = r->tier >= 0 ? (int)st_exchange_config(x)->tiers[r->tier].stats_slot : -1,
+    };
+    struct st_cache_entry *e = st_cache_entry_new(&in);
+    if (e) {
+        const struct st_hdr *lm = st_headers_get(resp, "last-modified");
+        if (lm)
+            e->last_modified_ms = st_http_date_parse(st_hdr_value(resp, lm), lm->value_len);
+    }
+    return e;
+}
+
+/* A 304 answered our revalidation: the stored headers, updated by the 304's. */
+static struct st_cache_entry *refresh_entry(struct ca *ca, const struct st_headers *h304)
+{
+    struct st_headers merged;
+    st_headers_init(&merged);
+    const struct st_cache_entry *old = ca->stale;
+    const char *p = strstr(old->head, "\r\n") + 2, *end = old->head + old->head_len;
+    while (p < end) {
+        const char *eol = strstr(p, "\r\n");
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon) {
+            char name[128];
+            size_t nlen = (size_t)(colon - p) < sizeof(name) - 1 ? (size_t)(colon - p) : 0;
+            memcpy(name, p, nlen);
+            name[nlen] = '\0';
+            if (nlen && !st_headers_get(h304, name)) {
+                const char *v = colon + 1;
+                while (v < eol && *v == ' ')
+                    v++;
+                st_headers_name_piece(&merged, p, nlen);
+                st_headers_value_piece(&merged, v, (size_t)(eol - v));
+                st_headers_value_done(&merged);
+            }
+        }
+        p = eol + 2;
+    }
+    for (size_t i = 0; i < h304->n; i++) {
+        const struct st_hdr *e = &h304->v[i];
+        st_headers_name_piece(&merged, st_hdr_name(h304, e), e->name_len);
+        st_headers_value_piece(&merged, st_hdr_value(h304, e), e->value_len);
+        st_headers_value_done(&merged);
+    }
+    struct st_freshness fr;
+    struct st_store_policy pol = policy_of(ca->x);
+    st_freshness_evaluate(old->status, st_exchange_request(ca->x)->headers, &merged,
+                          ca->request_ms, ca->response_ms, &pol, &fr);
+    const char *sp = strchr(old->head, ' ');
+    const char *reason = sp ? strchr(sp + 1, ' ') : NULL;
+    ca->reason_len = 0;
+    if (reason) {
+        const char *eol = strstr(reason, "\r\n");
+        size_t n = (size_t)(eol - reason - 1);
+        ca->reason_len = n < sizeof(ca->reason) ? n : sizeof(ca->reason) - 1;
+        memcpy(ca->reason, reason + 1, ca->reason_len);
+    }
+    struct st_cache_entry *e =
+        fr.storable ? build_entry(ca, &merged, old->status, old->body, old->body_len, &fr,
+                                  ca->response_ms)
+                    : NULL;
+    st_headers_finish(&merged);
+    return e;
+}
+
+static bool fill_on_head(struct st_exchange *x, const struct st_upstream_head *h)
+{
+    struct ca *ca = st_exchange_hook_arg(x);
+    int64_t now = now_ms();
+    ca->response_ms = now;
+    ca->status = h->status;
+    ca->resp = h->headers;
+    ca->reason_len = h->reason_len < sizeof(ca->reason) ? h->reason_len : 0;
+    memcpy(ca->reason, h->reason, ca->reason_len);
+    if (h->status == 304 && ca->stale) {
+        ca->absorbed = ABSORB_304;
+        return false;
+    }
+    if (h->status >= 500 && stale_if_error_ok(ca->stale, now)) {
+        ca->absorbed = ABSORB_STALE;
+        ca->fail_status = h->status;
+        return false;
+    }
+    struct st_store_policy pol = policy_of(x);
+    st_freshness_evaluate(h->status, st_exchange_request(x)->headers, h->headers, ca->request_ms,
+                          now, &pol, &ca->fr);
+    uint64_t max_obj = st_cache_max_object(ca->cache);
+    bool fits = !h->has_length || h->content_length <= max_obj;
+    ca->filling = ca->fr.storable && fits && !st_exchange_is_head(x) && !ca->req_cc.no_store;
+    if (ca->filling)
+        st_sb_init(&ca->body, h->has_length && h->content_length ? h->content_length + 1 : 4096);
+    const char *fwd = ca->stale ? "stale" : "miss";
+    set_status(x, "strata; fwd=%s%s", fwd, ca->filling && h->has_length ? "; stored" : "");
+    return true;
+}
+
+static void fill_on_body(struct st_exchange *x, const char *p, size_t len)
+{
+    struct ca *ca = st_exchange_hook_arg(x);
+    if (!ca->filling)
+        return;
+    if (ca->body.len + len > st_cache_max_object(ca->cache)) {
+        ca->filling = false;
+        st_sb_finish(&ca->body);
+        return;
+    }
+    st_sb_add(&ca->body, p, len);
+}
+
+static void answer_absorbed(struct st_exchange *x, struct ca *ca)
+{
+    int64_t now = now_ms();
+    if (ca->absorbed == ABSORB_STALE) {
+        ca->result = ST_FLIGHT_FAILED;
+        serve_stale(x, ca, ca->stale, age_of(ca->stale, now), "stale-if-error");
+        return;
+    }
+    /* ABSORB_304: the origin confirmed the stored entry. */
+    struct st_cache_entry *e = refresh_entry(ca, ca->resp);
+    ST_STAT_INC(stats_of(x), CACHE_REVALIDATED);
+    if (e) {
+        st_cache_insert(ca->cache, e);
+        ca->result = ST_FLIGHT_STORED;
+    } else {
+        st_cache_expire(ca->cache, ca->stale);
+    }
+    struct st_cache_entry *use = e ? e : ca->stale;
+    set_status(x, "strata; fwd=stale; stored");
+    serve(x, ca, use, age_of(use, now));
+    st_cache_entry_unref(e);
+}
+
+static void fill_on_end(struct st_exchange *x)
+{
+    struct ca *ca = st_exchange_hook_arg(x);
+    if (ca->absorbed != ABSORB_NONE) {
+        answer_absorbed(x, ca);
+        return;
+    }
+    if (!ca->filling)
+        return;
+    struct st_cache_entry *e = build_entry(ca, ca->resp, ca->status, ca->body.p, ca->body.len,
+                                           &ca->fr, ca->response_ms);
+    if (e && st_cache_insert(ca->cache, e))
+        ca->result = ST_FLIGHT_STORED;
+    st_cache_entry_unref(e);
+}
+
+static bool fill_on_error(struct st_exchange *x, int err)
+{
+    struct ca *ca = st_exchange_hook_arg(x);
+    ca->result = ST_FLIGHT_FAILED;
+    ca->fail_status = st_http_status_for_error(err);
+    int64_t now = now_ms();
+    if (!stale_if_error_ok(ca->stale, now) || st_exchange_is_background(x))
+        return false;
+    serve_stale(x, ca, ca->stale, age_of(ca->stale, now), "stale-if-error");
+    return true;
+}
+
+static void fill_on_done(struct st_exchange *x)
+{
+    struct ca *ca = st_exchange_hook_arg(x);
+    if (ca->waiter)
+        ca->waiter->x = NULL; /* parked and the client left */
+    if (ca->leader)
+        st_cache_flight_done(ca->cache, ca->hash, ca->key.p, ca->key.len, ca->result,
+                             ca->fail_status);
+    ca_free(ca);
+}
+
+static const struct st_fetch_hooks fill_hooks = {
+    .on_head = fill_on_head,
+    .on_body = fill_on_body,
+    .on_end = fill_on_end,
+    .on_error = fill_on_error,
+    .on_done = fill_on_done,
+};
+
+/* Go to the origin for ca's key, revalidating ca->stale when it has validators. */
+static void fetch(struct st_exchange *x, struct ca *ca)
+{
+    struct st_revalidate rv = {.etag = NULL, .last_modified_ms = -1};
+    bool has_rv = false;
+    if (ca->stale && ca->stale->status == 200 &&
+        (ca->stale->etag || ca->stale->last_modified_ms >= 0)) {
+        rv.etag = ca->stale->etag;
+        rv.etag_len = ca->stale->etag_len;
+        rv.last_modified_ms = ca->stale->last_modified_ms;
+        has_rv = true;
+    }
+    if (!has_rv) {
+        /* Without our validators, a 304 could only answer the client's own condition. */
+        st_cache_entry_unref(ca->stale);
+        ca->stale = NULL;
+    }
+    ca->request_ms = now_ms();
+    if (!st_exchange_is_background(x))
+        count(x, ST_STAT_CACHE_MISSES, ST_RS_MISSES);
+    st_exchange_fetch(x, &fill_hooks, ca, has_rv ? &rv : NULL);
+}
+
+/* Keep stale for revalidation only if it may still serve (validators or stale-if-error). */
+static void refresh_in_background(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e)
+{
+    if (st_cache_flight_join(ca->cache, ca->hash, ca->key.p, ca->key.len, NULL) !=
+        ST_FLIGHT_LEADER)
+        return; /* a refresh or fetch is already running */
+    struct st_exchange *b = st_exchange_spawn_background(x);
+    if (!b) {
+        st_cache_flight_done(ca->cache, ca->hash, ca->key.p, ca->key.len, ST_FLIGHT_UNCACHEABLE,
+                             0);
+        return;
+    }
+    struct ca *bca = ca_new(b);
+    bca->leader = true;
+    bca->stale = st_cache_entry_ref(e);
+    st_exchange_set_cache_status(b, "strata; fwd=stale");
+    fetch(b, bca);
+}
+
+/* Park x behind the flight's leader. Returns false when x leads instead. */
+static bool park(struct st_exchange *x, struct ca *ca)
+{
+    struct st_waiter *w = st_xcalloc(1, sizeof(*w));
+    w->w = st_exchange_worker(x);
+    w->x = x;
+    if (st_cache_flight_join(ca->cache, ca->hash, ca->key.p, ca->key.len, w) ==
+        ST_FLIGHT_LEADER) {
+        free(w);
+        ca->leader = true;
+        return false;
+    }
+    ca->waiter = w;
+    /* Only on_done matters while parked: the client may leave. */
+    static const struct st_fetch_hooks parked_hooks = {.on_done = fill_on_done};
+    st_exchange_park(x, &parked_hooks, ca);
+    return true;
+}
+
+/* Look the key up and answer, or go to the origin. `may_park`: join the flight. */
+static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
+{
+    int64_t now = now_ms();
+    struct st_cache_entry *e = st_cache_lookup(ca->cache, ca->hash, ca->key.p, ca->key.len,
+                                               st_exchange_request(x)->headers);
+    if (e) {
+        int64_t age = age_of(e, now);
+        bool fresh = age < e->lifetime_ms && !e->always_revalidate;
+        enum st_req_verdict v = e->always_revalidate
+                                    ? ST_REQ_REVALIDATE
+                                    : st_request_allows(&ca->req_cc, age, e->lifetime_ms,
+                                                        e->no_stale);
+        if (v == ST_REQ_USE) {
+            if (fresh)
+                serve_hit(x, ca, e, age);
+            else
+                serve_stale(x, ca, e, age, "max-stale");
+            st_cache_entry_unref(e);
+            ca_free(ca);
+            return;
+        }
+        if (!fresh && !e->no_stale && !ca->req_cc.no_cache && age < e->lifetime_ms + e->swr_ms) {
+            serve_stale(x, ca, e, age, "stale-while-revalidate");
+            refresh_in_background(x, ca, e);
+            st_cache_entry_unref(e);
+            ca_free(ca);
+            return;
+        }
+        ca->stale = e; /* for revalidation and stale-if-error */
+    } else if (ca->req_cc.only_if_cached) {
+        set_status(x, "strata; fwd=miss; detail=only-if-cached");
+        ca_free(ca);
+        st_exchange_respond_error(x, 504);
+        return;
+    }
+    if (may_park && park(x, ca))
+        return;
+    fetch(x, ca);
+}
+
+/* --- writes --- */
+
+static void invalidate_uri(struct st_exchange *x, const char *uri, size_t len)
+{
+    size_t plen;
+    const char *path = st_target_path(uri, len, &plen);
+    if (plen == 0 || path[0] != '/')
+        return;
+    st_invalidate(st_server_cache(st_exchange_worker(x)->srv), stats_of(x), ST_INVAL_URI, path,
+                  plen);
+}
+
+/* Location / Content-Location: only same-host targets are ours to drop. */
+static void invalidate_location(struct st_exchange *x, const struct st_headers *h,
+                                const char *name)
+{
+    const struct st_hdr *loc = st_headers_get(h, name);
+    if (!loc || loc->value_len == 0)
+        return;
+    const char *v = st_hdr_value(h, loc);
+    if (v[0] != '/') {
+        size_t host_len;
+        const char *host = st_exchange_host(x, &host_len);
+        const char *auth = strstr(v, "://");
+        if (!auth || !host || strncasecmp(auth + 3, host, host_len) != 0 ||
+            (auth[3 + host_len] != '/' && auth[3 + host_len] != '\0'))
+            return;
+    }
+    invalidate_uri(x, v, loc->value_len);
+}
+
+static void invalidate_patterns(struct st_exchange *x)
+{
+    const struct st_route_cfg *r = st_exchange_route(x);
+    const struct st_request_head *req = st_exchange_request(x);
+    size_t plen;
+    const char *path = st_target_path(req->target, req->target_len, &plen);
+    struct st_capture caps[ST_PATTERN_MAX_CAPTURES];
+    size_t n_caps = 0;
+    st_pattern_match(&r->pattern, path, plen, caps, &n_caps);
+    struct st_cache *c = st_server_cache(st_exchange_worker(x)->srv);
+    for (size_t i = 0; i < r->n_invalidates; i++) {
+        char out[2048];
+        int n = st_pattern_fill(r->invalidates[i], caps, n_caps, out, sizeof(out));
+        if (n <= 0 || (size_t)n >= sizeof(out))
+            continue;
+        if (out[n - 1] == '*')
+            st_invalidate(c, stats_of(x), ST_INVAL_PREFIX, out, (size_t)n - 1);
+        else
+            st_invalidate(c, stats_of(x), ST_INVAL_URI, out, (size_t)n);
+    }
+}
+
+static bool write_on_head(struct st_exchange *x, const struct st_upstream_head *h)
+{
+    if (h->status >= 400)
+        return true;
+    const struct st_request_head *req = st_exchange_request(x);
+    invalidate_uri(x, req->target, req->target_len);
+    invalidate_location(x, h->headers, "location");
+    invalidate_location(x, h->headers, "content-location");
+    invalidate_patterns(x);
+    return true;
+}
+
+static const struct st_fetch_hooks write_hooks = {.on_head = write_on_head};
+
+/* --- the strategy --- */
+
+static bool skips_cache(struct st_exchange *x, const struct ca *ca)
+{
+    const struct st_request_head *req = st_exchange_request(x);
+    if (ca->req_cc.no_store)
+        return true;
+    return st_headers_get(req->headers, "authorization") &&
+           !st_exchange_route(x)->cache_authorized;
+}
+
+static void on_request(struct st_exchange *x)
+{
+    const char *m = st_exchange_request(x)->method;
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
+        st_exchange_count_bypass(x);
+        set_status(x, "strata; fwd=method");
+        st_exchange_fetch(x, &write_hooks, NULL, NULL);
+        return;
+    }
+    struct ca *ca = ca_new(x);
+    if (skips_cache(x, ca)) {
+        ca_free(ca);
+        st_exchange_count_bypass(x);
+        set_status(x, "strata; fwd=request");
+        st_exchange_forward(x);
+        return;
+    }
+    lookup(x, ca, true);
+}
+
+static void on_resume(struct st_exchange *x, int result, int status)
+{
+    struct ca *ca = st_exchange_hook_arg(x);
+    ca->waiter = NULL;
+    st_exchange_unpark(x);
+    if (result == ST_FLIGHT_FAILED) {
+        int64_t now = now_ms();
+        if (stale_if_error_ok(ca->stale, now)) {
+            struct st_cache_entry *e = ca->stale;
+            serve_stale(x, ca, e, age_of(e, now), "stale-if-error");
+        } else {
+            count(x, ST_STAT_CACHE_COLLAPSED, ST_RS_COLLAPSED);
+            st_exchange_respond_error(x, status ? status : 502);
+        }
+        ca_free(ca);
+        return;
+    }
+    /* Stored: answer from the cache. Not stored: fetch for ourselves, without parking again. */
+    st_cache_entry_unref(ca->stale);
+    ca->stale = NULL;
+    lookup(x, ca, false);
+}
+
+const struct st_strategy st_strategy_cache_aside = {
+    .name = "cache-aside",
+    .on_request = on_request,
+    .on_resume = on_resume,
+};
