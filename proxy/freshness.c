@@ -24,8 +24,10 @@
  *   allowed only for statuses cacheable by default or with `public`
  *   (RFC 9111 4.2.2); tier ttl 0 means no heuristic freshness at all.
  * - 304 is never stored (it updates an entry, RFC 9111 4.3.4); 206 neither.
- * - must-revalidate, proxy-revalidate and s-maxage (which implies
- *   proxy-revalidate) forbid serving stale: swr and sie become 0.
+ * - must-revalidate and proxy-revalidate forbid serving stale: swr and sie
+ *   become 0. s-maxage (which implies proxy-revalidate) turns the tier's
+ *   windows off but keeps the origin's own explicit stale-while-revalidate /
+ *   stale-if-error directives.
  * - Two-digit RFC 850 years more than 50 years ahead of "now" belong to the
  *   past century (RFC 9110 5.6.7); without a "now", 2025 is the reference.
  *   Dates before 1970 are rejected (-1) so negative never means a date.
@@ -553,10 +555,22 @@ static int64_t initial_age(const struct st_headers *resp, int64_t date_ms, int64
 static void stale_windows(const struct st_cc *c, const struct st_store_policy *pol,
                           struct st_freshness *out)
 {
-    out->no_stale = c->must_revalidate || c->proxy_revalidate || c->s_maxage != ST_CC_ABSENT ||
-                    c->s_maxage_invalid;
+    out->no_stale = c->must_revalidate || c->proxy_revalidate;
     if (out->no_stale) {
         out->swr_ms = out->sie_ms = 0;
+        return;
+    }
+    if (c->s_maxage != ST_CC_ABSENT || c->s_maxage_invalid) {
+        /*
+         * s-maxage implies proxy-revalidate (RFC 9111 5.2.2.10), so the tier's
+         * stale windows do not apply; an origin that also sends its own
+         * stale-while-revalidate / stale-if-error (RFC 5861, the common
+         * "s-maxage=60, stale-while-revalidate=30") has said explicitly that
+         * it allows them.
+         */
+        out->swr_ms = c->stale_while_revalidate != ST_CC_ABSENT ? c->stale_while_revalidate * 1000 : 0;
+        out->sie_ms = c->stale_if_error != ST_CC_ABSENT ? c->stale_if_error * 1000 : 0;
+        out->no_stale = out->swr_ms == 0 && out->sie_ms == 0;
         return;
     }
     out->swr_ms = c->stale_while_revalidate != ST_CC_ABSENT ? c->stale_while_revalidate * 1000

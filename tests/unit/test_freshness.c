@@ -488,7 +488,10 @@ static const struct stale_case stale_cases[] = {
     {"stale-while-revalidate=abc", 0, 600000, false, false},
     {"max-age=60, must-revalidate, stale-while-revalidate=5", 0, 0, true, false},
     {"max-age=60, proxy-revalidate, stale-if-error=9", 0, 0, true, false},
-    {"s-maxage=60, stale-while-revalidate=5", 0, 0, true, false},
+    /* s-maxage: the tier's windows never apply; the origin's own ones do */
+    {"s-maxage=60, stale-while-revalidate=5", 5000, 0, false, false},
+    {"s-maxage=60", 0, 0, true, false},
+    {"s-maxage=60, must-revalidate, stale-if-error=9", 0, 0, true, false},
     {"no-cache", 30000, 600000, false, true},
 };
 
