@@ -45,7 +45,8 @@ struct ca {
     struct st_sb key;
     uint64_t hash;
     struct st_cc req_cc;
-    struct st_cache_entry *stale; /* the entry being revalidated (reference) */
+    struct st_cache_entry *stale; /* expired entry: revalidation, stale-if-error (reference) */
+    bool revalidating;            /* we sent stale's validators to the origin */
     struct st_waiter *waiter;     /* while parked */
     bool leader;                  /* must end the flight */
     enum st_flight_result result;
@@ -304,7 +305,7 @@ static bool fill_on_head(struct st_exchange *x, const struct st_upstream_head *h
     ca->resp = h->headers;
     ca->reason_len = h->reason_len < sizeof(ca->reason) ? h->reason_len : 0;
     memcpy(ca->reason, h->reason, ca->reason_len);
-    if (h->status == 304 && ca->stale) {
+    if (h->status == 304 && ca->revalidating) {
         ca->absorbed = ABSORB_304;
         return false;
     }
@@ -421,11 +422,8 @@ static void fetch(struct st_exchange *x, struct ca *ca)
         rv.last_modified_ms = ca->stale->last_modified_ms;
         has_rv = true;
     }
-    if (!has_rv) {
-        /* Without our validators, a 304 could only answer the client's own condition. */
-        st_cache_entry_unref(ca->stale);
-        ca->stale = NULL;
-    }
+    /* Without our validators, a 304 could only answer the client's own condition. */
+    ca->revalidating = has_rv;
     ca->request_ms = now_ms();
     if (!st_exchange_is_background(x))
         count(x, ST_STAT_CACHE_MISSES, ST_RS_MISSES);
