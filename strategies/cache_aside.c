@@ -154,9 +154,16 @@ static void serve(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e
     st_exchange_serve_entry(x, e, age_ms / 1000, nm);
 }
 
+/* Remaining freshness in whole seconds, rounded down (so just-expired is -1, not 0). */
+static long long ttl_s(const struct st_cache_entry *e, int64_t age)
+{
+    int64_t ms = e->lifetime_ms - age;
+    return (long long)(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
+}
+
 static void serve_hit(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age)
 {
-    set_status(x, "strata; hit; ttl=%lld", (long long)((e->lifetime_ms - age) / 1000));
+    set_status(x, "strata; hit; ttl=%lld", ttl_s(e, age));
     count(x, ST_STAT_CACHE_HITS, ST_RS_HITS);
     if (st_exchange_was_parked(x))
         count(x, ST_STAT_CACHE_COLLAPSED, ST_RS_COLLAPSED);
@@ -166,8 +173,7 @@ static void serve_hit(struct st_exchange *x, struct ca *ca, struct st_cache_entr
 static void serve_stale(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age,
                         const char *detail)
 {
-    set_status(x, "strata; hit; ttl=%lld; detail=%s", (long long)((e->lifetime_ms - age) / 1000),
-               detail);
+    set_status(x, "strata; hit; ttl=%lld; detail=%s", ttl_s(e, age), detail);
     count(x, ST_STAT_CACHE_STALE, ST_RS_STALE);
     serve(x, ca, e, age);
 }
@@ -490,9 +496,12 @@ static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
             ca_free(ca);
             return;
         }
-        if (!fresh && !e->no_stale && !ca->req_cc.no_cache && age < e->lifetime_ms + e->swr_ms) {
-            serve_stale(x, ca, e, age, "stale-while-revalidate");
+        bool expired = age >= e->lifetime_ms;
+        if (expired && !e->always_revalidate && !e->no_stale && !ca->req_cc.no_cache &&
+            age < e->lifetime_ms + e->swr_ms) {
+            /* Start the refresh first: answering may finish (and free) x. */
             refresh_in_background(x, ca, e);
+            serve_stale(x, ca, e, age, "stale-while-revalidate");
             st_cache_entry_unref(e);
             ca_free(ca);
             return;

@@ -384,3 +384,123 @@ def assert_still_serving(s, path="/echo"):
     assert r.status == 200, f"follow-up GET {path} answered {r.status}: {r.body[:200]!r}"
     assert r.json()["path"] == path
     assert s.alive(), "strata died"
+
+
+# ---- cache helpers -------------------------------------------------------------
+
+def cache_route(match="/c/*", tier="hot", upstream="origin", **kw):
+    """A cache-aside route dict; extra keys (ttl_source, invalidates, key, ...) via kw."""
+    r = {"match": match, "upstream": upstream, "strategy": "cache-aside", "tier": tier}
+    r.update(kw)
+    return r
+
+
+def cache_config(s, routes, tiers, memory="256MiB", max_object="1MiB", upstreams=None,
+                 workers=2, limits=None, admin_token=None, upstream_timeout=None):
+    """Config text for strata `s` with a `cache:` block and `tiers:`; a bypass
+    catch-all route is appended. upstream_timeout overrides the origin's read timeout."""
+    ups = upstreams or default_upstreams(s.origin_addr, s.down_addr)
+    if upstream_timeout:
+        ups = {k: dict(v, timeout=upstream_timeout) for k, v in ups.items()}
+    extra = [f"cache: {{ memory: {memory}, max_object: {max_object} }}", "tiers:"]
+    extra += [f"  {name}: {yval(t)}" for name, t in tiers.items()]
+    text = render_config(s.port, s.admin_port, ups,
+                         list(routes) + [{"match": "/*", "upstream": "origin",
+                                          "strategy": "bypass"}],
+                         limits, workers, "\n".join(extra))
+    if admin_token is not None:
+        text = text.replace(f'admin: {{ listen: "{HOST}:{s.admin_port}" }}',
+                            f'admin: {{ listen: "{HOST}:{s.admin_port}", '
+                            f'token: {json.dumps(admin_token)} }}')
+    return text
+
+
+class CacheStatus:
+    """The `strata` member of a Cache-Status header (RFC 9211), parsed."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.params = {}
+        if raw is None:
+            return
+        for member in raw.split(","):
+            parts = [p.strip() for p in member.split(";")]
+            if parts[0] != "strata":
+                continue
+            for p in parts[1:]:
+                k, eq, v = p.partition("=")
+                self.params[k.strip()] = v.strip().strip('"') if eq else True
+
+    def __contains__(self, name):
+        return name in self.params
+
+    def get(self, name):
+        return self.params.get(name)
+
+    @property
+    def fresh_hit(self):
+        return "hit" in self and (self.ttl or 0) >= 0 and "detail" not in self
+
+    @property
+    def ttl(self):
+        v = self.params.get("ttl")
+        return int(v) if v not in (None, True) else None
+
+    @property
+    def fwd(self):
+        return self.params.get("fwd")
+
+    def __repr__(self):
+        return f"Cache-Status({self.raw!r})"
+
+
+def cache_status(resp):
+    return CacheStatus(resp.header("Cache-Status"))
+
+
+def dig(d, path):
+    """d["a"]["b"] for path "a.b" or ("a", "b") (a tuple when a key holds dots or slashes)."""
+    for part in (path.split(".") if isinstance(path, str) else path):
+        d = d[part]
+    return d
+
+
+def settle_stats(s, expect, timeout=2.0):
+    """Wait until every stats path in expect equals its value, e.g.
+    {"cache.hits": 3, ("routes", "/c/*", "hits"): 3}; a value may be a predicate
+    on the whole stats dict. Returns the stats, or fails listing the mismatches."""
+    last = {}
+
+    def ok():
+        nonlocal last
+        last = s.stats()
+        return all((v(last) if callable(v) else dig(last, k) == v) for k, v in expect.items())
+
+    try:
+        wait_until(ok, timeout, msg="stats to settle")
+    except AssertionError:
+        bad = {}
+        for k, v in expect.items():
+            if callable(v):
+                if not v(last):
+                    bad[k] = "predicate false"
+            else:
+                try:
+                    got = dig(last, k)
+                except (KeyError, TypeError):
+                    got = "<missing>"
+                if got != v:
+                    bad[k] = f"want {v!r}, got {got!r}"
+        raise AssertionError(f"/stats mismatch: {bad}; stats: "
+                             f"{json.dumps({k: last.get(k) for k in ('cache', 'tiers', 'routes', 'l1', 'invalidations')})}")
+    return last
+
+
+def admin_invalidate(s, body, token=None, timeout=2.0):
+    """POST /invalidate on the admin port; body is a dict (sent as JSON) or raw bytes."""
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return request(s.admin_port, "POST", "/invalidate", body=data, headers=headers,
+                   timeout=timeout)

@@ -173,6 +173,24 @@ class Origin:
     def script(self, path, fn):
         self.scripts[path] = fn
 
+    def script_versioned(self, path, headers=(), status=200, delay=0.0, body=None, gate=None):
+        """Script `path` so the n-th request to it (counted per path) is answered
+        with body b"<path> v<n>\n" (or body(req, n)). headers and status may be
+        callables (req, n) -> value. delay seconds, or a threading.Event gate
+        (waited for up to 10 s), hold the answer back."""
+        def fn(req):
+            n = self.count(req.path)
+            if gate is not None:
+                gate.wait(10)
+            if delay:
+                self.stopping.wait(delay)
+            st = status(req, n) if callable(status) else status
+            h = list(headers(req, n) if callable(headers) else headers)
+            b = body(req, n) if body is not None else f"{req.path} v{n}\n".encode()
+            return st, h, b
+        self.script(path, fn)
+        return fn
+
     # ---- lifecycle ----------------------------------------------------------
     def stop(self):
         self.stopping.set()
