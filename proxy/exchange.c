@@ -594,16 +594,22 @@ static void add_not_modified_head(struct st_sb *sb, const struct st_cache_entry 
 {
     static const char *const keep[] = {"etag", "cache-control", "expires", "vary", "date",
                                        "content-location", "last-modified", NULL};
+    struct st_headers h;
+    st_headers_init(&h);
+    st_headers_parse_head(&h, e->head, e->head_len);
     st_sb_adds(sb, "HTTP/1.1 304 Not Modified\r\n");
-    const char *p = strstr(e->head, "\r\n") + 2, *end = e->head + e->head_len;
-    while (p < end) {
-        const char *eol = strstr(p, "\r\n");
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        for (int i = 0; colon && keep[i]; i++)
-            if (st_name_eq(p, (size_t)(colon - p), keep[i]))
-                st_sb_add(sb, p, (size_t)(eol - p) + 2);
-        p = eol + 2;
+    for (size_t i = 0; i < h.n; i++) {
+        const struct st_hdr *f = &h.v[i];
+        for (int k = 0; keep[k]; k++) {
+            if (!st_name_eq(st_hdr_name(&h, f), f->name_len, keep[k]))
+                continue;
+            st_sb_add(sb, st_hdr_name(&h, f), f->name_len);
+            st_sb_add(sb, ": ", 2);
+            st_sb_add(sb, st_hdr_value(&h, f), f->value_len);
+            st_sb_add(sb, "\r\n", 2);
+        }
     }
+    st_headers_finish(&h);
 }
 
 void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, int64_t age_s,
@@ -655,16 +661,6 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, in
     finish(x);
 }
 
-static void copy_headers(struct st_headers *dst, const struct st_headers *src)
-{
-    for (size_t i = 0; i < src->n; i++) {
-        const struct st_hdr *e = &src->v[i];
-        st_headers_name_piece(dst, st_hdr_name(src, e), e->name_len);
-        st_headers_value_piece(dst, st_hdr_value(src, e), e->value_len);
-        st_headers_value_done(dst);
-    }
-}
-
 struct st_exchange *st_exchange_spawn_background(struct st_exchange *x)
 {
     if (strcmp(x->req.method, "GET") != 0)
@@ -674,7 +670,7 @@ struct st_exchange *st_exchange_spawn_background(struct st_exchange *x)
     b->gen = st_gen_ref(x->gen);
     b->route = x->route;
     st_headers_init(&b->own_headers);
-    copy_headers(&b->own_headers, x->req.headers);
+    st_headers_copy(&b->own_headers, x->req.headers);
     b->own_target = st_xstrndup(x->req.target, x->req.target_len);
     b->req = x->req;
     b->req.headers = &b->own_headers;

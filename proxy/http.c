@@ -107,6 +107,44 @@ void st_headers_value_done(struct st_headers *h)
     h->state = ST_HDR_NONE;
 }
 
+void st_headers_add(struct st_headers *h, const char *name, size_t name_len, const char *value,
+                    size_t value_len)
+{
+    st_headers_name_piece(h, name, name_len);
+    if (value_len > 0)
+        st_headers_value_piece(h, value, value_len);
+    st_headers_value_done(h);
+}
+
+void st_headers_copy(struct st_headers *dst, const struct st_headers *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        const struct st_hdr *e = &src->v[i];
+        st_headers_add(dst, st_hdr_name(src, e), e->name_len, st_hdr_value(src, e),
+                       e->value_len);
+    }
+}
+
+void st_headers_parse_head(struct st_headers *h, const char *head, size_t len)
+{
+    const char *end = head + len;
+    const char *p = memmem(head, len, "\r\n", 2);
+    p = p ? p + 2 : end; /* skip the first line */
+    while (p < end) {
+        const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+        if (!eol)
+            eol = end;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon && colon > p) {
+            const char *v = colon + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            st_headers_add(h, p, (size_t)(colon - p), v, (size_t)(eol - v));
+        }
+        p = eol + 2;
+    }
+}
+
 bool st_name_eq(const char *p, size_t len, const char *lower)
 {
     size_t i = 0;

@@ -40,6 +40,16 @@ void st_headers_name_piece(struct st_headers *h, const char *p, size_t len);
 void st_headers_value_piece(struct st_headers *h, const char *p, size_t len);
 /* Trim trailing whitespace of the last value once it is complete. */
 void st_headers_value_done(struct st_headers *h);
+/* Append one whole header. */
+void st_headers_add(struct st_headers *h, const char *name, size_t name_len, const char *value,
+                    size_t value_len);
+/* Append every header of src. */
+void st_headers_copy(struct st_headers *dst, const struct st_headers *src);
+/*
+ * Append the headers of a serialized head (a status or request line, then
+ * "Name: value" lines each ending in CRLF), as strata itself wrote it.
+ */
+void st_headers_parse_head(struct st_headers *h, const char *head, size_t len);
 
 static inline const char *st_hdr_name(const struct st_headers *h, const struct st_hdr *e)
 {

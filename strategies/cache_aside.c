@@ -252,35 +252,22 @@ static struct st_cache_entry *build_entry(struct ca *ca, const struct st_headers
 /* A 304 answered our revalidation: the stored headers, updated by the 304's. */
 static struct st_cache_entry *refresh_entry(struct ca *ca, const struct st_headers *h304)
 {
-    struct st_headers merged;
+    struct st_headers stored, merged;
+    st_headers_init(&stored);
     st_headers_init(&merged);
     const struct st_cache_entry *old = ca->stale;
-    const char *p = strstr(old->head, "\r\n") + 2, *end = old->head + old->head_len;
-    while (p < end) {
-        const char *eol = strstr(p, "\r\n");
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon) {
-            char name[128];
-            size_t nlen = (size_t)(colon - p) < sizeof(name) - 1 ? (size_t)(colon - p) : 0;
-            memcpy(name, p, nlen);
-            name[nlen] = '\0';
-            if (nlen && !st_headers_get(h304, name)) {
-                const char *v = colon + 1;
-                while (v < eol && *v == ' ')
-                    v++;
-                st_headers_name_piece(&merged, p, nlen);
-                st_headers_value_piece(&merged, v, (size_t)(eol - v));
-                st_headers_value_done(&merged);
-            }
-        }
-        p = eol + 2;
+    st_headers_parse_head(&stored, old->head, old->head_len);
+    for (size_t i = 0; i < stored.n; i++) {
+        const struct st_hdr *e = &stored.v[i];
+        char name[128];
+        if (e->name_len >= sizeof(name))
+            continue;
+        memcpy(name, st_hdr_name(&stored, e), e->name_len + 1);
+        if (!st_headers_get(h304, name))
+            st_headers_add(&merged, name, e->name_len, st_hdr_value(&stored, e), e->value_len);
     }
-    for (size_t i = 0; i < h304->n; i++) {
-        const struct st_hdr *e = &h304->v[i];
-        st_headers_name_piece(&merged, st_hdr_name(h304, e), e->name_len);
-        st_headers_value_piece(&merged, st_hdr_value(h304, e), e->value_len);
-        st_headers_value_done(&merged);
-    }
+    st_headers_finish(&stored);
+    st_headers_copy(&merged, h304);
     struct st_freshness fr;
     struct st_store_policy pol = policy_of(ca->x);
     st_freshness_evaluate(old->status, st_exchange_request(ca->x)->headers, &merged,
