@@ -254,11 +254,16 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* Read only while a request can make progress and nothing holds us back. */
+/*
+ * Read while a request can make progress and nothing holds us back. While a
+ * response is pending (WAIT), keep the socket readable (no epoll churn per
+ * request) but buffer at most one read buffer of pipelined bytes unparsed.
+ */
 static void update_reading(struct st_conn *c)
 {
+    bool waiting_ok = c->state == C_WAIT && c->rbuf->end - c->rbuf->start < ST_RBUF_SIZE / 2;
     bool want = !c->closing && !c->eof && !c->read_paused &&
-                (c->state == C_HEAD || c->state == C_BODY);
+                (c->state == C_HEAD || c->state == C_BODY || waiting_ok);
     if (want && !c->reading)
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     else if (!want && c->reading)
@@ -294,6 +299,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->rbuf->end += (size_t)nread;
+    if (c->state == C_WAIT) {
+        update_reading(c); /* the next request waits for this response */
+        return;
+    }
     if (c->state == C_BODY)
         arm(c, T_BODY, c->gen->cfg->limits.header_timeout_ms);
     process(c);

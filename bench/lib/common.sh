@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # globals here are read by run.sh
 # bench/lib/common.sh - shared helpers for the strata benchmark harness:
 # logging, dependency install, free ports, CPU pinning, process lifecycle.
 # Sourced by bench/run.sh; expects `set -euo pipefail` from the caller.
@@ -66,19 +66,27 @@ ratio() {
 }
 
 # ---------------------------------------------------------------- ports
-# free_port - a TCP port on 127.0.0.1 that nothing listens on right now.
+# free_port - a TCP port on 127.0.0.1 that no socket uses right now. Picked
+# outside the kernel's ephemeral range, so the thousands of client-side
+# sockets a load run leaves behind (TIME_WAIT, pooled upstream connections)
+# cannot collide with a listener the next run wants to bind.
 free_port() {
-    local port i
-    for ((i = 0; i < 200; i++)); do
-        port=$((20000 + RANDOM % 40000))
+    local lo=32768 hi=60999 port i
+    if [[ -r /proc/sys/net/ipv4/ip_local_port_range ]]; then
+        read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
+    fi
+    ((hi - lo > 40000)) && lo=1 hi=0   # range too wide to avoid: take any unused port
+    for ((i = 0; i < 500; i++)); do
+        port=$((10000 + RANDOM % 55000))
+        ((port >= lo && port <= hi)) && continue
         port_in_use "$port" || { printf '%s\n' "$port"; return 0; }
     done
-    die "no free port found"
+    die "no free port found outside the ephemeral range $lo-$hi"
 }
 
 port_in_use() {
     if have_tool ss; then
-        ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
+        ss -Htan "sport = :$1" 2>/dev/null | grep -q . && return 0
         return 1
     fi
     # Fallback: something accepts a connection there.
@@ -179,6 +187,90 @@ stop_all() {
         if ((rc != 0)); then
             warn "${BENCH_PID_NAMES[$i]} (pid $pid) exit status $rc$(describe_status "$rc")"
         fi
+    done
+}
+
+# ---------------------------------------------------------------- foreign load
+# The machine may be shared: "other CPU" is the CPU time spent during a
+# measurement by anything that is not ours (our servers and their children,
+# plus wrk and curl, reaped by this shell), in percent of one CPU.
+# cpu_mark before, then `cpu_other_pct >FILE` after (a redirect, not $(...),
+# so that `times` sees this shell's reaped children).
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+_CPU_MARK_BUSY=0
+_CPU_MARK_OWN=0
+_CPU_MARK_NS=0
+
+# user + nice + system + steal. Interrupt time is left out: loopback traffic
+# is processed in softirq context and not charged to our processes, so
+# counting it would show the proxy's own network work as "other".
+_busy_ticks() {
+    awk '/^cpu / { print $2 + $3 + $4 + $9; exit }' /proc/stat 2>/dev/null || echo 0
+}
+
+_own_ticks() {
+    local total=0 pid p t
+    for pid in "${BENCH_PIDS[@]}"; do
+        [[ -n "$pid" ]] || continue
+        for p in "$pid" $(pgrep -P "$pid" 2>/dev/null || true); do
+            t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+            total=$((total + ${t:-0}))
+        done
+    done
+    # Reaped children of this shell (wrk through timeout, curl): `times` must
+    # run in this shell, not in a command substitution.
+    times >"$BENCH_TMP/times"
+    t=$(awk -v hz="$CLK_TCK" 'NR == 2 { s = 0
+            for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
+            printf "%d\n", s * hz }' "$BENCH_TMP/times")
+    echo $((total + ${t:-0}))
+}
+
+cpu_mark() {
+    _CPU_MARK_NS=$(date +%s%N)
+    _CPU_MARK_BUSY=$(_busy_ticks)
+    _own_ticks >"$BENCH_TMP/own"
+    _CPU_MARK_OWN=$(<"$BENCH_TMP/own")
+}
+
+cpu_other_pct() {
+    local busy own ns
+    busy=$(_busy_ticks)
+    _own_ticks >"$BENCH_TMP/own"
+    own=$(<"$BENCH_TMP/own")
+    ns=$(date +%s%N)
+    awk -v b=$((busy - _CPU_MARK_BUSY)) -v o=$((own - _CPU_MARK_OWN)) -v hz="$CLK_TCK" \
+        -v ns=$((ns - _CPU_MARK_NS)) \
+        'BEGIN { v = (ns > 0) ? (b - o) * 100 / (hz * ns / 1e9) : 0; printf "%d\n", (v < 0) ? 0 : v + 0.5 }'
+}
+
+# cpu_busy_pct - percent of all CPUs busy over a 1 s sample (0 if unknown).
+cpu_busy_pct() {
+    [[ -r /proc/stat ]] || { echo 0; return 0; }
+    local a b
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6; exit }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        busy = y[1] - x[1]; all = busy + y[2] - x[2]
+        printf "%d\n", (all > 0) ? 100 * busy / all + 0.5 : 0 }'
+}
+# wait_quiet MAX_SECONDS - wait (bounded) until the machine is at most
+# QUIET_BUSY_PCT busy, so that a benchmark does not start on top of a
+# compile or a test suite. Sets LAST_BUSY_PCT.
+QUIET_BUSY_PCT=15
+LAST_BUSY_PCT=0
+wait_quiet() {
+    local max=${1:-0} start=$SECONDS
+    LAST_BUSY_PCT=$(cpu_busy_pct)
+    while ((LAST_BUSY_PCT > QUIET_BUSY_PCT)); do
+        if ((SECONDS - start >= max)); then
+            ((max == 0)) || warn "machine still ${LAST_BUSY_PCT}% busy after waiting ${max}s; measuring anyway"
+            return 0
+        fi
+        log "machine ${LAST_BUSY_PCT}% busy (other processes), waiting for it to settle"
+        sleep 2
+        LAST_BUSY_PCT=$(cpu_busy_pct)
     done
 }
 

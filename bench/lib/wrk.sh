@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # globals here are read by run.sh
 # bench/lib/wrk.sh - run wrk with the shared settings and parse its output.
 
 # wrk settings shared by every target of a run (env overridable).
@@ -12,15 +12,29 @@ wrk_settings() {
 }
 
 # run_wrk URL OUTFILE [DURATION] - one bounded wrk run on the client CPU,
-# raw output kept in OUTFILE.
+# raw output kept in OUTFILE. Runs in the background and is waited for, so a
+# signal to the harness is handled at once; WRK_PID lets cleanup stop it.
+WRK_PID=""
 run_wrk() {
-    local url=$1 out=$2 dur=${3:-$WRK_DURATION}
+    local url=$1 out=$2 dur=${3:-$WRK_DURATION} rc=0
     timeout --kill-after=5 $((dur + 30)) \
         "${PIN_CLIENT[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${dur}s" --latency "$url" \
-        >"$out" 2>&1 || {
+        >"$out" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || rc=$?
+    WRK_PID=""
+    if ((rc != 0)); then
         cat "$out" >&2
-        die "wrk failed against $url (output above)"
-    }
+        die "wrk failed against $url (status $rc, output above)"
+    fi
+}
+
+# stop_wrk - stop a wrk run still in flight (called from cleanup).
+stop_wrk() {
+    [[ -n "$WRK_PID" ]] || return 0
+    kill -TERM "$WRK_PID" 2>/dev/null || true
+    wait "$WRK_PID" 2>/dev/null || true
+    WRK_PID=""
 }
 
 # parse_wrk OUTFILE - sets WRK_RPS, WRK_P50_MS, WRK_P99_MS, WRK_REQUESTS,

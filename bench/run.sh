@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# bench/run.sh - strata benchmark harness, one command:
+#
+#   bench/run.sh [SCENARIO]        (default: proxy; see bench/scenarios/)
+#
+# Installs wrk/nginx-light if missing, builds strata in release mode, starts
+# the scenario's peers on 127.0.0.1, runs wrk against every target in
+# alternation for ROUNDS rounds and reports median req/s and p99 per target,
+# relative to the scenario's baseline. Output: a markdown table on stdout,
+# also appended to bench/results/<scenario>-<date>.md.
+#
+# Environment:
+#   BENCH_DURATION  seconds per wrk run (10)     BENCH_CONNS    connections (64)
+#   BENCH_THREADS   wrk threads (1)              ROUNDS         rounds (3)
+#   BENCH_WARMUP    warm-up seconds per target before round 1 (2; 0 = none)
+#   BENCH_NO_PIN=1  do not pin with taskset      STRATA_BIN     prebuilt binary (skip build)
+#   BENCH_BUILD_DIR build dir (<repo>/build-bench)
+#   BENCH_RESULTS_DIR  where results go (bench/results)
+#   BENCH_WAIT_QUIET   before each wrk run, wait up to this many seconds for
+#                      other processes to leave the CPUs alone (60; 0 = don't)
+#
+# Exit status: 0 ok; 1 setup failure or a server died; 3 the run finished
+# but wrk saw non-2xx responses or socket errors (the table says where).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+
+# shellcheck source=lib/common.sh
+. "$BENCH_DIR/lib/common.sh"
+# shellcheck source=lib/wrk.sh
+. "$BENCH_DIR/lib/wrk.sh"
+# shellcheck source=peers/nginx-origin.sh
+. "$BENCH_DIR/peers/nginx-origin.sh"
+# shellcheck source=peers/strata.sh
+. "$BENCH_DIR/peers/strata.sh"
+
+ROUNDS=${ROUNDS:-3}
+OTHER_CPU_WARN=10   # percent of one CPU used by foreign processes during a run
+WAIT_QUIET=${BENCH_WAIT_QUIET:-60}
+RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
+
+# ---------------------------------------------------------------- targets
+TARGET_NAMES=()
+declare -A TARGET_URL=() TARGET_DESC=() RES_RPS=() RES_P99=() RES_NON2XX=() RES_SOCKERR=() RES_REQS=() RES_OTHER=()
+BASELINE=""
+
+# add_target NAME URL DESCRIPTION - called by scenario setup functions.
+add_target() {
+    TARGET_NAMES+=("$1")
+    TARGET_URL[$1]=$2
+    TARGET_DESC[$1]=$3
+    RES_RPS[$1]="" RES_P99[$1]="" RES_NON2XX[$1]=0 RES_SOCKERR[$1]=0 RES_REQS[$1]=0 RES_OTHER[$1]=""
+}
+
+# verify_targets - every target answers 200 with the same body as the
+# baseline before anything is measured.
+verify_targets() {
+    local name code ref="$BENCH_TMP/verify-$BASELINE.body"
+    for name in "${TARGET_NAMES[@]}"; do
+        code=$(curl -s --max-time 5 -D "$BENCH_TMP/verify-$name.headers" \
+            -o "$BENCH_TMP/verify-$name.body" -w '%{http_code}' "${TARGET_URL[$name]}" || true)
+        [[ "$code" == 200 ]] || die "$name: ${TARGET_URL[$name]} answered ${code:-nothing}, not 200"
+    done
+    for name in "${TARGET_NAMES[@]}"; do
+        cmp -s "$ref" "$BENCH_TMP/verify-$name.body" \
+            || die "$name: body differs from $BASELINE's ($(wc -c <"$BENCH_TMP/verify-$name.body") B vs $(wc -c <"$ref") B)"
+    done
+    log "all targets answer 200 with the same $(wc -c <"$ref") B body"
+}
+
+measure_round() {
+    local round=$1 name out other
+    for name in "${TARGET_NAMES[@]}"; do
+        out="$BENCH_TMP/wrk-$name-r$round.txt"
+        wait_quiet "$WAIT_QUIET"
+        cpu_mark
+        run_wrk "${TARGET_URL[$name]}" "$out"
+        cpu_other_pct >"$BENCH_TMP/other"
+        other=$(<"$BENCH_TMP/other")
+        check_alive
+        parse_wrk "$out"
+        RES_OTHER[$name]+="$other "
+        RES_RPS[$name]+="$WRK_RPS "
+        RES_P99[$name]+="$WRK_P99_MS "
+        RES_NON2XX[$name]=$((RES_NON2XX[$name] + WRK_NON2XX))
+        RES_SOCKERR[$name]=$((RES_SOCKERR[$name] + WRK_SOCKERR))
+        RES_REQS[$name]=$((RES_REQS[$name] + WRK_REQUESTS))
+        log "round $round/$ROUNDS $name: $WRK_RPS req/s, p50 ${WRK_P50_MS} ms, p99 ${WRK_P99_MS} ms," \
+            "non-2xx $WRK_NON2XX, socket errors $WRK_SOCKERR, other CPU ${other}%"
+        if ((other > OTHER_CPU_WARN)); then
+            warn "$name round $round: other processes used ${other}% of a CPU during the run: this round is noisy"
+        fi
+        if ((WRK_NON2XX + WRK_SOCKERR > 0)); then
+            warn "$name round $round: $WRK_NON2XX non-2xx/3xx responses, $WRK_SOCKERR socket errors"
+            grep -E 'Socket errors|Non-2xx' "$out" >&2 || true
+        fi
+    done
+}
+
+# ---------------------------------------------------------------- report
+LOAD_START="?"
+BUSY_START="?"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'; }
+
+fmt_rps() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
+fmt_ms()  { awk -v v="$1" 'BEGIN { printf "%.2f", v }'; }
+
+# report - markdown section on stdout; returns 3 when errors were seen.
+report() {
+    local name rps p99 other base_rps base_p99 errors=0 cpu_model
+    # shellcheck disable=SC2086  # word-splitting the per-round lists is intended
+    base_rps=$(median ${RES_RPS[$BASELINE]})
+    # shellcheck disable=SC2086
+    base_p99=$(median ${RES_P99[$BASELINE]})
+    cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+    printf '## %s - %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$SCENARIO_TITLE"
+    printf -- '- machine: %s, %s CPUs, %s; CPUs %s%% busy just before round 1; load average at start %s, at end %s\n' \
+        "$(uname -m)" "$(nproc)" "${cpu_model:-unknown CPU}" "$BUSY_START" "$LOAD_START" "$(loadavg)"
+    printf -- '- strata: %s (%s), commit %s\n' "$("$STRATA_BIN" --version 2>/dev/null || echo '?')" \
+        "$STRATA_BIN" "$(git -C "$REPO_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+    printf -- '- load: %s, %s rounds alternating %s, warm-up %ss per target; pinning: %s\n' \
+        "\`$(wrk_settings)\`" "$ROUNDS" "$(IFS=/; echo "${TARGET_NAMES[*]}")" "$WRK_WARMUP" "$PINNING"
+    printf '\n| target | req/s (median) | p99 ms (median) | req/s vs %s | p99 vs %s | non-2xx | socket errors | other CPU %% (max) |\n' \
+        "$BASELINE" "$BASELINE"
+    printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+    for name in "${TARGET_NAMES[@]}"; do
+        # shellcheck disable=SC2086
+        rps=$(median ${RES_RPS[$name]})
+        # shellcheck disable=SC2086
+        p99=$(median ${RES_P99[$name]})
+        # shellcheck disable=SC2086
+        other=$(printf '%s\n' ${RES_OTHER[$name]} | sort -n | tail -n 1)
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt_rps "$rps")" "$(fmt_ms "$p99")" \
+            "$(ratio "$rps" "$base_rps")" "$(ratio "$p99" "$base_p99")" \
+            "${RES_NON2XX[$name]}" "${RES_SOCKERR[$name]}" "$other"
+        errors=$((errors + RES_NON2XX[$name] + RES_SOCKERR[$name]))
+    done
+    printf '\nPer round (req/s | p99 ms | other CPU %%):\n\n'
+    for name in "${TARGET_NAMES[@]}"; do
+        printf -- '- %s: %s| %s| %s(%s requests in all) - %s\n' "$name" "${RES_RPS[$name]}" "${RES_P99[$name]}" \
+            "${RES_OTHER[$name]}" "${RES_REQS[$name]}" "${TARGET_DESC[$name]}"
+    done
+    if ((errors > 0)); then
+        printf '\n**Errors:** wrk counted non-2xx/3xx responses or socket errors (columns above).\n'
+    fi
+    printf '\n'
+    ((errors == 0)) || return 3
+}
+
+# ---------------------------------------------------------------- main
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_wrk
+    stop_all
+    if [[ -n "${BENCH_TMP:-}" && -d "$BENCH_TMP" ]]; then
+        if [[ "${BENCH_KEEP_TMP:-0}" == 1 || $rc -ne 0 ]]; then
+            log "logs and raw wrk output kept in $BENCH_TMP"
+        else
+            rm -rf "$BENCH_TMP"
+        fi
+    fi
+    exit "$rc"
+}
+
+usage() {
+    sed -n '3,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+    printf 'scenarios:'
+    local f
+    for f in "$BENCH_DIR"/scenarios/*.sh; do printf ' %s' "$(basename "$f" .sh)"; done
+    printf '\n'
+}
+
+main() {
+    case "${1:-}" in -h | --help) usage; return 0 ;; esac
+    local scenario=${1:-proxy}
+    local sfile="$BENCH_DIR/scenarios/$scenario.sh"
+    [[ -f "$sfile" ]] || { usage >&2; die "unknown scenario: $scenario"; }
+    [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
+    [[ "$WRK_DURATION" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION must be whole seconds"
+    [[ "$WRK_CONNS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_CONNS must be a positive integer"
+    [[ "$WRK_THREADS" =~ ^[1-9][0-9]*$ ]] || die "BENCH_THREADS must be a positive integer"
+    [[ "$WRK_WARMUP" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be whole seconds"
+    [[ "$WAIT_QUIET" =~ ^[0-9]+$ ]] || die "BENCH_WAIT_QUIET must be whole seconds"
+    # shellcheck source=scenarios/proxy.sh
+    . "$sfile"
+
+    ensure_tools wrk:wrk nginx:nginx-light curl:curl meson:meson ninja:ninja-build
+    setup_pinning
+    LOAD_START=$(loadavg)
+
+    BENCH_TMP=$(mktemp -d /tmp/strata-bench.XXXXXX)
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+
+    "scenario_${scenario}_setup"
+    [[ -n "$BASELINE" && -n "${TARGET_URL[$BASELINE]:-}" ]] || die "scenario $scenario set no BASELINE target"
+    verify_targets
+
+    local name round
+    wait_quiet "$WAIT_QUIET"
+    BUSY_START=$LAST_BUSY_PCT
+    if ((WRK_WARMUP > 0)); then
+        for name in "${TARGET_NAMES[@]}"; do
+            log "warm-up $name (${WRK_WARMUP}s)"
+            run_wrk "${TARGET_URL[$name]}" "$BENCH_TMP/wrk-$name-warmup.txt" "$WRK_WARMUP"
+            check_alive
+        done
+    fi
+    for ((round = 1; round <= ROUNDS; round++)); do
+        measure_round "$round"
+    done
+
+    mkdir -p "$RESULTS_DIR"
+    local results section="$BENCH_TMP/report.md" rc=0
+    results="$RESULTS_DIR/$scenario-$(date -u +%Y-%m-%d).md"
+    report >"$section" || rc=$?
+    cat "$section"
+    cat "$section" >>"$results"
+    log "appended to $results"
+    return "$rc"
+}
+
+main "$@"
