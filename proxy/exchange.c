@@ -562,6 +562,8 @@ static void on_up_error(void *user, int err, bool retryable)
         start_origin(x, true);
         return;
     }
+    if (retryable && err != -ETIMEDOUT)
+        ST_STAT_INC(&x->w->stats, ORIGIN_ERRORS);
     if (x->hooks && x->hooks->on_error && (x->phase == PH_FORWARDING || x->absorb)) {
         x->depth++;
         bool answered = x->hooks->on_error(x, err);

@@ -174,9 +174,10 @@ static void up_fail(struct st_upconn *up, int err)
     bool retryable = up->reused && !up->got_bytes;
     up->user = NULL;
     if (user) {
+        /* A retryable failure is counted by the user: as a retry, or as an error. */
         if (err == -ETIMEDOUT)
             ST_STAT_INC(up->pool->stats, ORIGIN_TIMEOUTS);
-        else
+        else if (!retryable)
             ST_STAT_INC(up->pool->stats, ORIGIN_ERRORS);
         st_log(retryable ? ST_LOG_DEBUG : ST_LOG_WARN, "upstream", up->id,
                "%s: %s (%s connection)", up->pool->cfg->name, uv_strerror(err),

@@ -52,7 +52,9 @@ struct st_upconn_cbs {
     /*
      * The exchange with the origin failed (negative errno: -ETIMEDOUT,
      * -ECONNREFUSED, -EPROTO for a bad response, ...). `retryable`: the
-     * connection was a reused pooled one and not a byte of response came.
+     * connection was a reused pooled one and not a byte of response came;
+     * such a failure is not counted in origin.errors here: the user counts
+     * it as a retry or as an error.
      */
     void (*on_error)(void *user, int err, bool retryable);
     /* Queued request bytes were written: the user may send more. */
