@@ -3,6 +3,7 @@
 # bench/run.sh - strata benchmark harness, one command:
 #
 #   bench/run.sh [SCENARIO]        (default: proxy; see bench/scenarios/)
+#   bench/run.sh all               every scenario, one after the other
 #
 # Installs wrk/nginx-light if missing, builds strata in release mode, starts
 # the scenario's peers on 127.0.0.1, runs wrk against every target in
@@ -35,6 +36,12 @@ REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 . "$BENCH_DIR/peers/nginx-origin.sh"
 # shellcheck source=peers/strata.sh
 . "$BENCH_DIR/peers/strata.sh"
+# shellcheck source=peers/nginx-cache.sh
+. "$BENCH_DIR/peers/nginx-cache.sh"
+# shellcheck source=peers/varnish.sh
+. "$BENCH_DIR/peers/varnish.sh"
+# shellcheck source=peers/slow-origin.sh
+. "$BENCH_DIR/peers/slow-origin.sh"
 
 ROUNDS=${ROUNDS:-3}
 OTHER_CPU_WARN=10   # percent of one CPU used by foreign processes during a run
@@ -43,15 +50,26 @@ RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
 
 # ---------------------------------------------------------------- targets
 TARGET_NAMES=()
-declare -A TARGET_URL=() TARGET_DESC=() RES_RPS=() RES_P99=() RES_NON2XX=() RES_SOCKERR=() RES_REQS=() RES_OTHER=()
+declare -A TARGET_URL=() TARGET_DESC=() TARGET_PIDS=() RES_RPS=() RES_P99=() RES_NON2XX=() RES_SOCKERR=() \
+    RES_REQS=() RES_OTHER=() RES_CPU=() RES_RPC=()
 BASELINE=""
+REPORT_NOTES="" # markdown lines a scenario adds under its table
+LIMIT=""        # optional second reference (e.g. the origin itself: the limit)
+CPU_PIDS_SET=0  # 1 once a target names its server PIDs: report CPU columns
 
-# add_target NAME URL DESCRIPTION - called by scenario setup functions.
+# add_target NAME URL DESCRIPTION [PID...] - called by scenario setup
+# functions. The PIDs (and their descendants) are the target's server
+# processes: their CPU time during each run gives requests per CPU-second.
 add_target() {
-    TARGET_NAMES+=("$1")
-    TARGET_URL[$1]=$2
-    TARGET_DESC[$1]=$3
-    RES_RPS[$1]="" RES_P99[$1]="" RES_NON2XX[$1]=0 RES_SOCKERR[$1]=0 RES_REQS[$1]=0 RES_OTHER[$1]=""
+    local name=$1 url=$2 desc=$3
+    shift 3
+    TARGET_NAMES+=("$name")
+    TARGET_URL[$name]=$url
+    TARGET_DESC[$name]=$desc
+    TARGET_PIDS[$name]="$*"
+    (($# == 0)) || CPU_PIDS_SET=1
+    RES_RPS[$name]="" RES_P99[$name]="" RES_NON2XX[$name]=0 RES_SOCKERR[$name]=0 RES_REQS[$name]=0
+    RES_OTHER[$name]="" RES_CPU[$name]="" RES_RPC[$name]=""
 }
 
 # verify_targets - every target answers 200 with the same body as the
@@ -71,24 +89,36 @@ verify_targets() {
 }
 
 measure_round() {
-    local round=$1 name out other
+    local round=$1 name out other t0 t1 cpu rpc cpu_note
     for name in "${TARGET_NAMES[@]}"; do
         out="$BENCH_TMP/wrk-$name-r$round.txt"
         wait_quiet "$WAIT_QUIET"
         cpu_mark
+        # shellcheck disable=SC2086  # a list of PIDs
+        t0=$(tree_ticks ${TARGET_PIDS[$name]})
         run_wrk "${TARGET_URL[$name]}" "$out"
+        # shellcheck disable=SC2086
+        t1=$(tree_ticks ${TARGET_PIDS[$name]})
         cpu_other_pct >"$BENCH_TMP/other"
         other=$(<"$BENCH_TMP/other")
         check_alive
         parse_wrk "$out"
+        cpu=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+        rpc=$(awk -v r="$WRK_REQUESTS" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", r / c; else print "nan" }')
         RES_OTHER[$name]+="$other "
         RES_RPS[$name]+="$WRK_RPS "
         RES_P99[$name]+="$WRK_P99_MS "
+        cpu_note=""
+        if [[ -n "${TARGET_PIDS[$name]}" ]]; then
+            cpu_note=", server CPU ${cpu}s = $rpc req/CPU-s"
+            RES_CPU[$name]+="$cpu "
+            RES_RPC[$name]+="$rpc "
+        fi
         RES_NON2XX[$name]=$((RES_NON2XX[$name] + WRK_NON2XX))
         RES_SOCKERR[$name]=$((RES_SOCKERR[$name] + WRK_SOCKERR))
         RES_REQS[$name]=$((RES_REQS[$name] + WRK_REQUESTS))
         log "round $round/$ROUNDS $name: $WRK_RPS req/s, p50 ${WRK_P50_MS} ms, p99 ${WRK_P99_MS} ms," \
-            "non-2xx $WRK_NON2XX, socket errors $WRK_SOCKERR, other CPU ${other}%"
+            "non-2xx $WRK_NON2XX, socket errors $WRK_SOCKERR, other CPU ${other}%$cpu_note"
         if ((other > OTHER_CPU_WARN)); then
             warn "$name round $round: other processes used ${other}% of a CPU during the run: this round is noisy"
         fi
@@ -107,24 +137,48 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'; }
 fmt_rps() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
 fmt_ms()  { awk -v v="$1" 'BEGIN { printf "%.2f", v }'; }
 
-# report - markdown section on stdout; returns 3 when errors were seen.
-report() {
-    local name rps p99 other base_rps base_p99 errors=0 cpu_model
-    # shellcheck disable=SC2086  # word-splitting the per-round lists is intended
-    base_rps=$(median ${RES_RPS[$BASELINE]})
-    # shellcheck disable=SC2086
-    base_p99=$(median ${RES_P99[$BASELINE]})
+# range V... - "min–max" of the values.
+range() {
+    printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+        END { if (NR == 0) print "-"; else printf "%s–%s\n", lo, hi }'
+}
+fmt_range_rps() { local r; r=$(range "$@"); awk -v r="$r" 'BEGIN { split(r, a, "–"); printf "%.0f–%.0f", a[1], a[2] }'; }
+fmt_range_ms()  { local r; r=$(range "$@"); awk -v r="$r" 'BEGIN { split(r, a, "–"); printf "%.2f–%.2f", a[1], a[2] }'; }
+
+# report_header - the lines that say where and how a run was made.
+report_header() {
+    local cpu_model
     cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
     printf '## %s - %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$SCENARIO_TITLE"
     printf -- '- machine: %s, %s CPUs, %s; CPUs %s%% busy just before round 1; load average at start %s, at end %s\n' \
         "$(uname -m)" "$(nproc)" "${cpu_model:-unknown CPU}" "$BUSY_START" "$LOAD_START" "$(loadavg)"
     printf -- '- strata: %s (%s), commit %s\n' "$("$STRATA_BIN" --version 2>/dev/null || echo '?')" \
         "$STRATA_BIN" "$(git -C "$REPO_ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+}
+
+# report - markdown section on stdout; returns 3 when errors were seen.
+report() {
+    local name rps p99 other base_rps base_p99 base_rpc lim_rps errors=0 cpu rpc
+    # shellcheck disable=SC2086  # word-splitting the per-round lists is intended
+    base_rps=$(median ${RES_RPS[$BASELINE]})
+    # shellcheck disable=SC2086
+    base_p99=$(median ${RES_P99[$BASELINE]})
+    # shellcheck disable=SC2086
+    base_rpc=$(median ${RES_RPC[$BASELINE]})
+    # shellcheck disable=SC2086
+    [[ -z "$LIMIT" ]] || lim_rps=$(median ${RES_RPS[$LIMIT]})
+    report_header
     printf -- '- load: %s, %s rounds alternating %s, warm-up %ss per target; pinning: %s\n' \
         "\`$(wrk_settings)\`" "$ROUNDS" "$(IFS=/; echo "${TARGET_NAMES[*]}")" "$WRK_WARMUP" "$PINNING"
-    printf '\n| target | req/s (median) | p99 ms (median) | req/s vs %s | p99 vs %s | non-2xx | socket errors | other CPU %% (max) |\n' \
-        "$BASELINE" "$BASELINE"
-    printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
+    printf '\n| target | req/s (median) | req/s range | p99 ms (median) | p99 range | req/s vs %s |' "$BASELINE"
+    [[ -z "$LIMIT" ]] || printf ' req/s vs %s |' "$LIMIT"
+    printf ' p99 vs %s |' "$BASELINE"
+    ((CPU_PIDS_SET == 0)) || printf ' server CPU s (median) | req per CPU-s (median) | req/CPU-s range | req/CPU-s vs %s |' "$BASELINE"
+    printf ' non-2xx | socket errors | other CPU %% (max) |\n|---|---:|---:|---:|---:|---:|'
+    [[ -z "$LIMIT" ]] || printf -- '---:|'
+    printf -- '---:|'
+    ((CPU_PIDS_SET == 0)) || printf -- '---:|---:|---:|---:|'
+    printf -- '---:|---:|---:|\n'
     for name in "${TARGET_NAMES[@]}"; do
         # shellcheck disable=SC2086
         rps=$(median ${RES_RPS[$name]})
@@ -132,16 +186,33 @@ report() {
         p99=$(median ${RES_P99[$name]})
         # shellcheck disable=SC2086
         other=$(printf '%s\n' ${RES_OTHER[$name]} | sort -n | tail -n 1)
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(fmt_rps "$rps")" "$(fmt_ms "$p99")" \
-            "$(ratio "$rps" "$base_rps")" "$(ratio "$p99" "$base_p99")" \
-            "${RES_NON2XX[$name]}" "${RES_SOCKERR[$name]}" "$other"
+        # shellcheck disable=SC2086
+        printf '| %s | %s | %s | %s | %s | %s |' "$name" "$(fmt_rps "$rps")" "$(fmt_range_rps ${RES_RPS[$name]})" \
+            "$(fmt_ms "$p99")" "$(fmt_range_ms ${RES_P99[$name]})" "$(ratio "$rps" "$base_rps")"
+        [[ -z "$LIMIT" ]] || printf ' %s |' "$(ratio "$rps" "$lim_rps")"
+        printf ' %s |' "$(ratio "$p99" "$base_p99")"
+        if ((CPU_PIDS_SET)); then
+            if [[ -n "${RES_CPU[$name]}" ]]; then
+                # shellcheck disable=SC2086
+                cpu=$(median ${RES_CPU[$name]})
+                # shellcheck disable=SC2086
+                rpc=$(median ${RES_RPC[$name]})
+                # shellcheck disable=SC2086
+                printf ' %s | %s | %s | %s |' "$(fmt_ms "$cpu")" "$(fmt_rps "$rpc")" \
+                    "$(fmt_range_rps ${RES_RPC[$name]})" "$(ratio "$rpc" "$base_rpc")"
+            else
+                printf ' - | - | - | - |'
+            fi
+        fi
+        printf ' %s | %s | %s |\n' "${RES_NON2XX[$name]}" "${RES_SOCKERR[$name]}" "$other"
         errors=$((errors + RES_NON2XX[$name] + RES_SOCKERR[$name]))
     done
-    printf '\nPer round (req/s | p99 ms | other CPU %%):\n\n'
+    printf '\nPer round (req/s | p99 ms | other CPU %%%s):\n\n' "$( ((CPU_PIDS_SET == 0)) || echo ' | server CPU s')"
     for name in "${TARGET_NAMES[@]}"; do
-        printf -- '- %s: %s| %s| %s(%s requests in all) - %s\n' "$name" "${RES_RPS[$name]}" "${RES_P99[$name]}" \
-            "${RES_OTHER[$name]}" "${RES_REQS[$name]}" "${TARGET_DESC[$name]}"
+        printf -- '- %s: %s| %s| %s%s(%s requests in all) - %s\n' "$name" "${RES_RPS[$name]}" "${RES_P99[$name]}" \
+            "${RES_OTHER[$name]}" "${RES_CPU[$name]:+| ${RES_CPU[$name]}}" "${RES_REQS[$name]}" "${TARGET_DESC[$name]}"
     done
+    [[ -z "${REPORT_NOTES:-}" ]] || printf '\n%s\n' "$REPORT_NOTES"
     if ((errors > 0)); then
         printf '\n**Errors:** wrk counted non-2xx/3xx responses or socket errors (columns above).\n'
     fi
@@ -174,7 +245,7 @@ usage() {
 }
 
 main() {
-    case "${1:-}" in -h | --help) usage; return 0 ;; esac
+    case "${1:-}" in -h | --help) usage; return 0 ;; all) run_all; return ;; esac
     local scenario=${1:-proxy}
     local sfile="$BENCH_DIR/scenarios/$scenario.sh"
     [[ -f "$sfile" ]] || { usage >&2; die "unknown scenario: $scenario"; }
@@ -197,8 +268,22 @@ main() {
     trap 'exit 143' TERM
 
     "scenario_${scenario}_setup"
+    local results section="$BENCH_TMP/report.md" rc=0
+    mkdir -p "$RESULTS_DIR"
+    results="$RESULTS_DIR/$scenario-$(date -u +%Y-%m-%d).md"
+    if declare -F "scenario_${scenario}_run" >/dev/null; then
+        # The scenario measures by itself (not wrk) and prints its section.
+        "scenario_${scenario}_run" >"$section" || rc=$?
+        cat "$section"
+        cat "$section" >>"$results"
+        log "appended to $results"
+        return "$rc"
+    fi
     [[ -n "$BASELINE" && -n "${TARGET_URL[$BASELINE]:-}" ]] || die "scenario $scenario set no BASELINE target"
     verify_targets
+    if declare -F "scenario_${scenario}_prepare" >/dev/null; then
+        "scenario_${scenario}_prepare"   # e.g. fill the caches and check hits
+    fi
 
     local name round
     wait_quiet "$WAIT_QUIET"
@@ -214,14 +299,28 @@ main() {
         measure_round "$round"
     done
 
-    mkdir -p "$RESULTS_DIR"
-    local results section="$BENCH_TMP/report.md" rc=0
-    results="$RESULTS_DIR/$scenario-$(date -u +%Y-%m-%d).md"
     report >"$section" || rc=$?
     cat "$section"
     cat "$section" >>"$results"
     log "appended to $results"
     return "$rc"
+}
+
+# run_all - every scenario, each in its own harness process (own temp dir,
+# own peers, own cleanup). Exit status: the worst one seen.
+run_all() {
+    local f s rc worst=0
+    for f in "$BENCH_DIR"/scenarios/*.sh; do
+        s=$(basename "$f" .sh)
+        log "=== scenario $s"
+        rc=0
+        "$BENCH_DIR/run.sh" "$s" || rc=$?
+        if ((rc != 0)); then
+            warn "scenario $s: exit status $rc"
+            ((worst == 1)) || worst=$rc   # a failure (1) outranks "errors seen" (3)
+        fi
+    done
+    return "$worst"
 }
 
 main "$@"

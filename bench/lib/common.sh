@@ -124,18 +124,44 @@ BENCH_PID_NAMES=()
 BENCH_PID_LOGS=()
 SPAWNED_PID=""
 
+BENCH_PID_OKRC=()
 # spawn NAME LOGFILE CMD... - start CMD in the background on the server CPU,
 # stdout+stderr to LOGFILE; sets SPAWNED_PID (no subshell, so it stays our
-# child and `wait` can reap it).
+# child and `wait` can reap it). SPAWN_OK_RC (default 0) is the exit status
+# that counts as a clean stop after SIGTERM (varnishd's manager exits 64).
+# SPAWN_PIN=client starts it on the client CPU instead.
+SPAWN_OK_RC=0
+SPAWN_PIN=server
 spawn() {
-    local name=$1 logf=$2
+    local name=$1 logf=$2 pin=("${PIN_SERVER[@]}")
     shift 2
-    "${PIN_SERVER[@]}" "$@" >"$logf" 2>&1 &
+    [[ "$SPAWN_PIN" == client ]] && pin=("${PIN_CLIENT[@]}")
+    "${pin[@]}" "$@" >"$logf" 2>&1 &
     SPAWNED_PID=$!
     BENCH_PIDS+=("$SPAWNED_PID")
     BENCH_PID_NAMES+=("$name")
     BENCH_PID_LOGS+=("$logf")
+    BENCH_PID_OKRC+=("$SPAWN_OK_RC")
+    SPAWN_OK_RC=0 SPAWN_PIN=server
     log "started $name (pid $SPAWNED_PID)"
+}
+
+# tree_ticks PID... - utime+stime (clock ticks, all threads) of each PID and
+# all its descendants (nginx master + worker, varnishd manager + child).
+# Processes that already exited are not counted.
+tree_ticks() {
+    local total=0 pid t kids=()
+    for pid in "$@"; do
+        [[ -n "$pid" ]] || continue
+        t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + ${t:-0}))
+        mapfile -t kids < <(pgrep -P "$pid" 2>/dev/null || true)
+        if ((${#kids[@]} > 0)); then
+            t=$(tree_ticks "${kids[@]}")
+            total=$((total + t))
+        fi
+    done
+    echo "$total"
 }
 
 # check_alive - die (with the log tail) if a spawned process has exited.
@@ -184,7 +210,7 @@ stop_all() {
         fi
         rc=0
         wait "$pid" 2>/dev/null || rc=$?
-        if ((rc != 0)); then
+        if ((rc != 0 && rc != ${BENCH_PID_OKRC[$i]:-0})); then
             warn "${BENCH_PID_NAMES[$i]} (pid $pid) exit status $rc$(describe_status "$rc")"
         fi
     done
@@ -271,6 +297,36 @@ wait_quiet() {
         log "machine ${LAST_BUSY_PCT}% busy (other processes), waiting for it to settle"
         sleep 2
         LAST_BUSY_PCT=$(cpu_busy_pct)
+    done
+}
+
+# wait_tcp HOST:PORT PID [TRIES] - wait until something accepts a TCP
+# connection there (10 tries a second), without sending a request (that
+# would fill a cache); fail early if PID exits.
+wait_tcp() {
+    local addr=$1 pid=$2 tries=${3:-100} i
+    for ((i = 0; i < tries; i++)); do
+        kill -0 "$pid" 2>/dev/null || { check_alive; die "pid $pid gone"; }
+        (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "nothing accepted connections on $addr within $((tries / 10))s"
+}
+
+# stop_pid PID - stop one spawned process now (SIGTERM, SIGKILL after 5 s),
+# reap it and drop it from the list (e.g. a peer that failed to start).
+stop_pid() {
+    local pid=$1 i t
+    for i in "${!BENCH_PIDS[@]}"; do
+        [[ "${BENCH_PIDS[$i]}" == "$pid" ]] || continue
+        BENCH_PIDS[i]=""
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((t = 0; t < 50; t++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     done
 }
 

@@ -6,9 +6,17 @@ WRK_THREADS=${BENCH_THREADS:-1}
 WRK_CONNS=${BENCH_CONNS:-64}
 WRK_DURATION=${BENCH_DURATION:-10}      # seconds
 WRK_WARMUP=${BENCH_WARMUP:-2}           # seconds per target before round 1; 0 = none
+# Optional Lua script (wrk -s) and its arguments (after `--`), set by a
+# scenario; empty = wrk's static request for the target URL.
+WRK_SCRIPT=""
+WRK_SCRIPT_ARGS=()
 
 wrk_settings() {
     printf 'wrk -t%s -c%s -d%ss --latency' "$WRK_THREADS" "$WRK_CONNS" "$WRK_DURATION"
+    if [[ -n "$WRK_SCRIPT" ]]; then
+        printf ' -s %s' "${WRK_SCRIPT#"$BENCH_DIR/"}"
+        ((${#WRK_SCRIPT_ARGS[@]} == 0)) || printf ' URL -- %s' "${WRK_SCRIPT_ARGS[*]}"
+    fi
 }
 
 # run_wrk URL OUTFILE [DURATION] - one bounded wrk run on the client CPU,
@@ -16,9 +24,15 @@ wrk_settings() {
 # signal to the harness is handled at once; WRK_PID lets cleanup stop it.
 WRK_PID=""
 run_wrk() {
-    local url=$1 out=$2 dur=${3:-$WRK_DURATION} rc=0
+    local url=$1 out=$2 dur=${3:-$WRK_DURATION} rc=0 script=()
+    if [[ -n "$WRK_SCRIPT" ]]; then
+        script=(-s "$WRK_SCRIPT" "$url")
+        ((${#WRK_SCRIPT_ARGS[@]} == 0)) || script+=(-- "${WRK_SCRIPT_ARGS[@]}")
+    else
+        script=("$url")
+    fi
     timeout --kill-after=5 $((dur + 30)) \
-        "${PIN_CLIENT[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${dur}s" --latency "$url" \
+        "${PIN_CLIENT[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${dur}s" --latency "${script[@]}" \
         >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || rc=$?

@@ -3,8 +3,10 @@
 #
 # strata_build - sets STRATA_BIN. Honours STRATA_BIN (prebuilt binary, no
 #   build) and BENCH_BUILD_DIR (default <repo>/build-bench).
-# strata_start UPSTREAM_ADDR [STRATEGY] - one worker, one route `/*` with
-#   STRATEGY (default bypass) to UPSTREAM_ADDR, upstream keepalive 64.
+# strata_start UPSTREAM_ADDR [STRATEGY] [TTL] - one worker, one route `/*`
+#   with STRATEGY (default bypass) to UPSTREAM_ADDR, upstream keepalive 64.
+#   With TTL (e.g. 10m), the route uses tier `bench` with that ttl and the
+#   memory tier is `cache: { memory: 256MiB }` (BENCH_STRATA_MEMORY).
 #   Sets STRATA_ADDR, STRATA_URL, STRATA_ADMIN_URL, STRATA_PID, STRATA_CONFIG.
 
 strata_build() {
@@ -31,8 +33,14 @@ strata_build() {
 }
 
 strata_start() {
-    local upstream=$1 strategy=${2:-bypass}
-    local dir="$BENCH_TMP/strata" port admin_port
+    local upstream=$1 strategy=${2:-bypass} ttl=${3:-}
+    local dir="$BENCH_TMP/strata" port admin_port cache_conf="" tier_line=""
+    if [[ -n "$ttl" ]]; then
+        cache_conf="cache: { memory: ${BENCH_STRATA_MEMORY:-256MiB} }
+tiers:
+  bench: { ttl: $ttl }"
+        tier_line="    tier: bench"
+    fi
     mkdir -p "$dir"
     port=$(free_port)
     admin_port=$(free_port)
@@ -44,12 +52,14 @@ listen: "127.0.0.1:$port"
 workers: 1
 admin: { listen: "127.0.0.1:$admin_port" }
 log: { format: text, access: false }
+$cache_conf
 upstreams:
   origin: { servers: ["$upstream"], connect_timeout: 1s, timeout: 10s, keepalive: 64 }
 routes:
   - match: "/*"
     upstream: origin
     strategy: $strategy
+$tier_line
 CONF
     "$STRATA_BIN" -c "$STRATA_CONFIG" --check >"$dir/check.log" 2>&1 || {
         cat "$dir/check.log" >&2
@@ -61,5 +71,5 @@ CONF
     STRATA_URL="http://$STRATA_ADDR"
     STRATA_ADMIN_URL="http://127.0.0.1:$admin_port"
     wait_http "$STRATA_ADMIN_URL/healthz" "$STRATA_PID"
-    log "strata on $STRATA_ADDR (admin $STRATA_ADMIN_URL), route /* $strategy -> $upstream"
+    log "strata on $STRATA_ADDR (admin $STRATA_ADMIN_URL), route /* $strategy${ttl:+ (tier ttl $ttl)} -> $upstream"
 }
