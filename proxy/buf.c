@@ -142,6 +142,22 @@ void st_wreq_hold(struct st_wreq *w, void *obj, void (*release)(void *))
     w->release = release;
 }
 
+size_t st_fmt_i64(char *out, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
 void st_sb_init(struct st_sb *sb, size_t cap)
 {
     sb->cap = cap ? cap : 64;

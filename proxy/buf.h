@@ -18,6 +18,8 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #define ST_RBUF_SIZE (64 * 1024)
@@ -77,6 +79,36 @@ void st_wreq_add_static(struct st_wreq *w, const char *p, size_t len);
  * st_wreq_add_static.
  */
 void st_wreq_hold(struct st_wreq *w, void *obj, void (*release)(void *));
+
+/* Decimal digits of v into out (at least 21 bytes); returns the length, no NUL. */
+size_t st_fmt_i64(char *out, int64_t v);
+
+/*
+ * Append to a fixed buffer without overflowing it: each call copies what
+ * fits and the final length says whether all did (len <= cap).
+ */
+struct st_fbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static inline void st_fbuf_add(struct st_fbuf *f, const char *s, size_t n)
+{
+    if (f->len + n <= f->cap)
+        memcpy(f->p + f->len, s, n);
+    f->len += n;
+}
+
+static inline void st_fbuf_adds(struct st_fbuf *f, const char *s)
+{
+    st_fbuf_add(f, s, strlen(s));
+}
+
+static inline void st_fbuf_i64(struct st_fbuf *f, int64_t v)
+{
+    char d[24];
+    st_fbuf_add(f, d, st_fmt_i64(d, v));
+}
 
 struct st_sb {
     char *p; /* owned */

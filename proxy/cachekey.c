@@ -70,10 +70,11 @@ static void add_query(struct st_sb *sb, const struct st_route_cfg *r, const char
 static void add_host(struct st_sb *sb, const char *host, size_t len)
 {
     st_sb_add(sb, &(char){ST_KEY_SEP}, 1);
-    for (size_t i = 0; i < len; i++) {
-        char c = host[i];
-        st_sb_add(sb, &(char){c >= 'A' && c <= 'Z' ? (char)(c + 32) : c}, 1);
-    }
+    size_t start = sb->len;
+    st_sb_add(sb, host, len);
+    for (size_t i = start; i < sb->len; i++)
+        if (sb->p[i] >= 'A' && sb->p[i] <= 'Z')
+            sb->p[i] = (char)(sb->p[i] + 32);
 }
 
 void st_cache_key_build(struct st_sb *sb, const struct st_route_cfg *r, const char *target,

@@ -53,6 +53,8 @@ struct st_conn {
     struct st_exchange *x;
     enum c_state state;
     enum t_mode tmode;
+    uint64_t deadline;  /* loop time when tmode expires */
+    uint64_t timer_due; /* loop time the uv timer is set for; 0 = not running */
     int handles_open;
     int depth;
     int error_status; /* set by a parser callback that fails the request */
@@ -69,7 +71,6 @@ struct st_conn {
     bool closing;
     char client_ip[64];
     char id[129];
-    char traceparent[56];
 };
 
 static const llhttp_settings_t parser_settings;
@@ -132,16 +133,26 @@ void st_conn_abort(struct st_conn *c)
 
 static void on_timer(uv_timer_t *t);
 
+/*
+ * Timers are lazy: arming records a deadline and only touches the libuv
+ * timer when the new deadline is earlier than the one it is set for;
+ * disarming only clears the mode. A timer that fires early re-arms itself
+ * for what is left. Most requests thus cost no timer-heap operation.
+ */
 static void arm(struct st_conn *c, enum t_mode mode, uint64_t ms)
 {
+    uint64_t now = uv_now(c->timer.loop);
     c->tmode = mode;
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    c->deadline = now + ms;
+    if (c->timer_due == 0 || c->deadline < c->timer_due) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+    }
 }
 
 static void disarm(struct st_conn *c)
 {
     c->tmode = T_NONE;
-    uv_timer_stop(&c->timer);
 }
 
 /* --- writing --- */
@@ -414,6 +425,15 @@ static void process(struct st_conn *c)
 static void on_timer(uv_timer_t *t)
 {
     struct st_conn *c = t->data;
+    uint64_t now = uv_now(t->loop);
+    c->timer_due = 0;
+    if (c->tmode == T_NONE)
+        return;
+    if (now < c->deadline) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
+        return;
+    }
     enum t_mode mode = c->tmode;
     c->tmode = T_NONE;
     switch (mode) {
@@ -559,11 +579,6 @@ static void pick_ids(struct st_conn *c)
         memcpy(c->id, st_hdr_value(&c->headers, e), e->value_len + 1);
     else
         st_request_id_new(c->w->rand, c->id);
-    e = st_headers_get(&c->headers, "traceparent");
-    if (e && st_traceparent_valid(st_hdr_value(&c->headers, e), e->value_len))
-        memcpy(c->traceparent, st_hdr_value(&c->headers, e), e->value_len + 1);
-    else
-        st_traceparent_new(c->w->rand, c->traceparent);
 }
 
 /* Checks that need the whole head; returns a status to fail with, or 0. */
@@ -615,7 +630,6 @@ static int on_headers_complete(llhttp_t *p)
             },
         .client_ip = c->client_ip,
         .request_id = c->id,
-        .traceparent = c->traceparent,
         .has_body = has_body,
         .chunked = chunked,
         .content_length = chunked ? 0 : p->content_length,

@@ -235,6 +235,30 @@ static void route_and_run(struct st_exchange *x, const struct st_headers *h)
     s->on_request(x);
 }
 
+static void copy_bounded(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* "<hex length>\r\n" of a chunk; out holds at least 20 bytes. */
+static size_t chunk_line(char *out, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0, k = 0;
+    do {
+        tmp[n++] = hex[len & 15];
+        len >>= 4;
+    } while (len);
+    while (n)
+        out[k++] = tmp[--n];
+    out[k++] = '\r';
+    out[k++] = '\n';
+    return k;
+}
+
 struct st_exchange *st_exchange_create(const struct st_exchange_init *in)
 {
     struct st_exchange *x = st_xcalloc(1, sizeof(*x));
@@ -242,9 +266,8 @@ struct st_exchange *st_exchange_create(const struct st_exchange_init *in)
     x->w = in->w;
     x->gen = st_gen_ref(in->gen);
     x->req = in->req;
-    snprintf(x->client_ip, sizeof(x->client_ip), "%s", in->client_ip);
-    snprintf(x->id, sizeof(x->id), "%s", in->request_id);
-    snprintf(x->traceparent, sizeof(x->traceparent), "%s", in->traceparent);
+    copy_bounded(x->client_ip, sizeof(x->client_ip), in->client_ip);
+    copy_bounded(x->id, sizeof(x->id), in->request_id);
     x->has_body = in->has_body;
     x->chunked = in->chunked;
     x->content_length = in->content_length;
@@ -267,8 +290,21 @@ static bool idempotent(const char *m)
            !strcmp(m, "PUT") || !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
 }
 
+/* The client's traceparent if valid, else a new trace: only needed toward the origin. */
+static void pick_traceparent(struct st_exchange *x)
+{
+    if (x->traceparent[0])
+        return;
+    const struct st_hdr *e = st_headers_get(x->req.headers, "traceparent");
+    if (e && st_traceparent_valid(st_hdr_value(x->req.headers, e), e->value_len))
+        memcpy(x->traceparent, st_hdr_value(x->req.headers, e), e->value_len + 1);
+    else
+        st_traceparent_new(x->w->rand, x->traceparent);
+}
+
 static void send_head(struct st_exchange *x)
 {
+    pick_traceparent(x);
     struct st_sb sb;
     st_sb_init(&sb, 1024);
     struct st_forward_info fw = {
@@ -361,8 +397,7 @@ static struct st_wreq *body_piece(struct st_exchange *x, struct st_rbuf *b, cons
     struct st_wreq *w = st_wreq_new();
     if (x->chunked) {
         char line[24];
-        int n = snprintf(line, sizeof(line), "%zx\r\n", len);
-        st_wreq_add_copy(w, line, (size_t)n);
+        st_wreq_add_copy(w, line, chunk_line(line, len));
     }
     st_wreq_add_slice(w, b, p, len);
     if (x->chunked)
@@ -510,9 +545,9 @@ static void on_up_body(void *user, struct st_rbuf *b, const char *p, size_t len)
         return;
     }
     char line[24];
-    int n = snprintf(line, sizeof(line), "%zx\r\n", len);
-    struct st_wreq *w = out_room(x, 3, (size_t)n);
-    st_wreq_add_copy(w, line, (size_t)n);
+    size_t n = chunk_line(line, len);
+    struct st_wreq *w = out_room(x, 3, n);
+    st_wreq_add_copy(w, line, n);
     st_wreq_add_slice(w, b, p, len);
     st_wreq_add_static(w, "\r\n", 2);
 }
@@ -631,7 +666,7 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, in
     x->phase = PH_RESPONDING;
     struct st_wreq *w = out_room(x, 4, 0);
     char tail[ST_WREQ_SMALL];
-    int n;
+    struct st_fbuf f = {tail, 0, sizeof(tail)};
     if (not_modified) {
         struct st_sb sb;
         st_sb_init(&sb, 256);
@@ -639,23 +674,25 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, in
         size_t len;
         char *p = st_sb_take(&sb, &len);
         st_wreq_add_owned(w, p, len);
-        n = snprintf(tail, sizeof(tail), "Age: %lld\r\nCache-Status: %s\r\nX-Request-Id: %s\r\n"
-                     "Connection: %s\r\n\r\n", (long long)age_s, x->cache_status, x->id,
-                     x->keep_alive ? "keep-alive" : "close");
     } else {
         st_wreq_hold(w, st_cache_entry_ref(e), release_entry);
         st_wreq_add_static(w, e->head, e->head_len);
-        bool body = !x->head_request && e->status != 204 && e->status != 304;
-        n = snprintf(tail, sizeof(tail), "Content-Length: %zu\r\nAge: %lld\r\nCache-Status: %s\r\n"
-                     "X-Request-Id: %s\r\nConnection: %s\r\n\r\n", e->body_len,
-                     (long long)age_s, x->cache_status, x->id,
-                     x->keep_alive ? "keep-alive" : "close");
-        if (body)
+        st_fbuf_adds(&f, "Content-Length: ");
+        st_fbuf_i64(&f, (int64_t)e->body_len);
+        st_fbuf_add(&f, "\r\n", 2);
+        if (!x->head_request && e->status != 204 && e->status != 304)
             x->body_bytes = e->body_len;
     }
-    if (n < 0 || (size_t)n >= sizeof(tail))
-        n = 0;
-    st_wreq_add_copy(w, tail, (size_t)n);
+    st_fbuf_adds(&f, "Age: ");
+    st_fbuf_i64(&f, age_s);
+    st_fbuf_adds(&f, "\r\nCache-Status: ");
+    st_fbuf_adds(&f, x->cache_status);
+    st_fbuf_adds(&f, "\r\nX-Request-Id: ");
+    st_fbuf_adds(&f, x->id);
+    st_fbuf_adds(&f, x->keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"
+                                   : "\r\nConnection: close\r\n\r\n");
+    ST_CHECK(f.len <= f.cap); /* id <= 128 and cache status < 192 bytes always fit */
+    st_wreq_add_copy(w, tail, f.len);
     if (x->body_bytes)
         st_wreq_add_static(w, e->body, e->body_len);
     st_stats_count_status(&x->w->stats, x->status);
@@ -679,6 +716,7 @@ struct st_exchange *st_exchange_spawn_background(struct st_exchange *x)
     b->req.target = b->own_target;
     memcpy(b->client_ip, x->client_ip, sizeof(b->client_ip));
     st_request_id_new(x->w->rand, b->id);
+    pick_traceparent(x);
     memcpy(b->traceparent, x->traceparent, sizeof(b->traceparent));
     b->background = true;
     b->start_ns = uv_hrtime();

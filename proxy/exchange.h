@@ -38,7 +38,6 @@ struct st_exchange_init {
     struct st_request_head req; /* headers/target owned by conn, valid until the exchange ends */
     const char *client_ip;
     const char *request_id;  /* already validated or generated */
-    const char *traceparent; /* already validated or generated */
     bool has_body;
     bool chunked;
     uint64_t content_length;

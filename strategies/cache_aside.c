@@ -19,7 +19,6 @@
  * keeps its struct ca and its waiter; if the client leaves while parked,
  * on_done clears the waiter's exchange pointer (same thread as the resume).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,19 +86,27 @@ static void count(struct st_exchange *x, enum st_stat_id global, enum st_rstat p
         st_stat_bump(&st->tier[cfg->tiers[r->tier].stats_slot][per], 1);
 }
 
-static void set_status(struct st_exchange *x, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void set_status(struct st_exchange *x, const char *fmt, ...)
+/*
+ * Cache-Status = a [ttl] [b] [c], plus "; collapsed" for an exchange that
+ * waited for another's fetch. Built without printf: it is on the hit path.
+ */
+static void set_status(struct st_exchange *x, const char *a, const long long *ttl, const char *b,
+                       const char *c)
 {
     size_t cap;
     char *buf = st_exchange_cache_status_buf(x, &cap);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-    if (st_exchange_was_parked(x) && strlen(buf) + 12 < cap)
-        strcat(buf, "; collapsed");
+    struct st_fbuf f = {buf, 0, cap - 1};
+    st_fbuf_adds(&f, a);
+    if (ttl)
+        st_fbuf_i64(&f, *ttl);
+    if (b)
+        st_fbuf_adds(&f, b);
+    if (c)
+        st_fbuf_adds(&f, c);
+    if (st_exchange_was_parked(x))
+        st_fbuf_adds(&f, "; collapsed");
+    ST_CHECK(f.len <= f.cap);
+    buf[f.len] = '\0';
     st_exchange_set_cache_status(x, buf);
 }
 
@@ -163,7 +170,8 @@ static long long ttl_s(const struct st_cache_entry *e, int64_t age)
 
 static void serve_hit(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age)
 {
-    set_status(x, "strata; hit; ttl=%lld", ttl_s(e, age));
+    long long ttl = ttl_s(e, age);
+    set_status(x, "strata; hit; ttl=", &ttl, NULL, NULL);
     count(x, ST_STAT_CACHE_HITS, ST_RS_HITS);
     if (st_exchange_was_parked(x))
         count(x, ST_STAT_CACHE_COLLAPSED, ST_RS_COLLAPSED);
@@ -173,7 +181,8 @@ static void serve_hit(struct st_exchange *x, struct ca *ca, struct st_cache_entr
 static void serve_stale(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age,
                         const char *detail)
 {
-    set_status(x, "strata; hit; ttl=%lld; detail=%s", ttl_s(e, age), detail);
+    long long ttl = ttl_s(e, age);
+    set_status(x, "strata; hit; ttl=", &ttl, "; detail=", detail);
     count(x, ST_STAT_CACHE_STALE, ST_RS_STALE);
     serve(x, ca, e, age);
 }
@@ -315,8 +324,8 @@ static bool fill_on_head(struct st_exchange *x, const struct st_upstream_head *h
     ca->filling = ca->fr.storable && fits && !st_exchange_is_head(x) && !ca->req_cc.no_store;
     if (ca->filling)
         st_sb_init(&ca->body, h->has_length && h->content_length ? h->content_length + 1 : 4096);
-    const char *fwd = ca->stale ? "stale" : "miss";
-    set_status(x, "strata; fwd=%s%s", fwd, ca->filling && h->has_length ? "; stored" : "");
+    set_status(x, ca->stale ? "strata; fwd=stale" : "strata; fwd=miss", NULL,
+               ca->filling && h->has_length ? "; stored" : NULL, NULL);
     return true;
 }
 
@@ -351,7 +360,7 @@ static void answer_absorbed(struct st_exchange *x, struct ca *ca)
         st_cache_expire(ca->cache, ca->stale);
     }
     struct st_cache_entry *use = e ? e : ca->stale;
-    set_status(x, "strata; fwd=stale; stored");
+    set_status(x, "strata; fwd=stale; stored", NULL, NULL, NULL);
     serve(x, ca, use, age_of(use, now));
     st_cache_entry_unref(e);
 }
@@ -495,7 +504,7 @@ static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
         }
         ca->stale = e; /* for revalidation and stale-if-error */
     } else if (ca->req_cc.only_if_cached) {
-        set_status(x, "strata; fwd=miss; detail=only-if-cached");
+        set_status(x, "strata; fwd=miss; detail=only-if-cached", NULL, NULL, NULL);
         ca_free(ca);
         st_exchange_respond_error(x, 504);
         return;
@@ -588,7 +597,7 @@ static void on_request(struct st_exchange *x)
     const char *m = st_exchange_request(x)->method;
     if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
         st_exchange_count_bypass(x);
-        set_status(x, "strata; fwd=method");
+        set_status(x, "strata; fwd=method", NULL, NULL, NULL);
         st_exchange_fetch(x, &write_hooks, NULL, NULL);
         return;
     }
@@ -596,7 +605,7 @@ static void on_request(struct st_exchange *x)
     if (skips_cache(x, ca)) {
         ca_free(ca);
         st_exchange_count_bypass(x);
-        set_status(x, "strata; fwd=request");
+        set_status(x, "strata; fwd=request", NULL, NULL, NULL);
         st_exchange_forward(x);
         return;
     }
