@@ -77,8 +77,11 @@ struct st_cache_entry *st_cache_entry_ref(struct st_cache_entry *e)
 
 void st_cache_entry_unref(struct st_cache_entry *e)
 {
-    if (e && atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
-        free(e);
+    if (!e || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (e->body_apart)
+        free((char *)e->body);
+    free(e);
 }
 
 /* Response headers that are never stored: framing, per-answer and hop-by-hop ones. */
@@ -143,6 +146,11 @@ static int build_vary(const struct st_headers *req, const struct st_headers *res
     return n;
 }
 
+static int32_t clamp_i32(int64_t v)
+{
+    return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
+}
+
 static unsigned random_height(uint64_t *r)
 {
     *r = *r * 6364136223846793005ull + 1442695040888963407ull;
@@ -203,59 +211,66 @@ struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
     size_t etag_len = etag ? etag->value_len : 0;
     size_t tags_len = tags ? tags->value_len : 0;
     size_t n_tags = tags ? count_tags(st_hdr_value(in->resp, tags), tags_len) : 0;
+    if (in->key_len > UINT32_MAX / 2 || head.len > UINT32_MAX / 2 || in->body_len > UINT32_MAX / 2 ||
+        vary.len > UINT16_MAX || etag_len >= UINT16_MAX || tags_len >= UINT16_MAX) {
+        st_sb_finish(&head);
+        st_sb_finish(&vary);
+        return NULL;
+    }
     uint64_t seed = (uint64_t)(uintptr_t)in ^ st_cache_hash(in->key, in->key_len);
     unsigned height = random_height(&seed);
+    bool apart = in->body_len >= 512;
     size_t size = sizeof(struct st_cache_entry) + height * sizeof(struct st_cache_entry *) +
-                  n_tags * sizeof(struct st_tag_link) + in->key_len + 1 + vary.len + head.len +
-                  in->body_len + etag_len + 1 + tags_len + 1;
-    struct st_cache_entry *e = st_xcalloc(1, size);
-    char *p = (char *)(e + 1);
-    e->sl_next = (struct st_cache_entry **)p;
-    p += height * sizeof(struct st_cache_entry *);
-    e->tag_links = (struct st_tag_link *)p;
-    p += n_tags * sizeof(struct st_tag_link);
+                  n_tags * sizeof(struct st_tag_link) + in->key_len + 1 + vary.len + etag_len +
+                  1 + tags_len + 1 + head.len + (apart ? 0 : in->body_len);
+    struct st_cache_entry *e = st_xmalloc(size);
+    memset(e, 0, sizeof(*e));
     atomic_init(&e->refs, 1);
     atomic_init(&e->visited, 0);
-    e->sl_height = height;
-    e->n_tags = (unsigned)n_tags;
-#define ST_PUT(field, src, len)                                                                    \
-    do {                                                                                           \
-        memcpy(p, (src), (len));                                                                   \
-        e->field = p;                                                                              \
-        p += (len);                                                                                \
-    } while (0)
-    ST_PUT(key, in->key, in->key_len);
+    e->sl_height = (uint8_t)height;
+    e->n_tags = (uint8_t)n_tags;
+    char *p = (char *)(st_cache_entry_tag_links(e) + n_tags);
+    memset(st_cache_entry_sl(e), 0, height * sizeof(struct st_cache_entry *));
+    e->key = p;
+    e->key_len = (uint32_t)in->key_len;
+    memcpy(p, in->key, in->key_len);
+    p += in->key_len;
     *p++ = '\0';
-    e->key_len = in->key_len;
-    ST_PUT(vary, vary.p, vary.len);
-    e->n_vary = (unsigned)n_vary;
-    ST_PUT(head, head.p, head.len);
-    e->head_len = head.len;
-    ST_PUT(body, in->body, in->body_len);
-    e->body_len = in->body_len;
-    if (etag) {
-        ST_PUT(etag, st_hdr_value(in->resp, etag), etag_len);
-        *p++ = '\0';
-        e->etag_len = etag_len;
-    }
-    if (tags) {
-        ST_PUT(tags, st_hdr_value(in->resp, tags), tags_len);
-        *p++ = '\0';
-        e->tags_len = tags_len;
-    }
-#undef ST_PUT
+    memcpy(p, vary.p, vary.len);
+    p += vary.len;
+    e->vary_len = (uint16_t)vary.len;
+    e->n_vary = (uint8_t)n_vary;
+    if (etag)
+        memcpy(p, st_hdr_value(in->resp, etag), etag_len);
+    p += etag_len;
+    *p++ = '\0';
+    e->etag_len = (uint16_t)etag_len;
+    if (tags)
+        memcpy(p, st_hdr_value(in->resp, tags), tags_len);
+    p += tags_len;
+    *p++ = '\0';
+    e->tags_len = (uint16_t)tags_len;
+    memcpy(p, head.p, head.len);
+    e->head = p;
+    e->head_len = (uint32_t)head.len;
+    p += head.len;
+    e->body_apart = apart;
+    char *body = apart ? st_xmalloc(in->body_len ? in->body_len : 1) : p;
+    memcpy(body, in->body, in->body_len);
+    e->body = body;
+    e->body_len = (uint32_t)in->body_len;
     e->hash = st_cache_hash(in->key, in->key_len);
-    e->charge = size;
-    e->status = in->status;
+    e->charge = (uint32_t)(size + (apart ? in->body_len : 0));
+    e->status = (uint16_t)in->status;
     e->last_modified_ms = -1;
     e->stored_ms = in->stored_ms;
-    e->initial_age_ms = in->initial_age_ms;
+    e->initial_age_ms = clamp_i32(in->initial_age_ms);
     e->lifetime_ms = in->lifetime_ms;
-    e->swr_ms = in->swr_ms;
-    e->sie_ms = in->sie_ms;
+    e->swr_ms = clamp_i32(in->swr_ms);
+    e->sie_ms = clamp_i32(in->sie_ms);
     e->no_stale = in->no_stale;
     e->always_revalidate = in->always_revalidate;
-    e->tier_slot = in->tier_slot;
+    e->tier_slot = (int16_t)in->tier_slot;
     st_sb_finish(&head);
     st_sb_finish(&vary);
     return e;
@@ -264,7 +279,7 @@ struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
 /* Do the request's values for e's Vary headers equal those e was stored for? */
 static bool vary_matches(const struct st_cache_entry *e, const struct st_headers *req)
 {
-    const char *p = e->vary;
+    const char *p = st_cache_entry_vary(e);
     struct st_sb v;
     st_sb_init(&v, 64);
     bool ok = true;
@@ -284,7 +299,7 @@ static bool same_variant(const struct st_cache_entry *a, const struct st_cache_e
 {
     if (a->n_vary != b->n_vary)
         return false;
-    const char *pa = a->vary, *pb = b->vary;
+    const char *pa = st_cache_entry_vary(a), *pb = st_cache_entry_vary(b);
     for (unsigned i = 0; i < a->n_vary * 2; i++) {
         if (strcmp(pa, pb) != 0)
             return false;
@@ -403,7 +418,7 @@ static void sl_find(struct shard *s, const char *key, size_t len, const struct s
     struct st_cache_entry **link = s->sl_head;
     for (int lvl = SL_MAX - 1; lvl >= 0; lvl--) {
         while (link[lvl] && sl_cmp(link[lvl], key, len, e) < 0)
-            link = link[lvl]->sl_next;
+            link = st_cache_entry_sl(link[lvl]);
         prev[lvl] = &link[lvl];
     }
 }
@@ -412,8 +427,9 @@ static void sl_insert(struct shard *s, struct st_cache_entry *e)
 {
     struct st_cache_entry **prev[SL_MAX];
     sl_find(s, e->key, e->key_len, e, prev);
+    struct st_cache_entry **next = st_cache_entry_sl(e);
     for (unsigned lvl = 0; lvl < e->sl_height; lvl++) {
-        e->sl_next[lvl] = *prev[lvl];
+        next[lvl] = *prev[lvl];
         *prev[lvl] = e;
     }
 }
@@ -422,25 +438,28 @@ static void sl_remove(struct shard *s, struct st_cache_entry *e)
 {
     struct st_cache_entry **prev[SL_MAX];
     sl_find(s, e->key, e->key_len, e, prev);
+    struct st_cache_entry **next = st_cache_entry_sl(e);
     for (unsigned lvl = 0; lvl < e->sl_height; lvl++)
         if (*prev[lvl] == e)
-            *prev[lvl] = e->sl_next[lvl];
+            *prev[lvl] = next[lvl];
 }
 
 static void tags_link(struct shard *s, struct st_cache_entry *e)
 {
     size_t p = 0, n = 0;
+    const char *tags = st_cache_entry_tags(e);
+    struct st_tag_link *links = st_cache_entry_tag_links(e);
     while (p < e->tags_len && n < e->n_tags) {
-        while (p < e->tags_len && e->tags[p] == ' ')
+        while (p < e->tags_len && tags[p] == ' ')
             p++;
         size_t start = p;
-        while (p < e->tags_len && e->tags[p] != ' ')
+        while (p < e->tags_len && tags[p] != ' ')
             p++;
         if (p == start)
             break;
-        struct st_tag_link *l = &e->tag_links[n++];
+        struct st_tag_link *l = &links[n++];
         l->e = e;
-        l->tag = e->tags + start;
+        l->tag = tags + start;
         l->tag_len = p - start;
         l->tag_hash = st_cache_hash(l->tag, l->tag_len);
         struct st_tag_link **bucket = &s->tags[l->tag_hash & (TAG_BUCKETS - 1)];
@@ -450,13 +469,14 @@ static void tags_link(struct shard *s, struct st_cache_entry *e)
             (*bucket)->prev = l;
         *bucket = l;
     }
-    e->n_tags = (unsigned)n;
+    e->n_tags = (uint8_t)n;
 }
 
 static void tags_unlink(struct shard *s, struct st_cache_entry *e)
 {
+    struct st_tag_link *links = st_cache_entry_tag_links(e);
     for (unsigned i = 0; i < e->n_tags; i++) {
-        struct st_tag_link *l = &e->tag_links[i];
+        struct st_tag_link *l = &links[i];
         if (l->prev)
             l->prev->next = l->next;
         else
@@ -594,7 +614,7 @@ static size_t shard_remove_prefix(struct shard *s, const char *prefix, size_t le
     sl_find(s, prefix, len, NULL, prev);
     struct st_cache_entry *e = *prev[0];
     while (e && e->key_len >= len && memcmp(e->key, prefix, len) == 0) {
-        struct st_cache_entry *next = e->sl_next[0];
+        struct st_cache_entry *next = st_cache_entry_sl(e)[0];
         shard_remove(s, e);
         n++;
         e = next;

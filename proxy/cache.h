@@ -44,43 +44,71 @@ struct st_exchange;
 #define ST_CACHE_MAX_VARY 8
 #define ST_CACHE_MAX_TAGS 16
 
+/*
+ * Layout of one entry's allocation: this struct, the prefix-index links
+ * (sl_height pointers), the tag links (n_tags), then key NUL, Vary pairs,
+ * ETag NUL, Surrogate-Key NUL, the head, and the body (bodies of 512 bytes
+ * or more get an allocation of their own: together with a compact struct
+ * this keeps the allocator's size-class rounding small). Lengths are stored,
+ * pointers to the smaller parts are computed (st_cache_entry_etag(), ...).
+ */
 struct st_cache_entry {
     _Atomic unsigned refs;
     _Atomic unsigned char visited;
     bool linked; /* in its shard (under the shard lock) */
-    uint64_t hash;
-    size_t charge; /* bytes counted against the budget */
-    /* All pointers below point into this entry's own allocation. */
-    const char *key;
-    size_t key_len;
-    const char *vary; /* "name\0value\0" * n_vary, names lowercase */
-    unsigned n_vary;
-    const char *head; /* status line + headers, each ending in CRLF, no final CRLF */
-    size_t head_len;
-    const char *body;
-    size_t body_len;
-    const char *etag; /* NULL when none */
-    size_t etag_len;
-    const char *tags; /* Surrogate-Key value, space separated; NULL when none */
-    size_t tags_len;
-    int status;
-    int64_t last_modified_ms; /* -1 when none */
-    int64_t stored_ms;        /* when the response arrived */
-    int64_t initial_age_ms;
-    int64_t lifetime_ms; /* freshness lifetime, jitter applied */
-    int64_t swr_ms;
-    int64_t sie_ms;
     bool no_stale;
     bool always_revalidate;
-    int tier_slot; /* stats slot of the tier it was stored under */
+    uint64_t hash;
     /* shard-private links (under the shard lock) */
     struct st_cache_entry *h_next;
     struct st_cache_entry *q_prev, *q_next;
-    unsigned sl_height;
-    struct st_cache_entry **sl_next; /* prefix index, sl_height levels */
-    struct st_tag_link *tag_links;   /* one per tag */
-    unsigned n_tags;
+    const char *key;
+    const char *head; /* status line + headers, each ending in CRLF, no final CRLF */
+    const char *body;
+    uint32_t key_len, head_len, body_len;
+    uint32_t charge; /* bytes counted against the budget */
+    uint16_t vary_len, etag_len, tags_len;
+    uint16_t status;
+    uint8_t n_vary, n_tags, sl_height;
+    bool body_apart; /* body has its own allocation */
+    int16_t tier_slot; /* stats slot of the tier it was stored under, -1 none */
+    int32_t initial_age_ms;
+    int32_t swr_ms; /* capped at ~24 days */
+    int32_t sie_ms;
+    int64_t last_modified_ms; /* -1 when none */
+    int64_t stored_ms;        /* when the response arrived */
+    int64_t lifetime_ms;      /* freshness lifetime, jitter applied */
 };
+
+struct st_tag_link;
+
+static inline struct st_cache_entry **st_cache_entry_sl(struct st_cache_entry *e)
+{
+    return (struct st_cache_entry **)(e + 1);
+}
+
+static inline struct st_tag_link *st_cache_entry_tag_links(struct st_cache_entry *e)
+{
+    return (struct st_tag_link *)(st_cache_entry_sl(e) + e->sl_height);
+}
+
+/* "name\0value\0" * n_vary, names lowercase */
+static inline const char *st_cache_entry_vary(const struct st_cache_entry *e)
+{
+    return e->key + e->key_len + 1;
+}
+
+/* The ETag value, or NULL when none. */
+static inline const char *st_cache_entry_etag(const struct st_cache_entry *e)
+{
+    return e->etag_len ? st_cache_entry_vary(e) + e->vary_len : NULL;
+}
+
+/* The Surrogate-Key value (space separated), or NULL when none. */
+static inline const char *st_cache_entry_tags(const struct st_cache_entry *e)
+{
+    return e->tags_len ? st_cache_entry_vary(e) + e->vary_len + e->etag_len + 1 : NULL;
+}
 
 /* What an entry is built from. */
 struct st_cache_entry_init {

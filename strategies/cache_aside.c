@@ -154,7 +154,8 @@ static void serve(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e
 {
     const struct st_request_head *req = st_exchange_request(x);
     bool nm = e->status == 200 &&
-              st_conditional_not_modified(req->headers, e->etag, e->etag_len, e->last_modified_ms);
+              st_conditional_not_modified(req->headers, st_cache_entry_etag(e), e->etag_len,
+                                          e->last_modified_ms);
     if (nm)
         ST_STAT_INC(stats_of(x), CACHE_NOT_MODIFIED);
     (void)ca;
@@ -418,8 +419,8 @@ static void fetch(struct st_exchange *x, struct ca *ca)
     struct st_revalidate rv = {.etag = NULL, .last_modified_ms = -1};
     bool has_rv = false;
     if (ca->stale && ca->stale->status == 200 &&
-        (ca->stale->etag || ca->stale->last_modified_ms >= 0)) {
-        rv.etag = ca->stale->etag;
+        (ca->stale->etag_len || ca->stale->last_modified_ms >= 0)) {
+        rv.etag = st_cache_entry_etag(ca->stale);
         rv.etag_len = ca->stale->etag_len;
         rv.last_modified_ms = ca->stale->last_modified_ms;
         has_rv = true;
