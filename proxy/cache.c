@@ -21,6 +21,7 @@
 #include <xxhash.h>
 
 #include "alloc.h"
+#include "qsbr.h"
 #include "worker.h"
 
 #define SL_MAX 16
@@ -42,10 +43,16 @@ struct flight {
     struct st_waiter *waiters;
 };
 
+/* A bucket array; replaced whole when it grows (the old one is retired). */
+struct table {
+    size_t n; /* power of two */
+    _Atomic(struct st_cache_entry *) b[];
+};
+
 struct shard {
     uv_mutex_t lock;
-    struct st_cache_entry **table;
-    size_t n_buckets, n_entries;
+    _Atomic(struct table *) table;
+    size_t n_entries;
     struct st_cache_entry *q_head, *q_tail, *hand; /* SIEVE queue: head = newest */
     struct st_cache_entry *sl_head[SL_MAX];
     unsigned sl_level;
@@ -311,6 +318,34 @@ static bool same_variant(const struct st_cache_entry *a, const struct st_cache_e
 
 /* --- shards --- */
 
+static struct table *table_new(size_t n)
+{
+    struct table *t = st_xcalloc(1, sizeof(*t) + n * sizeof(t->b[0]));
+    t->n = n;
+    return t;
+}
+
+/* The shard's table, for a writer holding the lock. */
+static struct table *wtable(struct shard *s)
+{
+    return atomic_load_explicit(&s->table, memory_order_relaxed);
+}
+
+static _Atomic(struct st_cache_entry *) *bucket_of(struct table *t, uint64_t hash)
+{
+    return &t->b[hash & (t->n - 1)];
+}
+
+static struct st_cache_entry *next_of(struct st_cache_entry *e)
+{
+    return atomic_load_explicit(&e->h_next, memory_order_acquire);
+}
+
+static void release_retired(void *e)
+{
+    st_cache_entry_unref(e);
+}
+
 struct st_cache *st_cache_create(uint64_t memory, uint64_t max_object)
 {
     struct st_cache *c = st_xcalloc(1, sizeof(*c));
@@ -325,8 +360,7 @@ struct st_cache *st_cache_create(uint64_t memory, uint64_t max_object)
     for (unsigned i = 0; i < n; i++) {
         struct shard *s = &c->shards[i];
         uv_mutex_init(&s->lock);
-        s->n_buckets = 256;
-        s->table = st_xcalloc(s->n_buckets, sizeof(*s->table));
+        atomic_init(&s->table, table_new(256));
         s->budget = memory / n;
         s->sl_level = 1;
         s->rand = 0x9e3779b97f4a7c15ull * (i + 1);
@@ -353,9 +387,10 @@ void st_cache_destroy(struct st_cache *c)
 {
     if (!c)
         return;
+    st_qsbr_drain_all();
     for (unsigned i = 0; i < c->n_shards; i++) {
         shard_free_entries(&c->shards[i]);
-        free(c->shards[i].table);
+        free(atomic_load(&c->shards[i].table));
         uv_mutex_destroy(&c->shards[i].lock);
     }
     free(c->shards);
@@ -377,23 +412,29 @@ static bool key_eq(const struct st_cache_entry *e, uint64_t hash, const char *ke
     return e->hash == hash && e->key_len == len && memcmp(e->key, key, len) == 0;
 }
 
+/*
+ * Double the bucket array. Readers may be walking the old chains: entries
+ * are relinked into the new array (a reader that follows a relinked
+ * pointer only reaches other live entries, at worst missing its key once),
+ * and the old array is retired, not freed.
+ */
 static void table_grow(struct shard *s)
 {
-    size_t nb = s->n_buckets * 2;
-    struct st_cache_entry **t = st_xcalloc(nb, sizeof(*t));
-    for (size_t i = 0; i < s->n_buckets; i++) {
-        struct st_cache_entry *e = s->table[i];
+    struct table *old = wtable(s);
+    struct table *t = table_new(old->n * 2);
+    for (size_t i = 0; i < old->n; i++) {
+        struct st_cache_entry *e = atomic_load_explicit(&old->b[i], memory_order_relaxed);
         while (e) {
-            struct st_cache_entry *next = e->h_next;
-            size_t b = e->hash & (nb - 1);
-            e->h_next = t[b];
-            t[b] = e;
+            struct st_cache_entry *next = atomic_load_explicit(&e->h_next, memory_order_relaxed);
+            _Atomic(struct st_cache_entry *) *b = bucket_of(t, e->hash);
+            atomic_store_explicit(&e->h_next, atomic_load_explicit(b, memory_order_relaxed),
+                                  memory_order_release);
+            atomic_store_explicit(b, e, memory_order_relaxed);
             e = next;
         }
     }
-    free(s->table);
-    s->table = t;
-    s->n_buckets = nb;
+    atomic_store_explicit(&s->table, t, memory_order_release);
+    st_qsbr_retire(old, free);
 }
 
 /* Skip list order: key bytes, then entry address (variants share a key). */
@@ -500,21 +541,23 @@ static void queue_unlink(struct shard *s, struct st_cache_entry *e)
         s->q_tail = e->q_prev;
 }
 
-/* Take e out of every structure of its shard and drop the shard's reference. */
+/* Take e out of every structure of its shard; its reference goes once no reader can see it. */
 static void shard_remove(struct shard *s, struct st_cache_entry *e)
 {
-    struct st_cache_entry **pp = &s->table[e->hash & (s->n_buckets - 1)];
-    while (*pp && *pp != e)
-        pp = &(*pp)->h_next;
-    if (*pp)
-        *pp = e->h_next;
+    _Atomic(struct st_cache_entry *) *pp = bucket_of(wtable(s), e->hash);
+    struct st_cache_entry *cur;
+    while ((cur = atomic_load_explicit(pp, memory_order_relaxed)) && cur != e)
+        pp = &cur->h_next;
+    if (cur)
+        atomic_store_explicit(pp, atomic_load_explicit(&e->h_next, memory_order_relaxed),
+                              memory_order_release);
     queue_unlink(s, e);
     sl_remove(s, e);
     tags_unlink(s, e);
     e->linked = false;
     s->n_entries--;
     s->bytes -= e->charge;
-    st_cache_entry_unref(e);
+    st_qsbr_retire(e, release_retired);
 }
 
 /* SIEVE: evict one entry. */
@@ -532,21 +575,44 @@ static void evict_one(struct shard *s)
     shard_remove(s, e);
 }
 
+static struct st_cache_entry *find(struct table *t, uint64_t hash, const char *key,
+                                   size_t key_len, const struct st_headers *req)
+{
+    struct st_cache_entry *e = atomic_load_explicit(bucket_of(t, hash), memory_order_acquire);
+    for (; e; e = next_of(e))
+        if (key_eq(e, hash, key, key_len) && (e->n_vary == 0 || vary_matches(e, req)))
+            return e;
+    return NULL;
+}
+
+static void mark_visited(struct st_cache_entry *e)
+{
+    if (e && !atomic_load_explicit(&e->visited, memory_order_relaxed))
+        atomic_store_explicit(&e->visited, 1, memory_order_relaxed);
+}
+
 struct st_cache_entry *st_cache_lookup(struct st_cache *c, uint64_t hash, const char *key,
                                        size_t key_len, const struct st_headers *req)
 {
     struct shard *s = shard_of(c, hash);
-    struct st_cache_entry *found = NULL;
     uv_mutex_lock(&s->lock);
-    for (struct st_cache_entry *e = s->table[hash & (s->n_buckets - 1)]; e; e = e->h_next) {
-        if (key_eq(e, hash, key, key_len) && (e->n_vary == 0 || vary_matches(e, req))) {
-            found = st_cache_entry_ref(e);
-            break;
-        }
-    }
+    struct st_cache_entry *found = find(wtable(s), hash, key, key_len, req);
+    if (found)
+        st_cache_entry_ref(found);
     uv_mutex_unlock(&s->lock);
-    if (found && !atomic_load_explicit(&found->visited, memory_order_relaxed))
-        atomic_store_explicit(&found->visited, 1, memory_order_relaxed);
+    mark_visited(found);
+    return found;
+}
+
+struct st_cache_entry *st_cache_peek(struct st_cache *c, uint64_t hash, const char *key,
+                                     size_t key_len, const struct st_headers *req)
+{
+    ST_CHECK(st_qsbr_registered());
+    st_qsbr_online();
+    struct shard *s = shard_of(c, hash);
+    struct table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+    struct st_cache_entry *found = find(t, hash, key, key_len, req);
+    mark_visited(found);
     return found;
 }
 
@@ -556,8 +622,9 @@ bool st_cache_insert(struct st_cache *c, struct st_cache_entry *e)
     if (e->body_len > c->max_object || e->charge > s->budget)
         return false;
     uv_mutex_lock(&s->lock);
-    struct st_cache_entry **bucket = &s->table[e->hash & (s->n_buckets - 1)];
-    for (struct st_cache_entry *o = *bucket; o; o = o->h_next) {
+    struct st_cache_entry *o = atomic_load_explicit(bucket_of(wtable(s), e->hash),
+                                                    memory_order_relaxed);
+    for (; o; o = atomic_load_explicit(&o->h_next, memory_order_relaxed)) {
         if (key_eq(o, e->hash, e->key, e->key_len) && same_variant(o, e)) {
             shard_remove(s, o);
             break;
@@ -565,12 +632,12 @@ bool st_cache_insert(struct st_cache *c, struct st_cache_entry *e)
     }
     while (s->bytes + e->charge > s->budget && s->q_head)
         evict_one(s);
-    if (s->n_entries >= s->n_buckets)
+    if (s->n_entries >= wtable(s)->n)
         table_grow(s);
-    bucket = &s->table[e->hash & (s->n_buckets - 1)];
+    _Atomic(struct st_cache_entry *) *bucket = bucket_of(wtable(s), e->hash);
     st_cache_entry_ref(e);
-    e->h_next = *bucket;
-    *bucket = e;
+    atomic_store_explicit(&e->h_next, atomic_load_explicit(bucket, memory_order_relaxed),
+                          memory_order_relaxed);
     e->q_prev = NULL;
     e->q_next = s->q_head;
     if (s->q_head)
@@ -583,7 +650,10 @@ bool st_cache_insert(struct st_cache *c, struct st_cache_entry *e)
     e->linked = true;
     s->n_entries++;
     s->bytes += e->charge;
+    /* Publish last: a reader that finds e sees it whole. */
+    atomic_store_explicit(bucket, e, memory_order_release);
     uv_mutex_unlock(&s->lock);
+    st_qsbr_reclaim();
     return true;
 }
 
@@ -593,9 +663,10 @@ size_t st_cache_remove_key(struct st_cache *c, const char *key, size_t len)
     struct shard *s = shard_of(c, hash);
     size_t n = 0;
     uv_mutex_lock(&s->lock);
-    struct st_cache_entry *e = s->table[hash & (s->n_buckets - 1)];
+    struct st_cache_entry *e = atomic_load_explicit(bucket_of(wtable(s), hash),
+                                                    memory_order_relaxed);
     while (e) {
-        struct st_cache_entry *next = e->h_next;
+        struct st_cache_entry *next = atomic_load_explicit(&e->h_next, memory_order_relaxed);
         if (key_eq(e, hash, key, len)) {
             shard_remove(s, e);
             n++;
@@ -604,6 +675,7 @@ size_t st_cache_remove_key(struct st_cache *c, const char *key, size_t len)
     }
     s->invalidations += n;
     uv_mutex_unlock(&s->lock);
+    st_qsbr_reclaim();
     return n;
 }
 
@@ -632,6 +704,7 @@ size_t st_cache_remove_prefix(struct st_cache *c, const char *prefix, size_t len
         n += shard_remove_prefix(s, prefix, len);
         uv_mutex_unlock(&s->lock);
     }
+    st_qsbr_reclaim();
     return n;
 }
 
@@ -661,6 +734,7 @@ size_t st_cache_remove_tag(struct st_cache *c, const char *tag, size_t len)
         uv_mutex_unlock(&s->lock);
         total += n;
     }
+    st_qsbr_reclaim();
     return total;
 }
 
@@ -673,6 +747,7 @@ void st_cache_expire(struct st_cache *c, struct st_cache_entry *e)
         shard_remove(s, e);
     }
     uv_mutex_unlock(&s->lock);
+    st_qsbr_reclaim();
 }
 
 void st_cache_stats(struct st_cache *c, struct st_cache_stats *out)

@@ -15,9 +15,12 @@
  * prefix invalidation ("/api/v1/") visits only the matching entries; the
  * tag index maps each Surrogate-Key to its entries.
  *
- * Locking: one mutex per shard (XXH3 of the key picks the shard) guards the
- * shard's hash table, SIEVE queue, indexes, byte count and flights. No lock
- * is held while a caller uses an entry: it holds a reference instead, and
+ * Locking: one mutex per shard (XXH3 of the key picks the shard) guards
+ * every change to the shard: hash table, SIEVE queue, indexes, byte count
+ * and flights. Worker threads read the hash chains without the lock
+ * (st_cache_peek: atomic chain pointers, memory reclaimed through qsbr.h),
+ * so a hit takes no lock and no reference. An unlinked entry is retired;
+ * the cache's reference is dropped once no reader can still see it, and
  * whoever drops the last reference frees the entry.
  *
  * Eviction: SIEVE (NSDI'24) per shard over a FIFO queue; a hit sets the
@@ -59,8 +62,9 @@ struct st_cache_entry {
     bool no_stale;
     bool always_revalidate;
     uint64_t hash;
+    /* hash chain: written under the shard lock, read lock-free (st_cache_peek) */
+    _Atomic(struct st_cache_entry *) h_next;
     /* shard-private links (under the shard lock) */
-    struct st_cache_entry *h_next;
     struct st_cache_entry *q_prev, *q_next;
     const char *key;
     const char *head; /* status line + headers, each ending in CRLF, no final CRLF */
@@ -148,6 +152,15 @@ uint64_t st_cache_hash(const char *key, size_t len);
  */
 struct st_cache_entry *st_cache_lookup(struct st_cache *c, uint64_t hash, const char *key,
                                        size_t key_len, const struct st_headers *req);
+
+/*
+ * The same lookup for a worker thread registered with qsbr.h: lock-free and
+ * without a reference. The pointer stays valid until the thread goes
+ * offline (the end of its current loop iteration); take a reference to
+ * keep the entry longer.
+ */
+struct st_cache_entry *st_cache_peek(struct st_cache *c, uint64_t hash, const char *key,
+                                     size_t key_len, const struct st_headers *req);
 
 /*
  * Publish e (the cache takes its own reference; the caller keeps theirs).

@@ -202,6 +202,29 @@ void st_conn_send(struct st_conn *c, struct st_wreq *wr)
         arm(c, T_SEND, c->gen->cfg->limits.idle_timeout_ms);
 }
 
+bool st_conn_try_send(struct st_conn *c, struct st_wreq *wr)
+{
+    if (c->closing || c->write_queue > 0)
+        return false;
+    int n = uv_try_write((uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs);
+    if (n < 0)
+        return false;
+    if ((size_t)n == wr->bytes) {
+        st_wreq_free(wr);
+        return true;
+    }
+    size_t left = (size_t)n;
+    wr->bytes -= left;
+    unsigned i = 0;
+    while (left >= wr->bufs[i].len)
+        left -= wr->bufs[i++].len;
+    wr->bufs[i].base += left;
+    wr->bufs[i].len -= left;
+    memmove(wr->bufs, wr->bufs + i, (wr->nbufs - i) * sizeof(wr->bufs[0]));
+    wr->nbufs -= i;
+    return false;
+}
+
 size_t st_conn_write_queue(const struct st_conn *c)
 {
     return c->write_queue;

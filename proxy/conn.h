@@ -26,6 +26,13 @@ void st_conn_accept(struct st_worker *w, uv_stream_t *listener);
 
 /* Queue bytes to the client (takes ownership of wr). */
 void st_conn_send(struct st_conn *c, struct st_wreq *wr);
+/*
+ * Write wr now if nothing is queued before it and the socket takes it all:
+ * returns true and frees wr. Otherwise returns false with wr's pieces
+ * advanced past what was written; the caller then keeps what wr points to
+ * alive and passes wr to st_conn_send().
+ */
+bool st_conn_try_send(struct st_conn *c, struct st_wreq *wr);
 /* Bytes queued to the client and not yet written. */
 size_t st_conn_write_queue(const struct st_conn *c);
 /* Request-body back-pressure: stop / restart reading from the client. */

@@ -675,7 +675,6 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, in
         char *p = st_sb_take(&sb, &len);
         st_wreq_add_owned(w, p, len);
     } else {
-        st_wreq_hold(w, st_cache_entry_ref(e), release_entry);
         st_wreq_add_static(w, e->head, e->head_len);
         st_fbuf_adds(&f, "Content-Length: ");
         st_fbuf_i64(&f, (int64_t)e->body_len);
@@ -696,7 +695,17 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, in
     if (x->body_bytes)
         st_wreq_add_static(w, e->body, e->body_len);
     st_stats_count_status(&x->w->stats, x->status);
-    flush_out(x);
+    /*
+     * The entry may be one only peeked at (no reference): write now, and
+     * only when the socket cannot take it all pin the entry for the rest.
+     */
+    x->out = NULL;
+    x->bytes_out += w->bytes;
+    if (!st_conn_try_send(x->conn, w)) {
+        if (!not_modified)
+            st_wreq_hold(w, st_cache_entry_ref(e), release_entry);
+        st_conn_send(x->conn, w);
+    }
     finish(x);
 }
 

@@ -239,7 +239,14 @@ static void parse(struct st_upconn *up)
     } else if (err == HPE_PAUSED) {
         b->start += (size_t)(llhttp_get_error_pos(&up->parser) - start);
     }
-    if (up->user && up->cbs->on_flush && up->state == UP_BUSY)
+    /*
+     * A complete response is flushed by on_end, after the user had its say
+     * (a cache stores the entry before the client sees the last byte, so
+     * the client's next request finds it).
+     */
+    bool complete = up->response_done && up->state == UP_BUSY && !up->close_after &&
+                    (err == HPE_OK || err == HPE_PAUSED);
+    if (!complete && up->user && up->cbs->on_flush && up->state == UP_BUSY)
         up->cbs->on_flush(up->user);
     if (up->close_after) {
         up->close_after = false;

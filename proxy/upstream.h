@@ -47,7 +47,7 @@ struct st_upconn_cbs {
     void (*on_body)(void *user, struct st_rbuf *b, const char *p, size_t len);
     /* A read's worth of callbacks is over: flush what was batched. */
     void (*on_flush)(void *user);
-    /* The response is complete. */
+    /* The response is complete; what was batched since the last on_flush is still unsent. */
     void (*on_end)(void *user);
     /*
      * The exchange with the origin failed (negative errno: -ETIMEDOUT,

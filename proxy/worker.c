@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "exchange.h"
 #include "log.h"
+#include "qsbr.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -83,6 +84,7 @@ void st_worker_maybe_done(struct st_worker *w)
     uv_mutex_unlock(&w->wake_lock);
     close_quietly((uv_handle_t *)&w->wake);
     close_quietly((uv_handle_t *)&w->drain_timer);
+    close_quietly((uv_handle_t *)&w->quiesce);
 }
 
 static void on_drain_deadline(uv_timer_t *t)
@@ -155,10 +157,24 @@ static void on_wake(uv_async_t *a)
     st_gen_unref(old);
 }
 
+/* The loop is about to block: nothing read from the cache without a reference is held. */
+static void on_quiesce(uv_prepare_t *p)
+{
+    (void)p;
+    st_qsbr_offline();
+    st_qsbr_reclaim();
+}
+
 static void run(void *arg)
 {
     struct st_worker *w = arg;
+    if (!st_qsbr_register()) {
+        st_log(ST_LOG_ERROR, "worker", NULL, "no reclamation slot left for worker %u", w->index);
+        abort();
+    }
+    uv_prepare_start(&w->quiesce, on_quiesce);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    st_qsbr_unregister();
     uv_loop_close(&w->loop);
     for (struct st_waiter *q = w->wake_q, *next; q; q = next) {
         next = q->next;
@@ -185,6 +201,8 @@ int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, 
     uv_mutex_init(&w->wake_lock);
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_prepare_init(&w->loop, &w->quiesce);
+    w->quiesce.data = w;
     w->gen = gen_create(w, st_server_config(srv));
     rc = uv_tcp_open(&w->listener, listen_fd);
     if (rc == 0)

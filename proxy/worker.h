@@ -47,6 +47,7 @@ struct st_worker {
     struct st_waiter *wake_q; /* under wake_lock: waiters handed back by a flight */
     bool stopped;             /* under wake_lock: the wake handle is closed */
     uv_timer_t drain_timer;
+    uv_prepare_t quiesce; /* before each poll: drop cache read-side pointers (qsbr.h) */
     int listen_fd;     /* bound by the server before the thread starts */
     struct st_gen *gen; /* current generation; one reference held */
     struct st_stats stats;

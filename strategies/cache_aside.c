@@ -282,11 +282,12 @@ static struct st_cache_entry *refresh_entry(struct ca *ca, const struct st_heade
     struct st_store_policy pol = policy_of(ca->x);
     st_freshness_evaluate(old->status, st_exchange_request(ca->x)->headers, &merged,
                           ca->request_ms, ca->response_ms, &pol, &fr);
-    const char *sp = strchr(old->head, ' ');
-    const char *reason = sp ? strchr(sp + 1, ' ') : NULL;
+    /* The reason phrase of the stored status line "HTTP/1.1 200 OK\r\n" (not NUL-terminated). */
+    const char *eol = memmem(old->head, old->head_len, "\r\n", 2);
+    const char *sp = eol ? memchr(old->head, ' ', (size_t)(eol - old->head)) : NULL;
+    const char *reason = sp ? memchr(sp + 1, ' ', (size_t)(eol - sp - 1)) : NULL;
     ca->reason_len = 0;
     if (reason) {
-        const char *eol = strstr(reason, "\r\n");
         size_t n = (size_t)(eol - reason - 1);
         ca->reason_len = n < sizeof(ca->reason) ? n : sizeof(ca->reason) - 1;
         memcpy(ca->reason, reason + 1, ca->reason_len);
@@ -475,8 +476,9 @@ static bool park(struct st_exchange *x, struct ca *ca)
 static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
 {
     int64_t now = now_ms();
-    struct st_cache_entry *e = st_cache_lookup(ca->cache, ca->hash, ca->key.p, ca->key.len,
-                                               st_exchange_request(x)->headers);
+    /* Peeked, not referenced: valid for this loop iteration (see qsbr.h). */
+    struct st_cache_entry *e = st_cache_peek(ca->cache, ca->hash, ca->key.p, ca->key.len,
+                                             st_exchange_request(x)->headers);
     if (e) {
         int64_t age = age_of(e, now);
         bool fresh = age < e->lifetime_ms && !e->always_revalidate;
@@ -489,7 +491,6 @@ static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
                 serve_hit(x, ca, e, age);
             else
                 serve_stale(x, ca, e, age, "max-stale");
-            st_cache_entry_unref(e);
             ca_free(ca);
             return;
         }
@@ -499,11 +500,10 @@ static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
             /* Start the refresh first: answering may finish (and free) x. */
             refresh_in_background(x, ca, e);
             serve_stale(x, ca, e, age, "stale-while-revalidate");
-            st_cache_entry_unref(e);
             ca_free(ca);
             return;
         }
-        ca->stale = e; /* for revalidation and stale-if-error */
+        ca->stale = st_cache_entry_ref(e); /* kept for revalidation and stale-if-error */
     } else if (ca->req_cc.only_if_cached) {
         set_status(x, "strata; fwd=miss; detail=only-if-cached", NULL, NULL, NULL);
         ca_free(ca);
