@@ -4,6 +4,11 @@
 #
 #   bench/run.sh [SCENARIO]        (default: proxy; see bench/scenarios/)
 #   bench/run.sh all               every scenario, one after the other
+#   bench/run.sh perf              every peer, scenarios cache-hit, cache-hot,
+#                                  cache-big, cache-conn, stampede; summary
+#                                  table + bench/perf.png (see bench/README.md)
+#   bench/run.sh instr             instructions per cached hit (callgrind),
+#                                  strata vs nginx proxy_cache
 #
 # Installs wrk/nginx-light if missing, builds strata in release mode, starts
 # the scenario's peers on 127.0.0.1, runs wrk against every target in
@@ -42,6 +47,12 @@ REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 . "$BENCH_DIR/peers/varnish.sh"
 # shellcheck source=peers/slow-origin.sh
 . "$BENCH_DIR/peers/slow-origin.sh"
+# shellcheck source=peers/haproxy.sh
+. "$BENCH_DIR/peers/haproxy.sh"
+# shellcheck source=peers/ats.sh
+. "$BENCH_DIR/peers/ats.sh"
+# shellcheck source=lib/perf.sh
+. "$BENCH_DIR/lib/perf.sh"
 
 ROUNDS=${ROUNDS:-3}
 OTHER_CPU_WARN=10   # percent of one CPU used by foreign processes during a run
@@ -51,9 +62,12 @@ RESULTS_DIR=${BENCH_RESULTS_DIR:-$BENCH_DIR/results}
 # ---------------------------------------------------------------- targets
 TARGET_NAMES=()
 declare -A TARGET_URL=() TARGET_DESC=() TARGET_PIDS=() RES_RPS=() RES_P99=() RES_NON2XX=() RES_SOCKERR=() \
-    RES_REQS=() RES_OTHER=() RES_CPU=() RES_RPC=()
+    RES_REQS=() RES_OTHER=() RES_CPU=() RES_RPC=() RES_MBS=()
 BASELINE=""
 REPORT_NOTES="" # markdown lines a scenario adds under its table
+REPORT_EXTRA="" # a markdown block a scenario adds after the per-round lines
+REPORT_MBS=0    # 1 = the table also gives wrk's Transfer/sec in MB/s
+declare -A TARGET_INVALID=() # target -> why its figures are invalid (set by the fill check)
 LIMIT=""        # optional second reference (e.g. the origin itself: the limit)
 CPU_PIDS_SET=0  # 1 once a target names its server PIDs: report CPU columns
 
@@ -69,7 +83,7 @@ add_target() {
     TARGET_PIDS[$name]="$*"
     (($# == 0)) || CPU_PIDS_SET=1
     RES_RPS[$name]="" RES_P99[$name]="" RES_NON2XX[$name]=0 RES_SOCKERR[$name]=0 RES_REQS[$name]=0
-    RES_OTHER[$name]="" RES_CPU[$name]="" RES_RPC[$name]=""
+    RES_OTHER[$name]="" RES_CPU[$name]="" RES_RPC[$name]="" RES_MBS[$name]=""
 }
 
 # verify_targets - every target answers 200 with the same body as the
@@ -108,6 +122,7 @@ measure_round() {
         RES_OTHER[$name]+="$other "
         RES_RPS[$name]+="$WRK_RPS "
         RES_P99[$name]+="$WRK_P99_MS "
+        RES_MBS[$name]+="$WRK_MBS "
         cpu_note=""
         if [[ -n "${TARGET_PIDS[$name]}" ]]; then
             cpu_note=", server CPU ${cpu}s = $rpc req/CPU-s"
@@ -117,7 +132,7 @@ measure_round() {
         RES_NON2XX[$name]=$((RES_NON2XX[$name] + WRK_NON2XX))
         RES_SOCKERR[$name]=$((RES_SOCKERR[$name] + WRK_SOCKERR))
         RES_REQS[$name]=$((RES_REQS[$name] + WRK_REQUESTS))
-        log "round $round/$ROUNDS $name: $WRK_RPS req/s, p50 ${WRK_P50_MS} ms, p99 ${WRK_P99_MS} ms," \
+        log "round $round/$ROUNDS $name: $WRK_RPS req/s$( ((REPORT_MBS == 0)) || echo ", $WRK_MBS MB/s"), p50 ${WRK_P50_MS} ms, p99 ${WRK_P99_MS} ms," \
             "non-2xx $WRK_NON2XX, socket errors $WRK_SOCKERR, other CPU ${other}%$cpu_note"
         if ((other > OTHER_CPU_WARN)); then
             warn "$name round $round: other processes used ${other}% of a CPU during the run: this round is noisy"
@@ -158,7 +173,7 @@ report_header() {
 
 # report - markdown section on stdout; returns 3 when errors were seen.
 report() {
-    local name rps p99 other base_rps base_p99 base_rpc lim_rps errors=0 cpu rpc
+    local name rps p99 other base_rps base_p99 base_rpc lim_rps errors=0 cpu rpc best="" best_rps=0 label mbs
     # shellcheck disable=SC2086  # word-splitting the per-round lists is intended
     base_rps=$(median ${RES_RPS[$BASELINE]})
     # shellcheck disable=SC2086
@@ -167,15 +182,26 @@ report() {
     base_rpc=$(median ${RES_RPC[$BASELINE]})
     # shellcheck disable=SC2086
     [[ -z "$LIMIT" ]] || lim_rps=$(median ${RES_RPS[$LIMIT]})
+    # The best peer: the fastest valid target that is neither strata nor the limit.
+    for name in "${TARGET_NAMES[@]}"; do
+        [[ "$name" != strata && "$name" != "$LIMIT" && -z "${TARGET_INVALID[$name]:-}" ]] || continue
+        # shellcheck disable=SC2086
+        rps=$(median ${RES_RPS[$name]})
+        if awk -v a="$rps" -v b="$best_rps" 'BEGIN { exit !(a > b) }'; then best=$name best_rps=$rps; fi
+    done
     report_header
     printf -- '- load: %s, %s rounds alternating %s, warm-up %ss per target; pinning: %s\n' \
         "\`$(wrk_settings)\`" "$ROUNDS" "$(IFS=/; echo "${TARGET_NAMES[*]}")" "$WRK_WARMUP" "$PINNING"
     printf '\n| target | req/s (median) | req/s range | p99 ms (median) | p99 range | req/s vs %s |' "$BASELINE"
     [[ -z "$LIMIT" ]] || printf ' req/s vs %s |' "$LIMIT"
+    [[ -z "$best" ]] || printf ' req/s vs best peer (%s) |' "$best"
+    ((REPORT_MBS == 0)) || printf ' MB/s (median) | MB/s range |'
     printf ' p99 vs %s |' "$BASELINE"
     ((CPU_PIDS_SET == 0)) || printf ' server CPU s (median) | req per CPU-s (median) | req/CPU-s range | req/CPU-s vs %s |' "$BASELINE"
     printf ' non-2xx | socket errors | other CPU %% (max) |\n|---|---:|---:|---:|---:|---:|'
     [[ -z "$LIMIT" ]] || printf -- '---:|'
+    [[ -z "$best" ]] || printf -- '---:|'
+    ((REPORT_MBS == 0)) || printf -- '---:|---:|'
     printf -- '---:|'
     ((CPU_PIDS_SET == 0)) || printf -- '---:|---:|---:|---:|'
     printf -- '---:|---:|---:|\n'
@@ -186,10 +212,18 @@ report() {
         p99=$(median ${RES_P99[$name]})
         # shellcheck disable=SC2086
         other=$(printf '%s\n' ${RES_OTHER[$name]} | sort -n | tail -n 1)
+        label=$name
+        [[ -z "${TARGET_INVALID[$name]:-}" ]] || label="$name (**INVALID**: ${TARGET_INVALID[$name]})"
         # shellcheck disable=SC2086
-        printf '| %s | %s | %s | %s | %s | %s |' "$name" "$(fmt_rps "$rps")" "$(fmt_range_rps ${RES_RPS[$name]})" \
+        printf '| %s | %s | %s | %s | %s | %s |' "$label" "$(fmt_rps "$rps")" "$(fmt_range_rps ${RES_RPS[$name]})" \
             "$(fmt_ms "$p99")" "$(fmt_range_ms ${RES_P99[$name]})" "$(ratio "$rps" "$base_rps")"
         [[ -z "$LIMIT" ]] || printf ' %s |' "$(ratio "$rps" "$lim_rps")"
+        [[ -z "$best" ]] || printf ' %s |' "$(ratio "$rps" "$best_rps")"
+        # shellcheck disable=SC2086
+        mbs=$(median ${RES_MBS[$name]})
+        # shellcheck disable=SC2086
+        ((REPORT_MBS == 0)) || printf ' %s | %s |' "$(awk -v v="$mbs" 'BEGIN { printf "%.1f", v }')" \
+            "$(range ${RES_MBS[$name]} | awk -F'–' '{ printf "%.1f–%.1f", $1, $2 }')"
         printf ' %s |' "$(ratio "$p99" "$base_p99")"
         if ((CPU_PIDS_SET)); then
             if [[ -n "${RES_CPU[$name]}" ]]; then
@@ -205,6 +239,13 @@ report() {
             fi
         fi
         printf ' %s | %s | %s |\n' "${RES_NON2XX[$name]}" "${RES_SOCKERR[$name]}" "$other"
+        if [[ -n "${BENCH_TSV:-}" ]]; then
+            # shellcheck disable=SC2086
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SCENARIO" "$name" "$rps" \
+                "$(range ${RES_RPS[$name]})" "$p99" "$(range ${RES_P99[$name]})" "$(median ${RES_RPC[$name]})" \
+                "$mbs" "$(range ${RES_MBS[$name]})" "${TARGET_INVALID[$name]:-}" \
+                $((RES_NON2XX[$name] + RES_SOCKERR[$name])) "$(median ${RES_CPU[$name]})" >>"$BENCH_TSV"
+        fi
         errors=$((errors + RES_NON2XX[$name] + RES_SOCKERR[$name]))
     done
     printf '\nPer round (req/s | p99 ms | other CPU %%%s):\n\n' "$( ((CPU_PIDS_SET == 0)) || echo ' | server CPU s')"
@@ -213,6 +254,7 @@ report() {
             "${RES_OTHER[$name]}" "${RES_CPU[$name]:+| ${RES_CPU[$name]}}" "${RES_REQS[$name]}" "${TARGET_DESC[$name]}"
     done
     [[ -z "${REPORT_NOTES:-}" ]] || printf '\n%s\n' "$REPORT_NOTES"
+    [[ -z "${REPORT_EXTRA:-}" ]] || printf '%s\n' "$REPORT_EXTRA"
     if ((errors > 0)); then
         printf '\n**Errors:** wrk counted non-2xx/3xx responses or socket errors (columns above).\n'
     fi
@@ -245,8 +287,14 @@ usage() {
 }
 
 main() {
-    case "${1:-}" in -h | --help) usage; return 0 ;; all) run_all; return ;; esac
+    case "${1:-}" in
+        -h | --help) usage; return 0 ;;
+        all) run_all; return ;;
+        perf) run_perf; return ;;
+        instr) run_instr; return ;;
+    esac
     local scenario=${1:-proxy}
+    SCENARIO=$scenario
     local sfile="$BENCH_DIR/scenarios/$scenario.sh"
     [[ -f "$sfile" ]] || { usage >&2; die "unknown scenario: $scenario"; }
     [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
@@ -298,6 +346,9 @@ main() {
     for ((round = 1; round <= ROUNDS; round++)); do
         measure_round "$round"
     done
+    if declare -F "scenario_${scenario}_after" >/dev/null; then
+        "scenario_${scenario}_after"   # e.g. a second, non-wrk load
+    fi
 
     report >"$section" || rc=$?
     cat "$section"

@@ -10,9 +10,12 @@ WRK_WARMUP=${BENCH_WARMUP:-2}           # seconds per target before round 1; 0 =
 # scenario; empty = wrk's static request for the target URL.
 WRK_SCRIPT=""
 WRK_SCRIPT_ARGS=()
+# Extra wrk options set by a scenario (e.g. -H "Connection: close").
+WRK_EXTRA_ARGS=()
 
 wrk_settings() {
     printf 'wrk -t%s -c%s -d%ss --latency' "$WRK_THREADS" "$WRK_CONNS" "$WRK_DURATION"
+    ((${#WRK_EXTRA_ARGS[@]} == 0)) || printf ' -H "%s"' "${WRK_EXTRA_ARGS[1]}"
     if [[ -n "$WRK_SCRIPT" ]]; then
         printf ' -s %s' "${WRK_SCRIPT#"$BENCH_DIR/"}"
         ((${#WRK_SCRIPT_ARGS[@]} == 0)) || printf ' URL -- %s' "${WRK_SCRIPT_ARGS[*]}"
@@ -32,7 +35,8 @@ run_wrk() {
         script=("$url")
     fi
     timeout --kill-after=5 $((dur + 30)) \
-        "${PIN_CLIENT[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${dur}s" --latency "${script[@]}" \
+        "${PIN_CLIENT[@]}" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${dur}s" --latency \
+        ${WRK_EXTRA_ARGS[@]+"${WRK_EXTRA_ARGS[@]}"} "${script[@]}" \
         >"$out" 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || rc=$?
@@ -52,7 +56,8 @@ stop_wrk() {
 }
 
 # parse_wrk OUTFILE - sets WRK_RPS, WRK_P50_MS, WRK_P99_MS, WRK_REQUESTS,
-# WRK_NON2XX (count) and WRK_SOCKERR (connect+read+write+timeout).
+# WRK_NON2XX (count), WRK_SOCKERR (connect+read+write+timeout) and WRK_MBS
+# (Transfer/sec in MB/s, 10^6 bytes: wrk prints binary units, converted).
 parse_wrk() {
     local f=$1 line
     line=$(awk '
@@ -70,11 +75,14 @@ parse_wrk() {
         /^Requests\/sec:/ { rps = $2 }
         /Socket errors:/ { gsub(/,/, ""); sock = $4 + $6 + $8 + $10 }
         /Non-2xx or 3xx responses:/ { non2xx = $NF }
+        /^Transfer\/sec:/ { v = $2; m = 1
+            if (v ~ /GB$/) m = 1073741824; else if (v ~ /MB$/) m = 1048576; else if (v ~ /KB$/) m = 1024
+            sub(/[KMG]?B$/, "", v); mbs = v * m / 1e6 }
         END {
-            printf "%s %s %s %s %d %d\n", (rps == "" ? "nan" : rps), (p50 == "" ? "nan" : p50),
-                (p99 == "" ? "nan" : p99), (reqs == "" ? 0 : reqs), non2xx, sock
+            printf "%s %s %s %s %d %d %s\n", (rps == "" ? "nan" : rps), (p50 == "" ? "nan" : p50),
+                (p99 == "" ? "nan" : p99), (reqs == "" ? 0 : reqs), non2xx, sock, (mbs == "" ? "nan" : mbs)
         }' "$f")
-    read -r WRK_RPS WRK_P50_MS WRK_P99_MS WRK_REQUESTS WRK_NON2XX WRK_SOCKERR <<<"$line"
+    read -r WRK_RPS WRK_P50_MS WRK_P99_MS WRK_REQUESTS WRK_NON2XX WRK_SOCKERR WRK_MBS <<<"$line"
     [[ "$WRK_RPS" != nan && "$WRK_P99_MS" != nan ]] || {
         cat "$f" >&2
         die "could not parse wrk output in $f (above)"

@@ -65,11 +65,11 @@ CONF
         cat "$dir/check.log" >&2
         die "strata rejected the generated config $STRATA_CONFIG"
     }
-    spawn strata "$dir/strata.log" "$STRATA_BIN" -c "$STRATA_CONFIG"
+    spawn strata "$dir/strata.log" ${BENCH_WRAP[@]+"${BENCH_WRAP[@]}"} "$STRATA_BIN" -c "$STRATA_CONFIG"
     STRATA_PID=$SPAWNED_PID
     STRATA_ADDR="127.0.0.1:$port"
     STRATA_URL="http://$STRATA_ADDR"
     STRATA_ADMIN_URL="http://127.0.0.1:$admin_port"
-    wait_http "$STRATA_ADMIN_URL/healthz" "$STRATA_PID"
+    wait_http "$STRATA_ADMIN_URL/healthz" "$STRATA_PID" "${WAIT_TRIES:-100}"
     log "strata on $STRATA_ADDR (admin $STRATA_ADMIN_URL), route /* $strategy${ttl:+ (tier ttl $ttl)} -> $upstream"
 }

@@ -45,7 +45,7 @@ def main():
             results[i] = {
                 "status": resp.status, "t0": t0, "ms": (t1 - t0) * 1000, "bytes": len(body),
                 "cs": resp.getheader("Cache-Status", ""), "xcs": resp.getheader("X-Cache-Status", ""),
-                "xv": resp.getheader("X-Varnish", ""),
+                "xv": resp.getheader("X-Varnish", ""), "via": resp.getheader("Via", ""),
             }
         except Exception as e:  # noqa: BLE001 - every failure is a result
             results[i] = {"status": f"error: {e.__class__.__name__}: {e}", "t0": t0}
@@ -72,6 +72,9 @@ def main():
             k = "Cache-Status: " + re.sub(r"ttl=-?\d+", "ttl=N", r["cs"])
         elif r["xcs"]:
             k = "X-Cache-Status: " + r["xcs"]
+        elif "ApacheTrafficServer" in r.get("via", ""):
+            m = re.search(r"\[([^\]]*)\]", r["via"])
+            k = "Via (ATS): [%s]" % (m.group(1) if m else r["via"])
         elif r["xv"]:
             k = "X-Varnish: %d id(s)" % len(r["xv"].split())
         else:

@@ -22,33 +22,87 @@
 SCENARIO_TITLE="cache hit path: strata vs nginx proxy_cache vs Varnish vs the origin (limit), ${BENCH_KEYS:-1000} keys"
 
 declare -A TARGET_HIT=()   # target -> "header:regex" that a cache hit carries
+declare -A TARGET_INVALID=()   # target -> why its figures are not valid (missed keys)
 CACHE_KEYS=1000
+CACHE_PREFIX=/item/
 
+# BENCH_PEERS: which caches to start (space-separated). Default: every peer;
+# nginx-cache-ofc is dropped when BENCH_NGINX_OPEN_FILE_CACHE=1 (then
+# nginx-cache itself has open_file_cache on).
+BENCH_PEERS=${BENCH_PEERS:-strata nginx-cache nginx-cache-ofc varnish haproxy ats}
+[[ "${BENCH_NGINX_OPEN_FILE_CACHE:-0}" != 1 ]] || BENCH_PEERS=${BENCH_PEERS//nginx-cache-ofc/}
+want_peer() { [[ " $BENCH_PEERS " == *" $1 "* ]]; }
+
+# start_cache_peers UPSTREAM PATH - start every wanted cache in front of
+# UPSTREAM and register it as a target for PATH (with its hit marker).
+start_cache_peers() {
+    local up=$1 path=$2
+    if want_peer strata; then
+        strata_start "$up" cache-aside 10m
+        add_target strata "$STRATA_URL$path" \
+            "strata (1 worker, route /* cache-aside, tier ttl 10m, memory 256MiB)" "$STRATA_PID"
+        TARGET_HIT[strata]="cache-status:^strata; hit"
+    fi
+    if want_peer nginx-cache; then
+        nginx_cache_start "$up"
+        add_target nginx-cache "$NGINX_CACHE_URL$path" \
+            "nginx proxy_cache (1 worker, keys_zone, proxy_cache_lock on, upstream keepalive 64$(
+                [[ "${BENCH_NGINX_OPEN_FILE_CACHE:-0}" != 1 ]] || echo ", open_file_cache max=10000"))" "$NGINX_CACHE_PID"
+        TARGET_HIT[nginx-cache]="x-cache-status:^HIT$"
+    fi
+    if want_peer nginx-cache-ofc; then
+        nginx_cache_start "$up" nginx-cache-ofc 1
+        add_target nginx-cache-ofc "$NGINX_CACHE_URL$path" \
+            "nginx proxy_cache as nginx-cache, plus open_file_cache max=10000" "$NGINX_CACHE_PID"
+        TARGET_HIT[nginx-cache-ofc]="x-cache-status:^HIT$"
+    fi
+    if want_peer varnish; then
+        if varnish_available && varnish_start "$up"; then
+            add_target varnish "$VARNISH_URL$path" \
+                "Varnish $(varnishd -V 2>&1 | head -n 1 | cut -d' ' -f2 | tr -d '(') (-s malloc,256m, thread_pools=1, built-in VCL)" \
+                "$VARNISH_PID"
+            TARGET_HIT[varnish]="x-varnish:^[0-9]+ [0-9]+$"
+        else
+            warn "Varnish skipped: $VARNISH_SKIP"
+            REPORT_NOTES+="- Varnish skipped: $VARNISH_SKIP"$'\n'
+        fi
+    fi
+    if want_peer haproxy; then
+        if haproxy_available && haproxy_start "$up"; then
+            add_target haproxy "$HAPROXY_URL$path" \
+                "HAProxy $(haproxy -v | head -n 1 | cut -d' ' -f3) (nbthread 1, cache section 256 MB, max-object-size 1 MiB, max-age 3600)" \
+                "$HAPROXY_PID"
+            TARGET_HIT[haproxy]="x-cache-status:^HIT$"
+        else
+            warn "HAProxy skipped: $HAPROXY_SKIP"
+            REPORT_NOTES+="- HAProxy skipped: $HAPROXY_SKIP"$'\n'
+        fi
+    fi
+    if want_peer ats; then
+        if ats_available && ats_start "$up"; then
+            add_target ats "$ATS_URL$path" \
+                "Apache Traffic Server $(traffic_server -V 2>&1 | grep -o ' - [0-9][0-9.]*' | head -n 1 | tr -d ' -') (1 ET_NET thread, RAM cache 256 MB)" \
+                "$ATS_PID"
+            TARGET_HIT[ats]="via:[[]c[HR]"
+        else
+            warn "ATS skipped: $ATS_SKIP"
+            REPORT_NOTES+="- Apache Traffic Server skipped: $ATS_SKIP"$'\n'
+        fi
+    fi
+}
+
+# cache_hit_setup_common KEYS [PREFIX [FIRST_PATH]] - the shared setup of the
+# hit scenarios (cache-hit, cache-hot, cache-big, cache-conn).
 cache_hit_setup_common() {
     CACHE_KEYS=$1
+    CACHE_PREFIX=${2:-/item/}
+    local path=${3:-${CACHE_PREFIX}1}
     strata_build
     origin_nginx_start "max-age=3600"
-    strata_start "$ORIGIN_ADDR" cache-aside 10m
-    nginx_cache_start "$ORIGIN_ADDR"
-    add_target strata "$STRATA_URL/item/1" \
-        "strata (1 worker, route /* cache-aside, tier ttl 10m, memory 256MiB)" "$STRATA_PID"
-    TARGET_HIT[strata]="cache-status:^strata; hit"
-    add_target nginx-cache "$NGINX_CACHE_URL/item/1" \
-        "nginx proxy_cache (1 worker, keys_zone, proxy_cache_lock on, upstream keepalive 64$(
-            [[ "${BENCH_NGINX_OPEN_FILE_CACHE:-0}" != 1 ]] || echo ", open_file_cache max=10000"))" "$NGINX_CACHE_PID"
-    TARGET_HIT[nginx-cache]="x-cache-status:^HIT$"
-    if varnish_available && varnish_start "$ORIGIN_ADDR"; then
-        add_target varnish "$VARNISH_URL/item/1" \
-            "Varnish $(varnishd -V 2>&1 | head -n 1 | cut -d' ' -f2 | tr -d '(') (-s malloc,256m, thread_pools=1, built-in VCL)" \
-            "$VARNISH_PID"
-        TARGET_HIT[varnish]="x-varnish:^[0-9]+ [0-9]+$"
-    else
-        warn "Varnish skipped: $VARNISH_SKIP"
-        REPORT_NOTES+="Varnish skipped: $VARNISH_SKIP"$'\n'
-    fi
-    add_target limit "$ORIGIN_URL/item/1" "the nginx origin itself: return 200 from memory, no proxying (the limit)" \
+    start_cache_peers "$ORIGIN_ADDR" "$path"
+    add_target limit "$ORIGIN_URL$path" "the nginx origin itself: return 200 from memory, no proxying (the limit)" \
         "$ORIGIN_PID"
-    BASELINE=nginx-cache
+    if want_peer nginx-cache; then BASELINE=nginx-cache; else BASELINE=${TARGET_NAMES[0]}; fi
     LIMIT=limit
 }
 
@@ -65,11 +119,11 @@ scenario_cache-hit_prepare() { cache_fill_and_check; }
 # A cache target with a missed key is reported, not hidden.
 cache_fill_and_check() {
     local name base spec hdr re out n ok hits bad line col
-    local fmt='%{http_code}\t%header{cache-status}\t%header{x-cache-status}\t%header{x-varnish}\t%header{age}\n'
+    local fmt='%{http_code}\t%header{cache-status}\t%header{x-cache-status}\t%header{x-varnish}\t%header{age}\t%header{via}\n'
     for name in "${TARGET_NAMES[@]}"; do
-        base=${TARGET_URL[$name]%/item/*}
+        base=${TARGET_URL[$name]%"$CACHE_PREFIX"*}
         out="$BENCH_TMP/fill-$name.txt"
-        curl -s --max-time 60 -o /dev/null -w "$fmt" "$base/item/[1-$CACHE_KEYS]" >"$out" || true
+        curl -s --max-time 60 -o /dev/null -w "$fmt" "$base$CACHE_PREFIX[1-$CACHE_KEYS]" >"$out" || true
         n=$(wc -l <"$out")
         ok=$(awk -F'\t' '$1 == 200' "$out" | wc -l)
         ((n == CACHE_KEYS && ok == CACHE_KEYS)) \
@@ -77,9 +131,9 @@ cache_fill_and_check() {
         spec=${TARGET_HIT[$name]:-}
         [[ -n "$spec" ]] || { log "$name: $CACHE_KEYS keys answer 200 (not a cache)"; continue; }
         out="$BENCH_TMP/check-$name.txt"
-        curl -s --max-time 60 -o /dev/null -w "$fmt" "$base/item/[1-$CACHE_KEYS]" >"$out" || true
+        curl -s --max-time 60 -o /dev/null -w "$fmt" "$base$CACHE_PREFIX[1-$CACHE_KEYS]" >"$out" || true
         hdr=${spec%%:*} re=${spec#*:}
-        col=$(case $hdr in cache-status) echo 2 ;; x-cache-status) echo 3 ;; x-varnish) echo 4 ;; esac)
+        col=$(case $hdr in cache-status) echo 2 ;; x-cache-status) echo 3 ;; x-varnish) echo 4 ;; via) echo 6 ;; esac)
         hits=$(awk -F'\t' -v c="$col" -v re="$re" '$1 == 200 && $c ~ re' "$out" | wc -l)
         line=$(head -n 1 "$out" | cut -f"$col")
         if ((hits == CACHE_KEYS)); then
@@ -88,7 +142,8 @@ cache_fill_and_check() {
         else
             bad=$(awk -F'\t' -v c="$col" -v re="$re" '!($1 == 200 && $c ~ re)' "$out" | head -n 3 | tr '\t' ' ' | tr '\n' ';')
             warn "$name: only $hits/$CACHE_KEYS keys were hits on the second pass; e.g. $bad"
-            REPORT_NOTES+="- **$name: only $hits/$CACHE_KEYS keys answered as hits after the fill** (e.g. \`$bad\`)."$'\n'
+            REPORT_NOTES+="- **$name: only $hits/$CACHE_KEYS keys answered as hits after the fill** (e.g. \`$bad\`): its figures are INVALID."$'\n'
+            TARGET_INVALID[$name]="$hits/$CACHE_KEYS hits after the fill"
         fi
     done
 }

@@ -35,6 +35,18 @@ scenario_stampede_setup() {
         warn "Varnish skipped: $VARNISH_SKIP"
         REPORT_NOTES+="Varnish skipped: $VARNISH_SKIP"$'\n'
     fi
+    if haproxy_available && haproxy_start "$SLOW_ORIGIN_ADDR"; then
+        add_target haproxy "$HAPROXY_URL" "HAProxy (nbthread 1, cache section; it has no miss collapsing)"
+    else
+        warn "HAProxy skipped: $HAPROXY_SKIP"
+        REPORT_NOTES+="HAProxy skipped: $HAPROXY_SKIP"$'\n'
+    fi
+    if ats_available && ats_start "$SLOW_ORIGIN_ADDR"; then
+        add_target ats "$ATS_URL" "Apache Traffic Server (1 ET_NET thread, RAM cache; read-while-writer, open-read retries 50 x 10 ms)"
+    else
+        warn "ATS skipped: $ATS_SKIP"
+        REPORT_NOTES+="ATS skipped: $ATS_SKIP"$'\n'
+    fi
     BASELINE=nginx-cache
 }
 
@@ -95,6 +107,11 @@ scenario_stampede_run() {
             "$(fmt_ms "$(median ${ST_P50[$name]})")" "$(fmt_range_ms ${ST_P50[$name]})" \
             "$(fmt_ms "$(median ${ST_MAX[$name]})")" "$(fmt_range_ms ${ST_MAX[$name]})" "${ST_BAD[$name]}"
         total=$((total + ST_BAD[$name]))
+        if [[ -n "${BENCH_TSV:-}" ]]; then
+            # shellcheck disable=SC2086
+            printf 'stampede\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "${counts// /,}" "$(median ${ST_P50[$name]})" \
+                "$(median ${ST_MAX[$name]})" "${ST_BAD[$name]}" "$(printf "%s\n" ${ST_MAX[$name]} | sort -g | tail -n 1)" >>"$BENCH_TSV.stampede"
+        fi
     done
     printf '\nWhat the clients saw:\n\n'
     for name in "${TARGET_NAMES[@]}"; do
