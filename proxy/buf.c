@@ -56,9 +56,24 @@ void st_rbuf_reserve(struct st_rbuf **bp, size_t want)
     *bp = nb;
 }
 
+/*
+ * Freed wreqs are kept per thread for reuse (a response or an upload piece
+ * each needs one): a wreq is always freed on the thread that made it, its
+ * connection's loop, so no locking is needed.
+ */
+#define WREQ_CACHE_MAX 64
+static _Thread_local struct st_wreq *wreq_cache[WREQ_CACHE_MAX];
+static _Thread_local unsigned wreq_cached;
+
+void st_wreq_cache_drain(void)
+{
+    while (wreq_cached)
+        free(wreq_cache[--wreq_cached]);
+}
+
 struct st_wreq *st_wreq_new(void)
 {
-    struct st_wreq *w = st_xmalloc(sizeof(*w));
+    struct st_wreq *w = wreq_cached ? wreq_cache[--wreq_cached] : st_xmalloc(sizeof(*w));
     w->nbufs = 0;
     w->nrefs = 0;
     w->bytes = 0;
@@ -79,7 +94,10 @@ void st_wreq_free(struct st_wreq *w)
     free(w->owned);
     if (w->held)
         w->release(w->held);
-    free(w);
+    if (wreq_cached < WREQ_CACHE_MAX)
+        wreq_cache[wreq_cached++] = w;
+    else
+        free(w);
 }
 
 int st_wreq_fits(const struct st_wreq *w, unsigned nbufs, size_t small)

@@ -61,6 +61,8 @@ struct st_wreq {
 };
 
 struct st_wreq *st_wreq_new(void);
+/* Free the calling thread's cache of spare wreqs (at thread exit). */
+void st_wreq_cache_drain(void);
 /* Free the wreq and drop every reference it holds. NULL is a no-op. */
 void st_wreq_free(struct st_wreq *w);
 /* Room for `nbufs` more pieces and `small` more copied bytes? */

@@ -610,7 +610,7 @@ static void pick_ids(struct st_conn *c)
     if (e && st_request_id_valid(st_hdr_value(&c->headers, e), e->value_len))
         memcpy(c->id, st_hdr_value(&c->headers, e), e->value_len + 1);
     else
-        st_request_id_new(c->w->rand, c->id);
+        st_request_id_next(c->w->id_prefix, &c->w->id_counter, c->id);
 }
 
 /* Checks that need the whole head; returns a status to fail with, or 0. */

@@ -499,6 +499,13 @@ void st_request_id_new(uint64_t state[2], char out[33])
     out[32] = '\0';
 }
 
+void st_request_id_next(const char prefix_hex[16], uint64_t *counter, char out[33])
+{
+    memcpy(out, prefix_hex, 16);
+    hex64((*counter)++, out + 16, 16);
+    out[32] = '\0';
+}
+
 void st_traceparent_new(uint64_t state[2], char out[56])
 {
     memcpy(out, "00-", 3);

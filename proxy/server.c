@@ -22,6 +22,7 @@
 
 #include "admin.h"
 #include "alloc.h"
+#include "buf.h"
 #include "cache.h"
 #include "log.h"
 #include "st_build.h"
@@ -301,6 +302,7 @@ static void watch_signals(struct st_server *srv)
 
 static void server_finish(struct st_server *srv)
 {
+    st_wreq_cache_drain();
     st_cache_destroy(srv->cache);
     free(srv->main_stats);
     registry_finish(&srv->route_slots);

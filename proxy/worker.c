@@ -14,9 +14,11 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "buf.h"
 #include "cache.h"
 #include "conn.h"
 #include "exchange.h"
+#include "http.h"
 #include "log.h"
 #include "qsbr.h"
 #include "server.h"
@@ -175,6 +177,7 @@ static void run(void *arg)
     uv_prepare_start(&w->quiesce, on_quiesce);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     st_qsbr_unregister();
+    st_wreq_cache_drain();
     uv_loop_close(&w->loop);
     for (struct st_waiter *q = w->wake_q, *next; q; q = next) {
         next = q->next;
@@ -191,6 +194,10 @@ int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, 
     w->listen_fd = listen_fd;
     w->rand[0] = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (0x9e3779b97f4a7c15ull * (index + 1));
     w->rand[1] = (uint64_t)uv_hrtime() | 1;
+    char first[33];
+    st_request_id_new(w->rand, first);
+    memcpy(w->id_prefix, first, 16);
+    w->id_counter = st_rand64(w->rand) >> 16;
     int rc = uv_loop_init(&w->loop);
     if (rc < 0)
         return rc;

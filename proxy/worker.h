@@ -52,6 +52,8 @@ struct st_worker {
     struct st_gen *gen; /* current generation; one reference held */
     struct st_stats stats;
     uint64_t rand[2];
+    char id_prefix[16]; /* request ids: random per worker start ... */
+    uint64_t id_counter; /* ... and a counter */
     struct st_conn *conns; /* every open client connection (for drain) */
     bool draining;
 };

@@ -8,6 +8,7 @@ import os
 import re
 import select
 import signal
+import random
 import socket
 import subprocess
 import time
@@ -16,7 +17,33 @@ from dataclasses import dataclass
 HOST = "127.0.0.1"
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+
+
 def free_port():
+    """A free port OUTSIDE the kernel's ephemeral range: a port from bind(0)
+    can be taken by any outgoing connection (the suite's own clients, strata's
+    upstream connections) between this check and the server's bind."""
+    lo, hi = _ephemeral_range()
+    candidates = [(10000, lo - 1)] if lo > 11000 else [(hi + 1, 65535)]
+    for _ in range(200):
+        a, b = candidates[0]
+        port = _rng.randint(a, b)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]

@@ -250,6 +250,18 @@ static void test_request_id(void **state)
     assert_string_not_equal(a, b);
 }
 
+static void test_request_id_next(void **state)
+{
+    (void)state;
+    uint64_t counter = 0xfe;
+    char a[33], b[33];
+    st_request_id_next("0123456789abcdef", &counter, a);
+    st_request_id_next("0123456789abcdef", &counter, b);
+    assert_string_equal(a, "0123456789abcdef00000000000000fe");
+    assert_string_equal(b, "0123456789abcdef00000000000000ff");
+    assert_true(st_request_id_valid(a, 32));
+}
+
 static void test_traceparent(void **state)
 {
     (void)state;
@@ -288,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_build_response),
         cmocka_unit_test(test_build_error),
         cmocka_unit_test(test_request_id),
+        cmocka_unit_test(test_request_id_next),
         cmocka_unit_test(test_traceparent),
         cmocka_unit_test(test_status_for_error),
     };
