@@ -89,10 +89,3 @@ void st_cache_key_build(struct st_sb *sb, const struct st_route_cfg *r, const ch
         add_query(sb, r, q + 1, plen - path_only - 1);
     add_host(sb, host, host_len);
 }
-
-void st_cache_key_for_path(struct st_sb *sb, const char *path, size_t path_len, const char *host,
-                           size_t host_len)
-{
-    st_sb_add(sb, path, path_len);
-    add_host(sb, host, host_len);
-}

@@ -24,8 +24,4 @@
 void st_cache_key_build(struct st_sb *sb, const struct st_route_cfg *r, const char *target,
                         size_t target_len, const char *host, size_t host_len);
 
-/* The key of a path alone (no query) on a host: what writes invalidate. */
-void st_cache_key_for_path(struct st_sb *sb, const char *path, size_t path_len, const char *host,
-                           size_t host_len);
-
 #endif

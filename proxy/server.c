@@ -98,13 +98,6 @@ size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_
     return n;
 }
 
-void st_server_stats(struct st_server *srv, uint64_t out[ST_STAT__COUNT])
-{
-    struct st_stats *blocks[srv->n_workers + 1];
-    size_t n = st_server_stat_blocks(srv, blocks, srv->n_workers + 1);
-    st_stats_sum(blocks, n, out);
-}
-
 struct st_stats *st_server_main_stats(struct st_server *srv)
 {
     return srv->main_stats;

@@ -31,8 +31,6 @@ void st_cfg_ref_put(struct st_cfg_ref *r);
 bool st_server_conn_opened(struct st_server *srv);
 void st_server_conn_closed(struct st_server *srv);
 
-/* Sum of every worker's counters (and the main thread's). */
-void st_server_stats(struct st_server *srv, uint64_t out[ST_STAT__COUNT]);
 /* Every counter block (workers' and the main thread's); returns how many (<= cap). */
 size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_t cap);
 /* The main thread's counter block (admin endpoints count into it). */
