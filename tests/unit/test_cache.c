@@ -135,6 +135,35 @@ static void test_vary_variants(void **state)
     st_cache_destroy(c);
 }
 
+static void test_vary_joins_header_lines(void **state)
+{
+    (void)state;
+    struct st_cache *c = st_cache_create(1 << 20, 64 * 1024);
+    struct st_headers req, resp;
+    st_headers_init(&req);
+    st_headers_init(&resp);
+    hdr(&req, "Accept-Language", "en");
+    hdr(&req, "Accept-Language", "fr");
+    hdr(&resp, "Vary", "Accept-Language");
+    struct st_cache_entry_init in = {
+        .key = "/j\x1fh", .key_len = 4, .req = &req, .resp = &resp, .status = 200,
+        .body = "b", .body_len = 1, .lifetime_ms = 60000, .tier_slot = -1,
+    };
+    insert(c, st_cache_entry_new(&in));
+    st_headers_finish(&req);
+    st_headers_finish(&resp);
+    assert_false(present(c, "/j\x1fh", "en"));
+    assert_true(present(c, "/j\x1fh", "en, fr")); /* one line, same joined value */
+    st_headers_init(&req);
+    hdr(&req, "accept-language", "en");
+    hdr(&req, "ACCEPT-LANGUAGE", "fr");
+    struct st_cache_entry *e = st_cache_lookup(c, st_cache_hash("/j\x1fh", 4), "/j\x1fh", 4, &req);
+    assert_non_null(e);
+    st_cache_entry_unref(e);
+    st_headers_finish(&req);
+    st_cache_destroy(c);
+}
+
 static void test_too_many_vary_headers(void **state)
 {
     (void)state;
@@ -365,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_head_is_stored_without_framing),
         cmocka_unit_test(test_lookup_and_replace),
         cmocka_unit_test(test_vary_variants),
+        cmocka_unit_test(test_vary_joins_header_lines),
         cmocka_unit_test(test_too_many_vary_headers),
         cmocka_unit_test(test_eviction_stays_within_budget),
         cmocka_unit_test(test_too_large_is_refused),
