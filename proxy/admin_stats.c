@@ -33,19 +33,14 @@ static void take(struct st_server *srv, struct snapshot *s)
     s->cref = st_server_config(srv);
 }
 
-static uint64_t sum_route(const struct snapshot *s, unsigned slot, enum st_rstat k)
+/* A per-route (tier = false) or per-tier counter summed over every thread. */
+static uint64_t sum_rs(const struct snapshot *s, bool tier, unsigned slot, enum st_rstat k)
 {
     uint64_t n = 0;
-    for (size_t i = 0; i < s->n_blocks; i++)
-        n += atomic_load_explicit(&s->blocks[i]->route[slot][k], memory_order_relaxed);
-    return n;
-}
-
-static uint64_t sum_tier(const struct snapshot *s, unsigned slot, enum st_rstat k)
-{
-    uint64_t n = 0;
-    for (size_t i = 0; i < s->n_blocks; i++)
-        n += atomic_load_explicit(&s->blocks[i]->tier[slot][k], memory_order_relaxed);
+    for (size_t i = 0; i < s->n_blocks; i++) {
+        _Atomic uint64_t *c = tier ? &s->blocks[i]->tier[slot][k] : &s->blocks[i]->route[slot][k];
+        n += atomic_load_explicit(c, memory_order_relaxed);
+    }
     return n;
 }
 
@@ -102,8 +97,8 @@ static void json_tiers(struct st_sb *sb, const struct snapshot *s)
     st_sb_adds(sb, ",\"tiers\":{");
     for (size_t i = 0; i < cfg->n_tiers; i++) {
         unsigned slot = cfg->tiers[i].stats_slot;
-        uint64_t h = sum_tier(s, slot, ST_RS_HITS), m = sum_tier(s, slot, ST_RS_MISSES);
-        uint64_t st = sum_tier(s, slot, ST_RS_STALE);
+        uint64_t h = sum_rs(s, true, slot, ST_RS_HITS), m = sum_rs(s, true, slot, ST_RS_MISSES);
+        uint64_t st = sum_rs(s, true, slot, ST_RS_STALE);
         st_sb_addf(sb, "%s", i ? "," : "");
         st_sb_add_json_str(sb, cfg->tiers[i].name, strlen(cfg->tiers[i].name));
         st_sb_addf(sb, ":{\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,\"hit_ratio\":%.4f}",
@@ -121,7 +116,7 @@ static void json_routes(struct st_sb *sb, const struct snapshot *s)
         const struct st_route_cfg *r = &cfg->routes[i];
         uint64_t v[ST_RS__COUNT];
         for (int k = 0; k < ST_RS__COUNT; k++)
-            v[k] = sum_route(s, r->stats_slot, (enum st_rstat)k);
+            v[k] = sum_rs(s, false, r->stats_slot, (enum st_rstat)k);
         st_sb_addf(sb, "%s", i ? "," : "");
         st_sb_add_json_str(sb, r->match, strlen(r->match));
         st_sb_addf(sb,
@@ -173,28 +168,31 @@ static void prom_label(struct st_sb *sb, const char *metric, const char *label, 
     st_sb_addf(sb, "} %llu\n", n);
 }
 
+/* strata_<label>_<name>_total{<label>="..."} for every route or tier of the config. */
+static void prom_family(struct st_sb *sb, const struct snapshot *s, bool tier, const char *label,
+                        const char *name, enum st_rstat k)
+{
+    const struct st_config *cfg = s->cref->cfg;
+    char metric[64];
+    snprintf(metric, sizeof(metric), "strata_%s_%s_total", label, name);
+    st_sb_addf(sb, "# TYPE %s counter\n", metric);
+    size_t n = tier ? cfg->n_tiers : cfg->n_routes;
+    for (size_t i = 0; i < n; i++) {
+        const char *value = tier ? cfg->tiers[i].name : cfg->routes[i].match;
+        unsigned slot = tier ? cfg->tiers[i].stats_slot : cfg->routes[i].stats_slot;
+        prom_label(sb, metric, label, value, sum_rs(s, tier, slot, k));
+    }
+}
+
 static void prom_routes_tiers(struct st_sb *sb, const struct snapshot *s)
 {
     static const char *const names[ST_RS__COUNT] = {
         "requests", "hits", "misses", "stale", "collapsed", "bypass", "bytes", "bytes_hit",
     };
-    const struct st_config *cfg = s->cref->cfg;
-    for (int k = 0; k < ST_RS__COUNT; k++) {
-        char metric[64];
-        snprintf(metric, sizeof(metric), "strata_route_%s_total", names[k]);
-        st_sb_addf(sb, "# TYPE %s counter\n", metric);
-        for (size_t i = 0; i < cfg->n_routes; i++)
-            prom_label(sb, metric, "route", cfg->routes[i].match,
-                       sum_route(s, cfg->routes[i].stats_slot, (enum st_rstat)k));
-    }
-    for (int k = ST_RS_HITS; k <= ST_RS_STALE; k++) {
-        char metric[64];
-        snprintf(metric, sizeof(metric), "strata_tier_%s_total", names[k]);
-        st_sb_addf(sb, "# TYPE %s counter\n", metric);
-        for (size_t i = 0; i < cfg->n_tiers; i++)
-            prom_label(sb, metric, "tier", cfg->tiers[i].name,
-                       sum_tier(s, cfg->tiers[i].stats_slot, (enum st_rstat)k));
-    }
+    for (int k = 0; k < ST_RS__COUNT; k++)
+        prom_family(sb, s, false, "route", names[k], (enum st_rstat)k);
+    for (int k = ST_RS_HITS; k <= ST_RS_STALE; k++)
+        prom_family(sb, s, true, "tier", names[k], (enum st_rstat)k);
 }
 
 static void prom_latency(struct st_sb *sb, const struct snapshot *s)

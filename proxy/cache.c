@@ -104,19 +104,30 @@ static bool stored_header(const struct st_headers *h, const struct st_hdr *e)
     return !st_http_is_hop_by_hop(h, e);
 }
 
+/* The next header line named `name` at or after *i, or NULL (then *i == req->n). */
+static const struct st_hdr *next_line(const struct st_headers *req, const char *name, size_t len,
+                                      size_t *i)
+{
+    for (; req && *i < req->n; (*i)++) {
+        const struct st_hdr *e = &req->v[*i];
+        if (e->name_len == len && strncasecmp(st_hdr_name(req, e), name, len) == 0) {
+            (*i)++;
+            return e;
+        }
+    }
+    return NULL;
+}
+
 /* The request's value for a Vary header: every line, joined by ", ". */
 static void vary_value(const struct st_headers *req, const char *name, size_t len,
                        struct st_sb *out)
 {
-    bool first = true;
-    for (size_t i = 0; req && i < req->n; i++) {
-        const struct st_hdr *e = &req->v[i];
-        if (e->name_len != len || strncasecmp(st_hdr_name(req, e), name, len) != 0)
-            continue;
+    size_t i = 0;
+    const struct st_hdr *e;
+    for (bool first = true; (e = next_line(req, name, len, &i)) != NULL; first = false) {
         if (!first)
             st_sb_add(out, ", ", 2);
         st_sb_add(out, st_hdr_value(req, e), e->value_len);
-        first = false;
     }
     st_sb_add(out, "", 1); /* the NUL that ends the value */
 }
@@ -291,11 +302,9 @@ struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
 static bool vary_value_is(const struct st_headers *req, const char *name, size_t len,
                           const char *want)
 {
-    bool first = true;
-    for (size_t i = 0; req && i < req->n; i++) {
-        const struct st_hdr *e = &req->v[i];
-        if (e->name_len != len || strncasecmp(st_hdr_name(req, e), name, len) != 0)
-            continue;
+    size_t i = 0;
+    const struct st_hdr *e;
+    for (bool first = true; (e = next_line(req, name, len, &i)) != NULL; first = false) {
         if (!first) {
             if (want[0] != ',' || want[1] != ' ')
                 return false;
@@ -304,7 +313,6 @@ static bool vary_value_is(const struct st_headers *req, const char *name, size_t
         if (strncmp(want, st_hdr_value(req, e), e->value_len) != 0)
             return false;
         want += e->value_len;
-        first = false;
     }
     return *want == '\0';
 }

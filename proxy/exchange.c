@@ -40,6 +40,8 @@ struct st_exchange {
     struct st_gen *gen; /* reference held */
     const struct st_route_cfg *route;
     struct st_request_head req;
+    const char *host; /* Host header value (into req.headers), or NULL: found once */
+    size_t host_len;
     char client_ip[64];
     char id[129];
     char traceparent[56];
@@ -213,11 +215,17 @@ static unsigned method_bit(const char *m)
     return st_method_bit_from_name(m, strlen(m));
 }
 
-static void route_and_run(struct st_exchange *x, const struct st_headers *h)
+/* Routing and the cache key both need the Host header: look it up once. */
+static void find_host(struct st_exchange *x)
 {
-    const struct st_hdr *host = st_headers_get(h, "host");
-    x->route = st_router_match(x->gen->cfg, host ? st_hdr_value(h, host) : NULL,
-                               host ? host->value_len : 0, method_bit(x->req.method),
+    const struct st_hdr *h = st_headers_get(x->req.headers, "host");
+    x->host = h ? st_hdr_value(x->req.headers, h) : NULL;
+    x->host_len = h ? h->value_len : 0;
+}
+
+static void route_and_run(struct st_exchange *x)
+{
+    x->route = st_router_match(x->gen->cfg, x->host, x->host_len, method_bit(x->req.method),
                                x->req.target, x->req.target_len);
     if (!x->route) {
         respond_error(x, 404);
@@ -275,13 +283,14 @@ struct st_exchange *st_exchange_create(const struct st_exchange_init *in)
     x->head_request = in->head_request;
     x->attempts = 0;
     x->start_ns = uv_hrtime();
+    find_host(x);
     ST_STAT_INC(&x->w->stats, REQUESTS);
     return x;
 }
 
 void st_exchange_run(struct st_exchange *x)
 {
-    route_and_run(x, x->req.headers);
+    route_and_run(x);
 }
 
 static bool idempotent(const char *m)
@@ -723,6 +732,7 @@ struct st_exchange *st_exchange_spawn_background(struct st_exchange *x)
     b->req = x->req;
     b->req.headers = &b->own_headers;
     b->req.target = b->own_target;
+    find_host(b);
     memcpy(b->client_ip, x->client_ip, sizeof(b->client_ip));
     st_request_id_new(x->w->rand, b->id);
     pick_traceparent(x);
@@ -776,9 +786,8 @@ bool st_exchange_is_head(const struct st_exchange *x)
 
 const char *st_exchange_host(const struct st_exchange *x, size_t *len)
 {
-    const struct st_hdr *h = st_headers_get(x->req.headers, "host");
-    *len = h ? h->value_len : 0;
-    return h ? st_hdr_value(x->req.headers, h) : NULL;
+    *len = x->host_len;
+    return x->host;
 }
 
 static const struct st_upconn_cbs up_cbs = {

@@ -102,25 +102,24 @@ struct st_stats {
     _Atomic uint64_t latency[ST_MAX_UPSTREAM_SLOTS][ST_LAT_BUCKETS];
 };
 
-static inline void st_stat_add(struct st_stats *s, enum st_stat_id id, uint64_t n)
-{
-    uint64_t cur = atomic_load_explicit(&s->v[id], memory_order_relaxed);
-    atomic_store_explicit(&s->v[id], cur + n, memory_order_relaxed);
-}
-
-static inline void st_stat_sub(struct st_stats *s, enum st_stat_id id, uint64_t n)
-{
-    uint64_t cur = atomic_load_explicit(&s->v[id], memory_order_relaxed);
-    atomic_store_explicit(&s->v[id], cur - n, memory_order_relaxed);
-}
-
-#define ST_STAT_INC(s, id) st_stat_add((s), ST_STAT_##id, 1)
-
+/* Add to a counter of the calling thread's own block: a plain load and store, no RMW. */
 static inline void st_stat_bump(_Atomic uint64_t *c, uint64_t n)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
+
+static inline void st_stat_add(struct st_stats *s, enum st_stat_id id, uint64_t n)
+{
+    st_stat_bump(&s->v[id], n);
+}
+
+static inline void st_stat_sub(struct st_stats *s, enum st_stat_id id, uint64_t n)
+{
+    st_stat_bump(&s->v[id], -n);
+}
+
+#define ST_STAT_INC(s, id) st_stat_add((s), ST_STAT_##id, 1)
 
 /* Upper bound (exclusive) of latency bucket i, in microseconds. */
 uint64_t st_latency_bound_us(unsigned i);
