@@ -21,19 +21,12 @@
 #include <xxhash.h>
 
 #include "alloc.h"
+#include "freshness.h"
 #include "qsbr.h"
 #include "worker.h"
 
 #define SL_MAX 16
 #define TAG_BUCKETS 1024
-
-struct st_tag_link {
-    struct st_tag_link *prev, *next; /* in the tag bucket */
-    struct st_cache_entry *e;
-    uint64_t tag_hash;
-    const char *tag; /* points into e->tags */
-    size_t tag_len;
-};
 
 struct flight {
     struct flight *next;
@@ -212,7 +205,7 @@ struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
     else
         st_sb_adds(&head, st_http_reason(in->status));
     st_sb_add(&head, "\r\n", 2);
-    const struct st_hdr *etag = NULL, *tags = NULL;
+    const struct st_hdr *etag = NULL, *tags = NULL, *last_modified = NULL;
     for (size_t i = 0; i < in->resp->n; i++) {
         const struct st_hdr *e = &in->resp->v[i];
         if (!stored_header(in->resp, e))
@@ -221,6 +214,8 @@ struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
             etag = e;
         if (st_name_eq(st_hdr_name(in->resp, e), e->name_len, "surrogate-key"))
             tags = e;
+        if (st_name_eq(st_hdr_name(in->resp, e), e->name_len, "last-modified"))
+            last_modified = e;
         st_sb_add(&head, st_hdr_name(in->resp, e), e->name_len);
         st_sb_add(&head, ": ", 2);
         st_sb_add(&head, st_hdr_value(in->resp, e), e->value_len);
@@ -249,7 +244,6 @@ struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
     e->n_tags = (uint8_t)n_tags;
     char *p = (char *)(st_cache_entry_tag_links(e) + n_tags);
     memset(st_cache_entry_sl(e), 0, height * sizeof(struct st_cache_entry *));
-    e->key = p;
     e->key_len = (uint32_t)in->key_len;
     memcpy(p, in->key, in->key_len);
     p += in->key_len;
@@ -269,7 +263,6 @@ struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
     *p++ = '\0';
     e->tags_len = (uint16_t)tags_len;
     memcpy(p, head.p, head.len);
-    e->head = p;
     e->head_len = (uint32_t)head.len;
     p += head.len;
     e->body_apart = apart;
@@ -280,7 +273,13 @@ struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
     e->hash = st_cache_hash(in->key, in->key_len);
     e->charge = (uint32_t)(size + (apart ? in->body_len : 0));
     e->status = (uint16_t)in->status;
-    e->last_modified_ms = -1;
+    e->last_modified_s = UINT32_MAX;
+    if (last_modified) {
+        int64_t ms = st_http_date_parse(st_hdr_value(in->resp, last_modified),
+                                        last_modified->value_len);
+        if (ms >= 0 && ms / 1000 < UINT32_MAX)
+            e->last_modified_s = (uint32_t)(ms / 1000);
+    }
     e->stored_ms = in->stored_ms;
     e->initial_age_ms = clamp_i32(in->initial_age_ms);
     e->lifetime_ms = in->lifetime_ms;
@@ -438,7 +437,7 @@ static struct shard *shard_of(struct st_cache *c, uint64_t hash)
 
 static bool key_eq(const struct st_cache_entry *e, uint64_t hash, const char *key, size_t len)
 {
-    return e->hash == hash && e->key_len == len && memcmp(e->key, key, len) == 0;
+    return e->hash == hash && e->key_len == len && memcmp(st_cache_entry_key(e), key, len) == 0;
 }
 
 /*
@@ -471,7 +470,7 @@ static int sl_cmp(const struct st_cache_entry *a, const char *key, size_t len,
                   const struct st_cache_entry *b_or_null)
 {
     size_t n = a->key_len < len ? a->key_len : len;
-    int r = memcmp(a->key, key, n);
+    int r = memcmp(st_cache_entry_key(a), key, n);
     if (r)
         return r;
     if (a->key_len != len)
@@ -496,7 +495,7 @@ static void sl_find(struct shard *s, const char *key, size_t len, const struct s
 static void sl_insert(struct shard *s, struct st_cache_entry *e)
 {
     struct st_cache_entry **prev[SL_MAX];
-    sl_find(s, e->key, e->key_len, e, prev);
+    sl_find(s, st_cache_entry_key(e), e->key_len, e, prev);
     struct st_cache_entry **next = st_cache_entry_sl(e);
     for (unsigned lvl = 0; lvl < e->sl_height; lvl++) {
         next[lvl] = *prev[lvl];
@@ -507,7 +506,7 @@ static void sl_insert(struct shard *s, struct st_cache_entry *e)
 static void sl_remove(struct shard *s, struct st_cache_entry *e)
 {
     struct st_cache_entry **prev[SL_MAX];
-    sl_find(s, e->key, e->key_len, e, prev);
+    sl_find(s, st_cache_entry_key(e), e->key_len, e, prev);
     struct st_cache_entry **next = st_cache_entry_sl(e);
     for (unsigned lvl = 0; lvl < e->sl_height; lvl++)
         if (*prev[lvl] == e)
@@ -654,7 +653,7 @@ bool st_cache_insert(struct st_cache *c, struct st_cache_entry *e)
     struct st_cache_entry *o = atomic_load_explicit(bucket_of(wtable(s), e->hash),
                                                     memory_order_relaxed);
     for (; o; o = atomic_load_explicit(&o->h_next, memory_order_relaxed)) {
-        if (key_eq(o, e->hash, e->key, e->key_len) && same_variant(o, e)) {
+        if (key_eq(o, e->hash, st_cache_entry_key(e), e->key_len) && same_variant(o, e)) {
             shard_remove(s, o);
             break;
         }
@@ -714,7 +713,7 @@ static size_t shard_remove_prefix(struct shard *s, const char *prefix, size_t le
     size_t n = 0;
     sl_find(s, prefix, len, NULL, prev);
     struct st_cache_entry *e = *prev[0];
-    while (e && e->key_len >= len && memcmp(e->key, prefix, len) == 0) {
+    while (e && e->key_len >= len && memcmp(st_cache_entry_key(e), prefix, len) == 0) {
         struct st_cache_entry *next = st_cache_entry_sl(e)[0];
         shard_remove(s, e);
         n++;

@@ -66,25 +66,30 @@ struct st_cache_entry {
     _Atomic(struct st_cache_entry *) h_next;
     /* shard-private links (under the shard lock) */
     struct st_cache_entry *q_prev, *q_next;
-    const char *key;
-    const char *head; /* status line + headers, each ending in CRLF, no final CRLF */
     const char *body;
     uint32_t key_len, head_len, body_len;
     uint32_t charge; /* bytes counted against the budget */
     uint16_t vary_len, etag_len, tags_len;
     uint16_t status;
     uint8_t n_vary, n_tags, sl_height;
-    bool body_apart; /* body has its own allocation */
+    bool body_apart;   /* body has its own allocation */
     int16_t tier_slot; /* stats slot of the tier it was stored under, -1 none */
     int32_t initial_age_ms;
     int32_t swr_ms; /* capped at ~24 days */
     int32_t sie_ms;
-    int64_t last_modified_ms; /* -1 when none */
+    uint32_t last_modified_s; /* HTTP dates have whole seconds; UINT32_MAX = none */
     int64_t stored_ms;        /* when the response arrived */
     int64_t lifetime_ms;      /* freshness lifetime, jitter applied */
 };
 
-struct st_tag_link;
+/* One entry's membership in a tag bucket (the shard's Surrogate-Key index). */
+struct st_tag_link {
+    struct st_tag_link *prev, *next; /* in the tag bucket */
+    struct st_cache_entry *e;
+    uint64_t tag_hash;
+    const char *tag; /* points into the entry's Surrogate-Key value */
+    size_t tag_len;
+};
 
 static inline struct st_cache_entry **st_cache_entry_sl(struct st_cache_entry *e)
 {
@@ -96,10 +101,17 @@ static inline struct st_tag_link *st_cache_entry_tag_links(struct st_cache_entry
     return (struct st_tag_link *)(st_cache_entry_sl(e) + e->sl_height);
 }
 
+/* The key (NUL-terminated), right after the links. */
+static inline const char *st_cache_entry_key(const struct st_cache_entry *e)
+{
+    return (const char *)(e + 1) + e->sl_height * sizeof(struct st_cache_entry *) +
+           e->n_tags * sizeof(struct st_tag_link);
+}
+
 /* "name\0value\0" * n_vary, names lowercase */
 static inline const char *st_cache_entry_vary(const struct st_cache_entry *e)
 {
-    return e->key + e->key_len + 1;
+    return st_cache_entry_key(e) + e->key_len + 1;
 }
 
 /* The ETag value, or NULL when none. */
@@ -112,6 +124,18 @@ static inline const char *st_cache_entry_etag(const struct st_cache_entry *e)
 static inline const char *st_cache_entry_tags(const struct st_cache_entry *e)
 {
     return e->tags_len ? st_cache_entry_vary(e) + e->vary_len + e->etag_len + 1 : NULL;
+}
+
+/* The stored response head: status line + headers, each ending in CRLF, no final CRLF. */
+static inline const char *st_cache_entry_head(const struct st_cache_entry *e)
+{
+    return st_cache_entry_vary(e) + e->vary_len + e->etag_len + 1 + e->tags_len + 1;
+}
+
+/* Last-Modified in ms since the epoch, -1 when none. */
+static inline int64_t st_cache_entry_last_modified_ms(const struct st_cache_entry *e)
+{
+    return e->last_modified_s == UINT32_MAX ? -1 : (int64_t)e->last_modified_s * 1000;
 }
 
 /* What an entry is built from. */

@@ -642,7 +642,7 @@ static void add_not_modified_head(struct st_sb *sb, const struct st_cache_entry 
                                        "content-location", "last-modified", NULL};
     struct st_headers h;
     st_headers_init(&h);
-    st_headers_parse_head(&h, e->head, e->head_len);
+    st_headers_parse_head(&h, st_cache_entry_head(e), e->head_len);
     st_sb_adds(sb, "HTTP/1.1 304 Not Modified\r\n");
     for (size_t i = 0; i < h.n; i++) {
         const struct st_hdr *f = &h.v[i];
@@ -684,7 +684,7 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, in
         char *p = st_sb_take(&sb, &len);
         st_wreq_add_owned(w, p, len);
     } else {
-        st_wreq_add_static(w, e->head, e->head_len);
+        st_wreq_add_static(w, st_cache_entry_head(e), e->head_len);
         st_fbuf_adds(&f, "Content-Length: ");
         st_fbuf_i64(&f, (int64_t)e->body_len);
         st_fbuf_add(&f, "\r\n", 2);

@@ -155,7 +155,7 @@ static void serve(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e
     const struct st_request_head *req = st_exchange_request(x);
     bool nm = e->status == 200 &&
               st_conditional_not_modified(req->headers, st_cache_entry_etag(e), e->etag_len,
-                                          e->last_modified_ms);
+                                          st_cache_entry_last_modified_ms(e));
     if (nm)
         ST_STAT_INC(stats_of(x), CACHE_NOT_MODIFIED);
     (void)ca;
@@ -250,13 +250,7 @@ static struct st_cache_entry *build_entry(struct ca *ca, const struct st_headers
         .always_revalidate = fr->always_revalidate,
         .tier_slot = r->tier >= 0 ? (int)st_exchange_config(x)->tiers[r->tier].stats_slot : -1,
     };
-    struct st_cache_entry *e = st_cache_entry_new(&in);
-    if (e) {
-        const struct st_hdr *lm = st_headers_get(resp, "last-modified");
-        if (lm)
-            e->last_modified_ms = st_http_date_parse(st_hdr_value(resp, lm), lm->value_len);
-    }
-    return e;
+    return st_cache_entry_new(&in);
 }
 
 /* A 304 answered our revalidation: the stored headers, updated by the 304's. */
@@ -266,7 +260,7 @@ static struct st_cache_entry *refresh_entry(struct ca *ca, const struct st_heade
     st_headers_init(&stored);
     st_headers_init(&merged);
     const struct st_cache_entry *old = ca->stale;
-    st_headers_parse_head(&stored, old->head, old->head_len);
+    st_headers_parse_head(&stored, st_cache_entry_head(old), old->head_len);
     for (size_t i = 0; i < stored.n; i++) {
         const struct st_hdr *e = &stored.v[i];
         char name[128];
@@ -283,8 +277,9 @@ static struct st_cache_entry *refresh_entry(struct ca *ca, const struct st_heade
     st_freshness_evaluate(old->status, st_exchange_request(ca->x)->headers, &merged,
                           ca->request_ms, ca->response_ms, &pol, &fr);
     /* The reason phrase of the stored status line "HTTP/1.1 200 OK\r\n" (not NUL-terminated). */
-    const char *eol = memmem(old->head, old->head_len, "\r\n", 2);
-    const char *sp = eol ? memchr(old->head, ' ', (size_t)(eol - old->head)) : NULL;
+    const char *head = st_cache_entry_head(old);
+    const char *eol = memmem(head, old->head_len, "\r\n", 2);
+    const char *sp = eol ? memchr(head, ' ', (size_t)(eol - head)) : NULL;
     const char *reason = sp ? memchr(sp + 1, ' ', (size_t)(eol - sp - 1)) : NULL;
     ca->reason_len = 0;
     if (reason) {
@@ -420,10 +415,10 @@ static void fetch(struct st_exchange *x, struct ca *ca)
     struct st_revalidate rv = {.etag = NULL, .last_modified_ms = -1};
     bool has_rv = false;
     if (ca->stale && ca->stale->status == 200 &&
-        (ca->stale->etag_len || ca->stale->last_modified_ms >= 0)) {
+        (ca->stale->etag_len || st_cache_entry_last_modified_ms(ca->stale) >= 0)) {
         rv.etag = st_cache_entry_etag(ca->stale);
         rv.etag_len = ca->stale->etag_len;
-        rv.last_modified_ms = ca->stale->last_modified_ms;
+        rv.last_modified_ms = st_cache_entry_last_modified_ms(ca->stale);
         has_rv = true;
     }
     /* Without our validators, a 304 could only answer the client's own condition. */

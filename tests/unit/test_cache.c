@@ -85,7 +85,7 @@ static void test_head_is_stored_without_framing(void **state)
     (void)state;
     struct st_cache_entry *e = make("/a\x1fh", NULL, NULL, NULL, 10);
     char head[1024];
-    memcpy(head, e->head, e->head_len);
+    memcpy(head, st_cache_entry_head(e), e->head_len);
     head[e->head_len] = '\0'; /* the stored head is not NUL-terminated */
     assert_non_null(strstr(head, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(head, "Content-Type: application/json\r\n"));
@@ -316,7 +316,7 @@ static void reader(void *p)
             st_cache_peek(a->c, st_cache_hash(key, (size_t)len), key, (size_t)len, NULL);
         if (e) {
             a->found++;
-            if (memcmp(e->key, key, (size_t)len) == 0 && e->body[e->body_len - 1] == 'x')
+            if (memcmp(st_cache_entry_key(e), key, (size_t)len) == 0 && e->body[e->body_len - 1] == 'x')
                 a->checked++;
         }
         if (i % 64 == 0) {
