@@ -9,6 +9,8 @@
 #                                  table + bench/perf.png (see bench/README.md)
 #   bench/run.sh instr             instructions per cached hit (callgrind),
 #                                  strata vs nginx proxy_cache
+#   bench/run.sh memory            RSS per cached 1 KiB object, 1,000,000
+#                                  objects (BENCH_MEMORY_OBJECTS)
 #
 # Installs wrk/nginx-light if missing, builds strata in release mode, starts
 # the scenario's peers on 127.0.0.1, runs wrk against every target in
@@ -53,6 +55,8 @@ REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 . "$BENCH_DIR/peers/ats.sh"
 # shellcheck source=lib/perf.sh
 . "$BENCH_DIR/lib/perf.sh"
+# shellcheck source=lib/memory.sh
+. "$BENCH_DIR/lib/memory.sh"
 
 ROUNDS=${ROUNDS:-3}
 OTHER_CPU_WARN=10   # percent of one CPU used by foreign processes during a run
@@ -292,6 +296,7 @@ main() {
         all) run_all; return ;;
         perf) run_perf; return ;;
         instr) run_instr; return ;;
+        memory) run_memory; return ;;
     esac
     local scenario=${1:-proxy}
     SCENARIO=$scenario
