@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "bench_entry.h"
 #include "cache.h"
 #include "qsbr.h"
 
@@ -47,24 +48,6 @@ struct thread_arg {
     unsigned id;
     uint64_t lookups, bytes;
 };
-
-static struct st_cache_entry *make_entry(const char *key, size_t len, const char *body)
-{
-    struct st_headers req, resp;
-    st_headers_init(&req);
-    st_headers_init(&resp);
-    st_headers_name_piece(&resp, "Content-Type", 12);
-    st_headers_value_piece(&resp, "application/json", 16);
-    st_headers_value_done(&resp);
-    struct st_cache_entry_init in = {
-        .key = key, .key_len = len, .req = &req, .resp = &resp, .status = 200,
-        .body = body, .body_len = BODY, .lifetime_ms = 1 << 30, .tier_slot = -1,
-    };
-    struct st_cache_entry *e = st_cache_entry_new(&in);
-    st_headers_finish(&req);
-    st_headers_finish(&resp);
-    return e;
-}
 
 /* The keys, formatted once (the server has the key in hand when it looks up). */
 static char keys[KEYS][48];
@@ -166,7 +149,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < KEYS; i++) {
         int len = snprintf(keys[i], sizeof(keys[i]), "/item/%u\x1f" "127.0.0.1:8080", i + 1);
         key_lens[i] = (size_t)len;
-        struct st_cache_entry *e = make_entry(keys[i], key_lens[i], body);
+        struct st_cache_entry *e = bench_make_entry(keys[i], key_lens[i], body, BODY);
         if (!e || !st_cache_insert(c, e)) {
             fprintf(stderr, "cache_scale: cannot store %s\n", keys[i]);
             return 1;

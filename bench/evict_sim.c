@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bench_entry.h"
 #include "cache.h"
 
 #define BODY 1024
@@ -141,24 +142,6 @@ static void lru_free(struct lru *l)
 
 /* --- strata's store --- */
 
-static struct st_cache_entry *make_entry(const char *key, size_t len, const char *body)
-{
-    struct st_headers req, resp;
-    st_headers_init(&req);
-    st_headers_init(&resp);
-    st_headers_name_piece(&resp, "Content-Type", 12);
-    st_headers_value_piece(&resp, "application/json", 16);
-    st_headers_value_done(&resp);
-    struct st_cache_entry_init in = {
-        .key = key, .key_len = len, .req = &req, .resp = &resp, .status = 200,
-        .body = body, .body_len = BODY, .lifetime_ms = 1 << 30, .tier_slot = -1,
-    };
-    struct st_cache_entry *e = st_cache_entry_new(&in);
-    st_headers_finish(&req);
-    st_headers_finish(&resp);
-    return e;
-}
-
 static double run_strata(const double *cdf, size_t keys, size_t requests, uint64_t budget,
                          uint64_t *charge_out)
 {
@@ -176,7 +159,7 @@ static double run_strata(const double *cdf, size_t keys, size_t requests, uint64
             st_cache_entry_unref(e);
             continue;
         }
-        e = make_entry(key, (size_t)len, body);
+        e = bench_make_entry(key, (size_t)len, body, BODY);
         *charge_out = e->charge;
         st_cache_insert(c, e);
         st_cache_entry_unref(e);

@@ -11,6 +11,7 @@
 #                                  strata vs nginx proxy_cache
 #   bench/run.sh memory            RSS per cached 1 KiB object, 1,000,000
 #                                  objects (BENCH_MEMORY_OBJECTS)
+#   bench/run.sh scale             memory tier hit path, 1 to nproc threads
 #
 # Installs wrk/nginx-light if missing, builds strata in release mode, starts
 # the scenario's peers on 127.0.0.1, runs wrk against every target in
@@ -57,6 +58,8 @@ REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
 . "$BENCH_DIR/lib/perf.sh"
 # shellcheck source=lib/memory.sh
 . "$BENCH_DIR/lib/memory.sh"
+# shellcheck source=lib/scale.sh
+. "$BENCH_DIR/lib/scale.sh"
 
 ROUNDS=${ROUNDS:-3}
 OTHER_CPU_WARN=10   # percent of one CPU used by foreign processes during a run
@@ -297,6 +300,7 @@ main() {
         perf) run_perf; return ;;
         instr) run_instr; return ;;
         memory) run_memory; return ;;
+        scale) run_scale; return ;;
     esac
     local scenario=${1:-proxy}
     SCENARIO=$scenario
