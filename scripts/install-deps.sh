@@ -5,6 +5,7 @@
 #   scripts/install-deps.sh test      build + cmocka, pytest, redis-server, curl
 #   scripts/install-deps.sh runtime   shared libraries only (container image)
 #   scripts/install-deps.sh demo      build + python3 and curl for the demo origin
+#   scripts/install-deps.sh fuzz      build + clang and its libFuzzer runtime
 set -euo pipefail
 
 profile=${1:-build}
@@ -14,13 +15,15 @@ build_pkgs=(gcc pkg-config meson ninja-build node-llhttp libuv1-dev libhiredis-d
             libxxhash-dev libjemalloc-dev libyaml-dev)
 test_pkgs=(libcmocka-dev python3 python3-pytest redis-server curl)
 demo_pkgs=(python3 curl)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 case "$profile" in
 runtime) want=("${runtime_pkgs[@]}") ;;
 build) want=("${build_pkgs[@]}") ;;
 test) want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
 demo) want=("${build_pkgs[@]}" "${demo_pkgs[@]}") ;;
-*) echo "usage: $0 build|test|runtime|demo" >&2; exit 2 ;;
+fuzz) want=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+*) echo "usage: $0 build|test|runtime|demo|fuzz" >&2; exit 2 ;;
 esac
 
 missing=()
