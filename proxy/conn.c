@@ -78,6 +78,7 @@ struct st_conn {
     bool reading;
     bool eof;
     bool closing;
+    bool write_failed; /* a write to the client failed: closing on the next loop turn */
     char client_ip[64];
     char id[129];
 };
@@ -194,7 +195,7 @@ static void on_write(uv_write_t *req, int status)
 
 void st_conn_send(struct st_conn *c, struct st_wreq *wr)
 {
-    if (c->closing) {
+    if (c->closing || c->write_failed) {
         st_wreq_free(wr);
         return;
     }
@@ -202,9 +203,17 @@ void st_conn_send(struct st_conn *c, struct st_wreq *wr)
     c->write_queue += wr->bytes;
     int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs, on_write);
     if (rc < 0) {
+        /*
+         * The client is gone. Callers are exchanges and strategies in the
+         * middle of their own work: closing now would free the exchange
+         * under them. Stop reading and close on the next loop turn.
+         */
         c->write_queue -= wr->bytes;
         st_wreq_free(wr);
-        conn_close(c);
+        c->write_failed = true;
+        c->state = C_CLOSING;
+        update_reading(c);
+        arm(c, T_SEND, 0);
         return;
     }
     if (c->tmode == T_NONE)
@@ -213,7 +222,7 @@ void st_conn_send(struct st_conn *c, struct st_wreq *wr)
 
 bool st_conn_try_send(struct st_conn *c, struct st_wreq *wr)
 {
-    if (c->closing || c->write_queue > 0)
+    if (c->closing || c->write_failed || c->write_queue > 0)
         return false;
     int n = uv_try_write((uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs);
     if (n < 0)
@@ -459,6 +468,10 @@ static void on_timer(uv_timer_t *t)
     struct st_conn *c = t->data;
     uint64_t now = uv_now(t->loop);
     c->timer_due = 0;
+    if (c->write_failed) {
+        conn_close(c);
+        return;
+    }
     if (c->tmode == T_NONE)
         return;
     if (now < c->deadline) {
