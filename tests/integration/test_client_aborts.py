@@ -6,6 +6,7 @@ connections held (the memory tier's byte count drops back), keep its origin
 pool usable and serve the same objects correctly afterwards."""
 
 import socket
+import time
 import struct
 import threading
 
@@ -89,3 +90,123 @@ def test_reset_during_a_streaming_miss_leaves_the_pool_usable(origin, strata):
     assert r.status == 200 and r.body == pattern_bytes(5000)
     assert_still_serving(s)
     assert l1(s)["entries"] == 1
+
+
+def reset_when(port, path, cond):
+    """GET path, wait until cond() holds, then reset the connection unread."""
+    s = socket.create_connection((HOST, port), timeout=5)
+    try:
+        s.sendall(req_bytes("GET", path, host=f"{HOST}:{port}"))
+        assert wait_until(cond, timeout=5, msg="condition for leaving never held")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        s.close()
+
+
+def test_waiters_that_leave_while_parked_on_a_stampede(origin, strata):
+    """Half of the clients collapsed behind one slow origin fetch reset before
+    it answers; the rest get the answer, and the leaver's slots are freed."""
+    s = strata(config_text=lambda s: cache_config(
+        s, [cache_route("/delay/*")], {"hot": {"ttl": "10m"}}))
+    path = "/delay/600"
+    results = []
+
+    def stay():
+        results.append(s.get(path, timeout=10))
+
+    # Leavers go once the origin holds the one fetch: they are parked behind it.
+    leavers = [threading.Thread(target=reset_when,
+                                args=(s.port, path, lambda: origin.count(path) >= 1))
+               for _ in range(20)]
+    stayers = [threading.Thread(target=stay) for _ in range(20)]
+    for t in leavers + stayers:
+        t.start()
+    for t in leavers + stayers:
+        t.join(15)
+        assert not t.is_alive(), "a client thread hung"
+    assert s.alive(), f"strata died; log tail:\n{s.log()[-3000:]}"
+    assert len(results) == 20 and all(r.status == 200 for r in results), \
+        [r.status for r in results]
+    assert origin.count(path) == 1
+    assert_still_serving(s)
+
+
+def test_reset_during_request_body_upload(origin, strata):
+    """A client that dies half-way through a streamed request body."""
+    s = strata()
+    for i in range(10):
+        c = socket.create_connection((HOST, s.port), timeout=5)
+        c.sendall(req_bytes("POST", "/echo", [("Content-Length", str(1 << 20))]))
+        c.sendall(b"x" * (100_000 + i * 1000))
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+    assert wait_until(lambda: s.stats()["connections"]["open"] == 0,
+                      msg="connections of reset clients not closed")
+    assert s.alive()
+    assert_still_serving(s)
+
+
+def test_origin_that_dies_mid_body_under_collapsed_waiters(strata, origin):
+    """The leader's origin answer breaks off half-way: every collapsed waiter
+    gets an answer (an error or its own fetch), none hangs, nothing is stored."""
+    lst = socket.socket()
+    lst.bind((HOST, 0))
+    lst.listen(64)
+    port = lst.getsockname()[1]
+    stop = threading.Event()
+
+    def broken_origin():
+        lst.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = lst.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    data = b""
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    time.sleep(0.3)  # let the stampede collapse behind this fetch
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n"
+                                 b"Cache-Control: max-age=60\r\n\r\n" + b"y" * 1000)
+                except OSError:
+                    pass
+
+    th = threading.Thread(target=broken_origin, daemon=True)
+    th.start()
+    try:
+        ups = {"origin": {"servers": [origin.addr]},
+               "broken": {"servers": [f"{HOST}:{port}"], "connect_timeout": "500ms",
+                          "timeout": "2s"}}
+        s = strata(config_text=lambda s: cache_config(
+            s, [cache_route("/b/*", upstream="broken")], {"hot": {"ttl": "10m"}}, upstreams=ups))
+        results = []
+
+        def client():
+            try:
+                r = s.get("/b/x", timeout=15)
+                results.append((r.status, len(r.body)))
+            except Exception as e:  # a cut-off answer to the leader is fine
+                results.append(("cut", repr(e)[:80]))
+
+        threads = [threading.Thread(target=client) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+            assert not t.is_alive(), "a client hung behind a broken origin answer"
+        assert s.alive(), f"strata died; log tail:\n{s.log()[-3000:]}"
+        assert len(results) == 20
+        # Nobody got a short body presented as complete.
+        assert all(r[0] == "cut" or r[0] >= 500 or r[1] == 10000 for r in results), results
+        assert s.stats()["l1"]["entries"] == 0, "a truncated answer was stored"
+        assert_still_serving(s)
+    finally:
+        stop.set()
+        th.join(5)
+        lst.close()
