@@ -14,10 +14,11 @@
  *
  * over two key sets: one hot key (every thread on the same entry and shard:
  * the worst case for anything shared) and 1,000 keys. Each lookup hashes
- * the key, as a request does. Output: a markdown table of lookups per
- * second, per thread, and the speedup over one thread.
+ * the key, as a request does. Each measurement runs ROUNDS times, the
+ * thread counts alternating, and the median counts. Output: a markdown
+ * table of lookups per second, per thread, and the speedup over one thread.
  *
- *   cache_scale [seconds per run (2)] [max threads (CPUs)]
+ *   cache_scale [seconds per run (1)] [max threads (CPUs, at most 64)]
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -34,6 +35,7 @@
 #define BODY 1024
 #define KEYS 1000
 #define MAX_THREADS 64
+#define ROUNDS 5
 
 struct run {
     struct st_cache *c;
@@ -100,6 +102,12 @@ static void lookup_thread(void *p)
         st_qsbr_unregister();
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* Lookups per second with `threads` threads. */
 static double measure(struct st_cache *c, bool locked, unsigned keys, unsigned threads,
                       double seconds)
@@ -131,14 +139,14 @@ static double measure(struct st_cache *c, bool locked, unsigned keys, unsigned t
 
 int main(int argc, char **argv)
 {
-    double seconds = argc > 1 ? atof(argv[1]) : 2.0;
+    double seconds = argc > 1 ? atof(argv[1]) : 1.0;
     unsigned max_threads = argc > 2 ? (unsigned)atoi(argv[2]) : 0;
     uv_cpu_info_t *cpus;
     int n_cpus = 1;
     if (uv_cpu_info(&cpus, &n_cpus) == 0)
         uv_free_cpu_info(cpus, n_cpus);
     if (max_threads == 0)
-        max_threads = (unsigned)n_cpus;
+        max_threads = n_cpus < MAX_THREADS ? (unsigned)n_cpus : MAX_THREADS;
     if (max_threads > MAX_THREADS || seconds <= 0) {
         fprintf(stderr, "usage: cache_scale [seconds > 0] [threads <= %d]\n", MAX_THREADS);
         return 2;
@@ -156,25 +164,33 @@ int main(int argc, char **argv)
         }
         st_cache_entry_unref(e);
     }
-    printf("| lookup | keys | threads | lookups/s | per thread | vs 1 thread |\n");
-    printf("|---|---:|---:|---:|---:|---:|\n");
+    printf("| lookup | keys | threads | lookups/s (median) | range | per thread | vs 1 thread |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|\n");
     const bool modes[] = {false, true};
     const unsigned key_sets[] = {1, KEYS};
     for (int m = 0; m < 2; m++) {
         for (int k = 0; k < 2; k++) {
+            /* Thread counts alternate within each round, so drift hits all alike. */
+            double rates[MAX_THREADS][ROUNDS];
+            for (int round = 0; round < ROUNDS; round++)
+                for (unsigned t = 1; t <= max_threads; t++)
+                    rates[t - 1][round] = measure(c, modes[m], key_sets[k], t, seconds);
             double one = 0;
             for (unsigned t = 1; t <= max_threads; t++) {
-                double rate = measure(c, modes[m], key_sets[k], t, seconds);
+                qsort(rates[t - 1], ROUNDS, sizeof(double), cmp_double);
+                double med = rates[t - 1][ROUNDS / 2];
                 if (t == 1)
-                    one = rate;
-                printf("| %s | %u | %u | %.2fM | %.2fM | %.2fx |\n",
+                    one = med;
+                printf("| %s | %u | %u | %.2fM | %.2f-%.2fM | %.2fM | %.2fx |\n",
                        modes[m] ? "locked (mutex + refcount)" : "peek (the hit path)", key_sets[k],
-                       t, rate / 1e6, rate / t / 1e6, rate / one);
+                       t, med / 1e6, rates[t - 1][0] / 1e6, rates[t - 1][ROUNDS - 1] / 1e6,
+                       med / t / 1e6, med / one);
                 fflush(stdout);
             }
         }
     }
-    printf("\n%d CPUs, %.1f s per run, %d-byte bodies\n", n_cpus, seconds, BODY);
+    printf("\n%d CPUs, %.1f s per run, %d rounds (thread counts alternating), medians, %d-byte bodies\n",
+           n_cpus, seconds, ROUNDS, BODY);
     st_cache_destroy(c);
     st_qsbr_drain_all();
     return 0;

@@ -174,17 +174,24 @@ static unsigned random_height(uint64_t *r)
     return h;
 }
 
+/* The next space-separated tag of v at or after *pos: its start in *start, its length returned (0: none left). */
+static size_t next_tag(const char *v, size_t len, size_t *pos, size_t *start)
+{
+    size_t p = *pos;
+    while (p < len && v[p] == ' ')
+        p++;
+    *start = p;
+    while (p < len && v[p] != ' ')
+        p++;
+    *pos = p;
+    return p - *start;
+}
+
 static size_t count_tags(const char *v, size_t len)
 {
-    size_t n = 0, p = 0;
-    while (p < len && n < ST_CACHE_MAX_TAGS) {
-        while (p < len && v[p] == ' ')
-            p++;
-        if (p < len)
-            n++;
-        while (p < len && v[p] != ' ')
-            p++;
-    }
+    size_t n = 0, p = 0, start;
+    while (n < ST_CACHE_MAX_TAGS && next_tag(v, len, &p, &start) > 0)
+        n++;
     return n;
 }
 
@@ -214,8 +221,8 @@ struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in)
             etag = e;
         if (st_name_eq(st_hdr_name(in->resp, e), e->name_len, "surrogate-key"))
             tags = e;
-        if (st_name_eq(st_hdr_name(in->resp, e), e->name_len, "last-modified"))
-            last_modified = e;
+        if (!last_modified && st_name_eq(st_hdr_name(in->resp, e), e->name_len, "last-modified"))
+            last_modified = e; /* the first, as st_headers_get() and freshness.c read it */
         st_sb_add(&head, st_hdr_name(in->resp, e), e->name_len);
         st_sb_add(&head, ": ", 2);
         st_sb_add(&head, st_hdr_value(in->resp, e), e->value_len);
@@ -518,18 +525,12 @@ static void tags_link(struct shard *s, struct st_cache_entry *e)
     size_t p = 0, n = 0;
     const char *tags = st_cache_entry_tags(e);
     struct st_tag_link *links = st_cache_entry_tag_links(e);
-    while (p < e->tags_len && n < e->n_tags) {
-        while (p < e->tags_len && tags[p] == ' ')
-            p++;
-        size_t start = p;
-        while (p < e->tags_len && tags[p] != ' ')
-            p++;
-        if (p == start)
-            break;
+    size_t start, len;
+    while (n < e->n_tags && (len = next_tag(tags, e->tags_len, &p, &start)) > 0) {
         struct st_tag_link *l = &links[n++];
         l->e = e;
         l->tag = tags + start;
-        l->tag_len = p - start;
+        l->tag_len = len;
         l->tag_hash = st_cache_hash(l->tag, l->tag_len);
         struct st_tag_link **bucket = &s->tags[l->tag_hash & (TAG_BUCKETS - 1)];
         l->prev = NULL;
@@ -538,7 +539,8 @@ static void tags_link(struct shard *s, struct st_cache_entry *e)
             (*bucket)->prev = l;
         *bucket = l;
     }
-    e->n_tags = (uint8_t)n;
+    /* n_tags places the key and everything after it: it was counted with the same tokenizer. */
+    ST_CHECK(n == e->n_tags);
 }
 
 static void tags_unlink(struct shard *s, struct st_cache_entry *e)

@@ -77,7 +77,8 @@ struct st_cache_entry {
     int32_t initial_age_ms;
     int32_t swr_ms; /* capped at ~24 days */
     int32_t sie_ms;
-    uint32_t last_modified_s; /* HTTP dates have whole seconds; UINT32_MAX = none */
+    uint32_t last_modified_s; /* whole seconds (as HTTP dates); UINT32_MAX = none, and so
+                                 is a date before 1970 or from 2106-02-07 on */
     int64_t stored_ms;        /* when the response arrived */
     int64_t lifetime_ms;      /* freshness lifetime, jitter applied */
 };

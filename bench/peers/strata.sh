@@ -15,21 +15,27 @@ strata_build() {
         log "using prebuilt $STRATA_BIN"
         return 0
     fi
-    local bdir=${BENCH_BUILD_DIR:-$REPO_ROOT/build-bench}
-    local blog="$BENCH_TMP/build.log"
-    log "building strata (release) in $bdir"
+    bench_build strata
+    STRATA_BIN="$BENCH_BUILD/strata"
+    log "built $("$STRATA_BIN" --version)"
+}
+
+# bench_build TARGET - build a ninja target of strata's tree in release mode
+# in BENCH_BUILD_DIR (default <repo>/build-bench); sets BENCH_BUILD to that dir.
+bench_build() {
+    BENCH_BUILD=${BENCH_BUILD_DIR:-$REPO_ROOT/build-bench}
+    local blog="$BENCH_TMP/build-${1//\//-}.log"
+    log "building $1 (release) in $BENCH_BUILD"
     {
-        if [[ -f "$bdir/build.ninja" ]]; then
-            meson configure "$bdir" -Dbuildtype=release
+        if [[ -f "$BENCH_BUILD/build.ninja" ]]; then
+            meson configure "$BENCH_BUILD" -Dbuildtype=release
         else
-            meson setup "$bdir" "$REPO_ROOT" --buildtype=release
-        fi && ninja -C "$bdir" strata
+            meson setup "$BENCH_BUILD" "$REPO_ROOT" --buildtype=release
+        fi && ninja -C "$BENCH_BUILD" "$1"
     } >"$blog" 2>&1 || {
         tail -n 40 "$blog" >&2
-        die "strata build failed (log above)"
+        die "$1 build failed (log above)"
     }
-    STRATA_BIN="$bdir/strata"
-    log "built $("$STRATA_BIN" --version)"
 }
 
 strata_start() {

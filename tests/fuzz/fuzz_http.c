@@ -3,7 +3,10 @@
  * responses: a head (status line + header lines) becomes a header list, which
  * then goes through every freshness rule (Cache-Control and CDN-Cache-Control
  * directives, HTTP dates, Age, Expires, conditional requests) and through the
- * cache key (query normalization in all three key.query modes). Must never
+ * cache key (query normalization in all three key.query modes); then it is
+ * stored as a memory-tier entry (the target as key, the request bytes as
+ * body), whose parts must read back exactly, and inserted into, looked up
+ * in and removed by tag and prefix from a small shared cache. Must never
  * crash, leak or read out of bounds.
  *
  * Input: bytes up to the first NUL are the response head, the rest the
@@ -14,6 +17,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "cache.h"
 #include "cachekey.h"
 #include "config.h"
 #include "freshness.h"
@@ -87,6 +91,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st_cache_key_build(&key, &r, target, target_len, head, head_len > 32 ? 32 : head_len);
         st_sb_finish(&key);
     }
+    static struct st_cache *cache;
+    if (!cache)
+        cache = st_cache_create(1 << 20, 64 << 10);
+    struct st_cache_entry_init in = {
+        .key = target, .key_len = target_len, .req = &req, .resp = &resp, .status = 200,
+        .body = req_head, .body_len = req_len, .lifetime_ms = 1000, .tier_slot = -1,
+    };
+    struct st_cache_entry *e = st_cache_entry_new(&in);
+    if (e) {
+        const char *key = st_cache_entry_key(e);
+        if (e->key_len != target_len || memcmp(key, target, target_len) != 0 || key[target_len])
+            abort();
+        if (e->head_len < 13 || memcmp(st_cache_entry_head(e), "HTTP/1.1 200 ", 13) != 0)
+            abort();
+        if (e->body_len != req_len || memcmp(e->body, req_head, req_len) != 0)
+            abort();
+        const char *etag = st_cache_entry_etag(e), *tags = st_cache_entry_tags(e);
+        if ((etag && etag[e->etag_len]) || (tags && tags[e->tags_len]))
+            abort();
+        st_cache_insert(cache, e);
+        st_cache_entry_unref(st_cache_lookup(cache, e->hash, key, e->key_len, &req));
+        if (tags && e->tags_len)
+            st_cache_remove_tag(cache, tags, e->tags_len < 8 ? e->tags_len : 8);
+        if (target_len > 2)
+            st_cache_remove_prefix(cache, target, target_len / 2);
+        st_cache_entry_unref(e);
+    }
+
     st_sb_finish(&rh);
     st_headers_finish(&resp);
     st_headers_finish(&req);

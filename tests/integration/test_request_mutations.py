@@ -143,6 +143,7 @@ def check_responses(raw, sent):
             continue
         if length is not None:
             pos += length  # a HEAD answer has no body: a following head check catches it
+            assert pos <= len(raw), f"body shorter than its Content-Length for {sent[:300]!r}"
             continue
         break  # body delimited by close
     return statuses
@@ -152,9 +153,8 @@ def test_mutated_requests_get_http_answers_and_the_server_keeps_serving(origin, 
     s = strata(config_text=lambda s: cache_config(
         s, [cache_route("/c/*")], {"hot": {"ttl": "10m"}},
         limits={"header_timeout": "3s", "max_header_bytes": "16KiB", "max_body": "64KiB"}))
-    # A cached entry that must come back unchanged at the end.
-    before = s.get("/c/item/1")
-    assert before.status == 200
+    # A cached entry for the mutations to hit.
+    assert s.get("/c/item/1").status == 200
     rng = random.Random(int(os.environ.get("STRATA_MUTATION_SEED", "20261127")))
     cases = 0
     seen = Counter()
@@ -162,7 +162,7 @@ def test_mutated_requests_get_http_answers_and_the_server_keeps_serving(origin, 
         for seed in SEEDS:
             data = mutate(rng, seed)
             raw = exchange(s.port, data)
-            if not data.startswith(b"HEAD"):
+            if not data.lstrip(b"\r\n").startswith(b"HEAD"):
                 seen.update(check_responses(raw, data))
             elif raw:
                 assert raw.startswith(b"HTTP/1."), f"bad answer {raw[:100]!r} to {data[:300]!r}"
@@ -177,7 +177,8 @@ def test_mutated_requests_get_http_answers_and_the_server_keeps_serving(origin, 
     assert sum(v for k, v in seen.items() if 400 <= k < 500) >= 30, seen
 
     assert_still_serving(s)
-    after = s.get("/c/item/1")
-    assert after.status == 200
-    assert after.body == before.body or origin.count("/c/item/1") > 1, \
-        "a cached answer changed without a new origin fetch"
+    # Whatever the mutations stored or invalidated, each key still answers
+    # with its own object (the origin echoes the request that filled it).
+    for path in ("/c/item/1", "/c/item/2", "/c/item/3"):
+        r = s.get(path)
+        assert r.status == 200 and r.json()["path"] == path, (path, r.status, r.body[:200])

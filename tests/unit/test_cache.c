@@ -95,6 +95,51 @@ static void test_head_is_stored_without_framing(void **state)
     st_cache_entry_unref(e);
 }
 
+/* Last-Modified of an entry stored with the given header lines (NULL-terminated name, value pairs). */
+static int64_t stored_last_modified(const char *const *lines)
+{
+    static const char body[] = "{}";
+    struct st_headers req, resp;
+    st_headers_init(&req);
+    st_headers_init(&resp);
+    for (size_t i = 0; lines[i]; i += 2)
+        hdr(&resp, lines[i], lines[i + 1]);
+    struct st_cache_entry_init in = {
+        .key = "/lm", .key_len = 3, .req = &req, .resp = &resp, .status = 200,
+        .body = body, .body_len = 2, .lifetime_ms = 60000, .tier_slot = -1,
+    };
+    struct st_cache_entry *e = st_cache_entry_new(&in);
+    assert_non_null(e);
+    int64_t ms = st_cache_entry_last_modified_ms(e);
+    st_cache_entry_unref(e);
+    st_headers_finish(&req);
+    st_headers_finish(&resp);
+    return ms;
+}
+
+static void test_last_modified_kept_in_seconds(void **state)
+{
+    (void)state;
+    const char *none[] = {"ETag", "\"x\"", NULL};
+    const char *imf[] = {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT", NULL};
+    const char *rfc850[] = {"Last-Modified", "Sunday, 06-Nov-94 08:49:37 GMT", NULL};
+    const char *epoch[] = {"Last-Modified", "Thu, 01 Jan 1970 00:00:00 GMT", NULL};
+    const char *two[] = {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT",
+                         "Last-Modified", "Mon, 07 Nov 1994 08:49:37 GMT", NULL};
+    const char *bad[] = {"Last-Modified", "yesterday", NULL};
+    const char *far[] = {"Last-Modified", "Fri, 31 Dec 9999 23:59:59 GMT", NULL};
+    const char *hop[] = {"Connection", "Last-Modified", "Last-Modified",
+                         "Sun, 06 Nov 1994 08:49:37 GMT", NULL};
+    assert_int_equal(stored_last_modified(none), -1);
+    assert_int_equal(stored_last_modified(imf), 784111777000LL);
+    assert_int_equal(stored_last_modified(rfc850), 784111777000LL);
+    assert_int_equal(stored_last_modified(epoch), 0);
+    assert_int_equal(stored_last_modified(two), 784111777000LL); /* the first one counts */
+    assert_int_equal(stored_last_modified(bad), -1);
+    assert_int_equal(stored_last_modified(far), -1); /* past 2106: kept as none */
+    assert_int_equal(stored_last_modified(hop), -1); /* hop-by-hop: not stored, not used */
+}
+
 static void test_lookup_and_replace(void **state)
 {
     (void)state;
@@ -392,6 +437,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_head_is_stored_without_framing),
+        cmocka_unit_test(test_last_modified_kept_in_seconds),
         cmocka_unit_test(test_lookup_and_replace),
         cmocka_unit_test(test_vary_variants),
         cmocka_unit_test(test_vary_joins_header_lines),
