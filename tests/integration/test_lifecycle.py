@@ -1,5 +1,6 @@
 """Process lifecycle: SIGHUP reload (good and bad files), graceful SIGTERM with
-a request in flight, and the CLI (--check, --version)."""
+a request in flight, SIGKILL under load and a restart on the same ports, and the
+CLI (--check, --version)."""
 
 import re
 import signal
@@ -8,7 +9,8 @@ import threading
 
 import pytest
 
-from harness import assert_still_serving, default_upstreams, free_port, get, wait_until
+from harness import (Strata, assert_still_serving, cache_config, cache_route, default_upstreams,
+                     free_port, get, wait_until)
 
 ORIGIN_ONLY = [{"match": "/*", "upstream": "origin", "strategy": "bypass"}]
 
@@ -82,6 +84,49 @@ def test_sigterm_finishes_in_flight_request_and_exits_0(origin, strata, down_por
         s.proc.wait()
         raise AssertionError("strata did not exit within 10 s of SIGTERM")
     assert rc == 0, f"exit code {rc}; log tail:\n{s.log()[-2000:]}"
+
+
+def test_killed_mid_traffic_restarts_on_the_same_ports(origin, strata, tmp_path):
+    """SIGKILL while clients are mid-answer (large cached hits and slow misses):
+    a new process with the same config binds the same ports at once, answers
+    from a cold cache and fills it again."""
+    s = strata(config_text=lambda s: cache_config(
+        s, [cache_route("/big"), cache_route("/delay/*")], {"hot": {"ttl": "10m"}},
+        max_object="2MiB"))
+    big = "/big?bytes=1000000"
+    assert s.get(big).status == 200
+    stop = threading.Event()
+
+    def load(path):
+        while not stop.is_set():
+            try:
+                get(s.port, path, timeout=5)
+            except Exception:  # noqa: BLE001 - the server is killed under it
+                pass
+
+    threads = [threading.Thread(target=load, args=(p,)) for p in (big, big, "/delay/300")]
+    for t in threads:
+        t.start()
+    wait_until(lambda: origin.count("/delay/300") >= 1, 5, msg="load to reach the origin")
+    s.proc.kill()
+    s.proc.wait(timeout=10)
+    s.stopped = True
+    stop.set()
+    for t in threads:
+        t.join(10)
+    s2 = Strata(s.binary, tmp_path, origin.addr, s.down_addr, name="restarted")
+    s2.port, s2.admin_port = s.port, s.admin_port
+    text = open(s.config_path).read()
+    try:
+        s2.start(text)
+        r = s2.get(big)
+        assert r.status == 200 and len(r.body) == 1000000
+        assert "fwd=miss" in (r.header("Cache-Status") or ""), "a killed process left a cache behind?"
+        r = s2.get(big)
+        assert "hit" in (r.header("Cache-Status") or "")
+        assert_still_serving(s2)
+    finally:
+        assert s2.terminate() == 0
 
 
 def test_sigint_exits_0(strata):
