@@ -2,8 +2,8 @@
 # bench/scenarios/stampede.sh - the miss path under a stampede.
 #
 # CLIENTS (BENCH_STAMPEDE_CLIENTS, default 200) clients open their
-# connections, wait on a barrier, then each sends GET for ONE cold key at the
-# same moment (bench/py/stampede_client.py, on the client CPU). The origin
+# connections, then all send GET for ONE cold key back to back from one
+# thread (bench/py/stampede_client.py, on the client CPU). The origin
 # (bench/py/slow_origin.py) takes DELAY ms (BENCH_ORIGIN_DELAY_MS, default
 # 200) per request and counts requests per path. A proxy that collapses the
 # misses sends exactly one request to the origin; every client then waits
@@ -94,7 +94,7 @@ scenario_stampede_run() {
         done
     done
     report_header
-    printf -- '- load: %s clients (bench/py/stampede_client.py, on %s), one GET each on one cold key, released together by a barrier; origin bench/py/slow_origin.py, %s ms per request; %s rounds alternating %s, fresh key per peer and round; pinning: %s\n' \
+    printf -- '- load: %s clients (bench/py/stampede_client.py, on %s), one GET each on one cold key, sent back to back from one thread; origin bench/py/slow_origin.py, %s ms per request; %s rounds alternating %s, fresh key per peer and round; pinning: %s\n' \
         "$STAMPEDE_CLIENTS" "$( ((${#PIN_CLIENT[@]})) && echo "CPU 1" || echo "any CPU")" "$STAMPEDE_DELAY_MS" \
         "$ROUNDS" "$(IFS=/; echo "${TARGET_NAMES[*]}")" "$PINNING"
     printf '\n| target | origin requests per round | p50 ms (median) | p50 range | max ms (median) | max range | non-2xx |\n'
