@@ -6,7 +6,9 @@ numbers, control characters in names and values). Each goes on its own
 connection, which is then half-closed. Whatever strata does, it must answer
 with well-formed HTTP responses only, close the connection within the
 deadline (never hang on a client that has said everything), stay alive, and
-keep serving normal requests and correct cached answers. Under ASan + UBSan
+keep serving normal requests and correct cached answers. The admin listener
+gets the same treatment with its own requests (/stats, /metrics, health,
+POST /invalidate with JSON bodies, chunked and pipelined). Under ASan + UBSan
 in CI this also catches memory errors on every parse path the mutations reach.
 """
 
@@ -182,3 +184,34 @@ def test_mutated_requests_get_http_answers_and_the_server_keeps_serving(origin, 
     for path in ("/c/item/1", "/c/item/2", "/c/item/3"):
         r = s.get(path)
         assert r.status == 200 and r.json()["path"] == path, (path, r.status, r.body[:200])
+
+
+ADMIN_SEEDS = [
+    b"GET /stats HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /readyz HTTP/1.1\r\nHost: a\r\n\r\n",
+    b'POST /invalidate HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n'
+    b'Content-Length: 18\r\n\r\n{"prefix":"/c/1"}\n',
+    b'POST /invalidate HTTP/1.1\r\nHost: a\r\nContent-Length: 29\r\n\r\n{"tag" : "t\\"x\\\\y\\/z", "a":1}',
+    b'POST /invalidate HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n'
+    b'10\r\n{"key":"/c/item/\r\n3\r\n1"}\r\n0\r\n\r\n',
+]
+
+
+def test_mutated_admin_requests_get_http_answers_and_admin_keeps_serving(origin, strata):
+    s = strata(config_text=lambda s: cache_config(s, [cache_route("/c/*")], {"hot": {"ttl": "10m"}}))
+    assert s.get("/c/item/1").status == 200
+    rng = random.Random(int(os.environ.get("STRATA_MUTATION_SEED", "20261127")) + 1)
+    seen = Counter()
+    for _ in range(ROUNDS):
+        for seed in ADMIN_SEEDS:
+            data = mutate(rng, seed)
+            raw = exchange(s.admin_port, data)
+            if not data.lstrip(b"\r\n").startswith(b"HEAD"):
+                seen.update(check_responses(raw, data))
+        assert s.alive(), f"strata died; log tail:\n{s.log()[-3000:]}"
+    assert sum(v for k, v in seen.items() if 200 <= k < 300) >= 25, seen
+    assert sum(v for k, v in seen.items() if 400 <= k < 500) >= 100, seen
+    assert s.admin_get("/healthz").status == 200
+    assert s.stats()["l1"]["entries"] <= 1
+    assert_still_serving(s)
