@@ -232,7 +232,8 @@ static void reload(struct st_server *srv)
     st_cfg_ref_put(old);
     for (unsigned i = 0; i < srv->n_workers; i++)
         st_worker_notify_reload(&srv->workers[i]);
-    st_log(ST_LOG_INFO, "config", NULL, "reloaded %s", path);
+    /* Not `path`: it belongs to the old config, which a worker may have freed by now. */
+    st_log(ST_LOG_INFO, "config", NULL, "reloaded %s", cfg->path);
 }
 
 static void on_signal(uv_signal_t *h, int signum)

@@ -4,12 +4,17 @@
 # scripted origin, all on 127.0.0.1).
 #   scripts/test.sh                 normal build in build/
 #   STRATA_SANITIZE=1 scripts/test.sh   ASan+UBSan build in build-asan/
+#   STRATA_SANITIZE=thread scripts/test.sh   ThreadSanitizer build in build-tsan/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh test
 
-if [ "${STRATA_SANITIZE:-0}" = 1 ]; then
+if [ "${STRATA_SANITIZE:-0}" = thread ]; then
+    dir=build-tsan
+    scripts/build.sh "$dir" -Db_sanitize=thread -Db_lundef=false -Djemalloc=disabled
+    export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+elif [ "${STRATA_SANITIZE:-0}" = 1 ]; then
     dir=build-asan
     scripts/build.sh "$dir" -Db_sanitize=address,undefined -Db_lundef=false -Djemalloc=disabled
     # A small quarantine keeps RSS meaningful for the memory-bound tests.
