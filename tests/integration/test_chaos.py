@@ -3,7 +3,7 @@ misses, slow and fast origin answers, stale entries with revalidation and
 stale-while-revalidate, HEAD, conditional GETs, POSTs with bodies, pipelined
 requests, large cached bodies), and leaving at random moments: mid-request,
 mid-body, mid-answer, with a reset or a plain close. Meanwhile entries are
-invalidated and the config is reloaded. strata must stay up, every answer a
+invalidated, /stats and /metrics are read and the config is reloaded. strata must stay up, every answer a
 client reads in full must be well-formed and belong to the path it asked for,
 and afterwards every connection is closed and normal requests are served.
 Under ASan + UBSan in CI this shakes out lifetime bugs on the abort paths."""
@@ -121,6 +121,8 @@ def test_chaos_clients_leaving_at_random_moments(origin, strata):
     while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
         i += 1
         admin_invalidate(s, {"prefix": "/c/1"})
+        assert s.admin_get("/stats").status == 200  # counters read while workers write them
+        assert s.admin_get("/metrics").status == 200
         if i % 5 == 0:
             s.reload(config(s))
         alive = [t for t in threads if t.is_alive()]
