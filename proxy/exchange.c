@@ -148,17 +148,38 @@ static bool hook_return(struct st_exchange *x)
     return x->phase != PH_DONE;
 }
 
-static void flush_out(struct st_exchange *x)
+static void release_entry(void *e)
+{
+    st_cache_entry_unref(e);
+}
+
+/*
+ * Hand what is gathered in x->out to the client: written at once when the
+ * socket takes it all, else queued. `pin` is a cache entry the pieces point
+ * into that may only have been peeked at (no reference): it gets one only
+ * when the write has to wait.
+ */
+static void send_out(struct st_exchange *x, struct st_cache_entry *pin)
 {
     if (!x->out)
         return;
     struct st_wreq *w = x->out;
     x->out = NULL;
     x->bytes_out += w->bytes;
-    if (x->conn)
-        st_conn_send(x->conn, w);
-    else
+    if (!x->conn) {
         st_wreq_free(w);
+        return;
+    }
+    if (st_conn_try_send(x->conn, w))
+        return;
+    if (pin)
+        st_wreq_hold(w, st_cache_entry_ref(pin), release_entry);
+    st_conn_send(x->conn, w);
+}
+
+static void flush_out(struct st_exchange *x)
+{
+    send_out(x, NULL);
 }
 
 static struct st_wreq *out_room(struct st_exchange *x, unsigned nbufs, size_t small)
@@ -630,11 +651,6 @@ static void on_up_drain(void *user)
 
 /* --- answers from the cache --- */
 
-static void release_entry(void *e)
-{
-    st_cache_entry_unref(e);
-}
-
 /* The headers of a 304 (RFC 9110 15.4.5): those a 200 would carry that describe it. */
 static void add_not_modified_head(struct st_sb *sb, const struct st_cache_entry *e)
 {
@@ -704,17 +720,7 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, in
     if (x->body_bytes)
         st_wreq_add_static(w, e->body, e->body_len);
     st_stats_count_status(&x->w->stats, x->status);
-    /*
-     * The entry may be one only peeked at (no reference): write now, and
-     * only when the socket cannot take it all pin the entry for the rest.
-     */
-    x->out = NULL;
-    x->bytes_out += w->bytes;
-    if (!st_conn_try_send(x->conn, w)) {
-        if (!not_modified)
-            st_wreq_hold(w, st_cache_entry_ref(e), release_entry);
-        st_conn_send(x->conn, w);
-    }
+    send_out(x, not_modified ? NULL : e);
     finish(x);
 }
 
