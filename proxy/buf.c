@@ -160,20 +160,32 @@ void st_wreq_hold(struct st_wreq *w, void *obj, void (*release)(void *))
     w->release = release;
 }
 
-size_t st_fmt_i64(char *out, int64_t v)
+/* Digits of u in base 10 or 16 (lowercase) into out; returns the length. */
+static size_t fmt_u64(char *out, uint64_t u, unsigned base)
 {
+    static const char digits[] = "0123456789abcdef";
     char tmp[24];
     size_t n = 0, len = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
+        tmp[n++] = digits[u % base];
+        u /= base;
     } while (u);
-    if (v < 0)
-        out[len++] = '-';
     while (n)
         out[len++] = tmp[--n];
     return len;
+}
+
+size_t st_fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return fmt_u64(out, (uint64_t)v, 10);
+    out[0] = '-';
+    return 1 + fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v, 10);
+}
+
+size_t st_fmt_hex(char *out, uint64_t v)
+{
+    return fmt_u64(out, v, 16);
 }
 
 void st_sb_init(struct st_sb *sb, size_t cap)

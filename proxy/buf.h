@@ -84,6 +84,8 @@ void st_wreq_hold(struct st_wreq *w, void *obj, void (*release)(void *));
 
 /* Decimal digits of v into out (at least 21 bytes); returns the length, no NUL. */
 size_t st_fmt_i64(char *out, int64_t v);
+/* Lowercase hex digits of v into out (at least 16 bytes); returns the length, no NUL. */
+size_t st_fmt_hex(char *out, uint64_t v);
 
 /*
  * Append to a fixed buffer without overflowing it: each call copies what

@@ -271,18 +271,10 @@ static void copy_bounded(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* "<hex length>\r\n" of a chunk; out holds at least 20 bytes. */
+/* "<hex length>\r\n" of a chunk; out holds at least 18 bytes. */
 static size_t chunk_line(char *out, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    char tmp[16];
-    size_t n = 0, k = 0;
-    do {
-        tmp[n++] = hex[len & 15];
-        len >>= 4;
-    } while (len);
-    while (n)
-        out[k++] = tmp[--n];
+    size_t k = st_fmt_hex(out, len);
     out[k++] = '\r';
     out[k++] = '\n';
     return k;

@@ -290,6 +290,34 @@ static void test_status_for_error(void **state)
     assert_int_equal(st_http_status_for_error(-EPROTO), 502);
 }
 
+static void test_number_formatting(void **state)
+{
+    (void)state;
+    char out[24];
+    size_t n;
+    n = st_fmt_i64(out, 0);
+    assert_memory_equal(out, "0", n);
+    assert_int_equal(n, 1);
+    n = st_fmt_i64(out, -1);
+    assert_int_equal(n, 2);
+    assert_memory_equal(out, "-1", n);
+    n = st_fmt_i64(out, INT64_MAX);
+    assert_int_equal(n, 19);
+    assert_memory_equal(out, "9223372036854775807", n);
+    n = st_fmt_i64(out, INT64_MIN);
+    assert_int_equal(n, 20);
+    assert_memory_equal(out, "-9223372036854775808", n);
+    n = st_fmt_hex(out, 0);
+    assert_int_equal(n, 1);
+    assert_memory_equal(out, "0", n);
+    n = st_fmt_hex(out, 0x1a2b);
+    assert_int_equal(n, 4);
+    assert_memory_equal(out, "1a2b", n);
+    n = st_fmt_hex(out, UINT64_MAX);
+    assert_int_equal(n, 16);
+    assert_memory_equal(out, "ffffffffffffffff", n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_request_id_next),
         cmocka_unit_test(test_traceparent),
         cmocka_unit_test(test_status_for_error),
+        cmocka_unit_test(test_number_formatting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
