@@ -151,28 +151,35 @@ def check_responses(raw, sent):
     return statuses
 
 
-def test_mutated_requests_get_http_answers_and_the_server_keeps_serving(origin, strata):
-    s = strata(config_text=lambda s: cache_config(
-        s, [cache_route("/c/*")], {"hot": {"ttl": "10m"}},
-        limits={"header_timeout": "3s", "max_header_bytes": "16KiB", "max_body": "64KiB"}))
-    # A cached entry for the mutations to hit.
-    assert s.get("/c/item/1").status == 200
-    rng = random.Random(int(os.environ.get("STRATA_MUTATION_SEED", "20261127")))
+def run_mutations(s, port, seeds, seed_offset, every_10_rounds=None):
+    """ROUNDS rounds, each mutating every seed once and sending it to port;
+    strata must stay alive throughout. Returns the statuses seen."""
+    rng = random.Random(int(os.environ.get("STRATA_MUTATION_SEED", "20261127")) + seed_offset)
     cases = 0
     seen = Counter()
     for round_ in range(ROUNDS):
-        for seed in SEEDS:
+        for seed in seeds:
             data = mutate(rng, seed)
-            raw = exchange(s.port, data)
+            raw = exchange(port, data)
             if not data.lstrip(b"\r\n").startswith(b"HEAD"):
                 seen.update(check_responses(raw, data))
             elif raw:
                 assert raw.startswith(b"HTTP/1."), f"bad answer {raw[:100]!r} to {data[:300]!r}"
             cases += 1
         assert s.alive(), f"strata died after {cases} cases; log tail:\n{s.log()[-3000:]}"
-        if round_ % 10 == 9:
-            assert_still_serving(s)
-    assert cases == ROUNDS * len(SEEDS)
+        if every_10_rounds and round_ % 10 == 9:
+            every_10_rounds()
+    assert cases == ROUNDS * len(seeds)
+    return seen
+
+
+def test_mutated_requests_get_http_answers_and_the_server_keeps_serving(origin, strata):
+    s = strata(config_text=lambda s: cache_config(
+        s, [cache_route("/c/*")], {"hot": {"ttl": "10m"}},
+        limits={"header_timeout": "3s", "max_header_bytes": "16KiB", "max_body": "64KiB"}))
+    # A cached entry for the mutations to hit.
+    assert s.get("/c/item/1").status == 200
+    seen = run_mutations(s, s.port, SEEDS, 0, lambda: assert_still_serving(s))
     # The mutations reached both sides: requests that still made sense were
     # served, broken ones were refused.
     assert sum(v for k, v in seen.items() if 200 <= k < 300) >= 30, seen
@@ -201,15 +208,7 @@ ADMIN_SEEDS = [
 def test_mutated_admin_requests_get_http_answers_and_admin_keeps_serving(origin, strata):
     s = strata(config_text=lambda s: cache_config(s, [cache_route("/c/*")], {"hot": {"ttl": "10m"}}))
     assert s.get("/c/item/1").status == 200
-    rng = random.Random(int(os.environ.get("STRATA_MUTATION_SEED", "20261127")) + 1)
-    seen = Counter()
-    for _ in range(ROUNDS):
-        for seed in ADMIN_SEEDS:
-            data = mutate(rng, seed)
-            raw = exchange(s.admin_port, data)
-            if not data.lstrip(b"\r\n").startswith(b"HEAD"):
-                seen.update(check_responses(raw, data))
-        assert s.alive(), f"strata died; log tail:\n{s.log()[-3000:]}"
+    seen = run_mutations(s, s.admin_port, ADMIN_SEEDS, 1)
     assert sum(v for k, v in seen.items() if 200 <= k < 300) >= 25, seen
     assert sum(v for k, v in seen.items() if 400 <= k < 500) >= 100, seen
     assert s.admin_get("/healthz").status == 200
