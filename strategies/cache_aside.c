@@ -263,10 +263,7 @@ static struct st_cache_entry *refresh_entry(struct ca *ca, const struct st_heade
     st_headers_parse_head(&stored, st_cache_entry_head(old), old->head_len);
     for (size_t i = 0; i < stored.n; i++) {
         const struct st_hdr *e = &stored.v[i];
-        char name[128];
-        if (e->name_len >= sizeof(name))
-            continue;
-        memcpy(name, st_hdr_name(&stored, e), e->name_len + 1);
+        const char *name = st_hdr_name(&stored, e); /* NUL-terminated in the list */
         if (!st_headers_get(h304, name))
             st_headers_add(&merged, name, e->name_len, st_hdr_value(&stored, e), e->value_len);
     }
