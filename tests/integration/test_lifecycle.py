@@ -153,14 +153,8 @@ def test_sigterm_under_load_drains_and_exits_0(origin, strata):
     for t in threads:
         t.start()
     wait_until(lambda: origin.count("/delay/200") >= 2, 5, msg="load to reach the origin")
-    s.proc.send_signal(signal.SIGTERM)
-    s.stopped = True
     try:
-        rc = s.proc.wait(timeout=12)
-    except subprocess.TimeoutExpired:
-        s.proc.kill()
-        s.proc.wait()
-        raise AssertionError("strata did not exit within 12 s of SIGTERM under load")
+        rc = s.terminate(sig=signal.SIGTERM, timeout=12)  # fails if not exited in time
     finally:
         stop.set()
         for t in threads:
