@@ -27,22 +27,28 @@ def _ephemeral_range():
 
 
 _rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+_handed_out = set()  # never the same port twice: some (the "down" upstream) stay unbound
 
 
 def free_port():
     """A free port OUTSIDE the kernel's ephemeral range: a port from bind(0)
     can be taken by any outgoing connection (the suite's own clients, strata's
-    upstream connections) between this check and the server's bind."""
+    upstream connections) between this check and the server's bind. Each port
+    is handed out once per test run: a port meant to stay closed (the "down"
+    upstream) must not come back as some server's listener."""
     lo, hi = _ephemeral_range()
     candidates = [(10000, lo - 1)] if lo > 11000 else [(hi + 1, 65535)]
     for _ in range(200):
         a, b = candidates[0]
         port = _rng.randint(a, b)
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((HOST, port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
