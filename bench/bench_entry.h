@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-#include "cache.h"
+#include "cache/store.h"
 
 struct st_cache_entry *bench_make_entry(const char *key, size_t key_len, const char *body,
                                         size_t body_len);

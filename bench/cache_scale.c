@@ -27,10 +27,10 @@
 #include <string.h>
 #include <uv.h>
 
-#include "alloc.h"
+#include "base/alloc.h"
 #include "bench_entry.h"
-#include "cache.h"
-#include "qsbr.h"
+#include "cache/store.h"
+#include "base/qsbr.h"
 
 #define BODY 1024
 #define KEYS 1000

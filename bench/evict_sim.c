@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "base/alloc.h"
 #include "bench_entry.h"
-#include "cache.h"
+#include "cache/store.h"
 
 #define BODY 1024
 

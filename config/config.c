@@ -15,7 +15,7 @@
  * built before routes (wherever they appear in the file) so that a route
  * resolves its upstream and tier names to indexes as soon as it is read.
  */
-#include "config.h"
+#include "config/config.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -25,9 +25,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "fields.h"
-#include "yaml_walk.h"
+#include "base/alloc.h"
+#include "config/fields.h"
+#include "config/yaml_walk.h"
 
 #define MAX_WORKERS 1024
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -22,7 +22,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "pattern.h"
+#include "base/log.h"
+#include "config/pattern.h"
 
 enum st_strategy_kind {
     ST_STRATEGY_BYPASS = 0,
@@ -34,11 +35,6 @@ enum st_strategy_kind {
 enum st_ttl_source {
     ST_TTL_SOURCE_ORIGIN = 0,
     ST_TTL_SOURCE_TIER,
-};
-
-enum st_log_format {
-    ST_LOG_TEXT = 0,
-    ST_LOG_JSON,
 };
 
 /* Request methods a route may be limited to (bit set; 0 = every method). */

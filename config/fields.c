@@ -4,14 +4,14 @@
  * obj + field->off, or reports "bad duration '10x' for ttl (...)" at the
  * value's position and leaves the field as it was (its default).
  */
-#include "fields.h"
+#include "config/fields.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "base/alloc.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

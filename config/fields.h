@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "yaml_walk.h"
+#include "config/yaml_walk.h"
 
 #define ST_FIELD_AT(obj, f, type) ((type *)((char *)(obj) + (f)->off))
 

@@ -14,13 +14,13 @@
  * only the last segment may be empty; at most ST_PATTERN_MAX_CAPTURES
  * captures. Matching and filling allocate nothing.
  */
-#include "pattern.h"
+#include "config/pattern.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "base/alloc.h"
 
 static bool is_name_char(char c)
 {

@@ -7,7 +7,7 @@
  * overflow (rejected, never wrapped), and the whole string must be consumed.
  * None of them looks anything up over the network.
  */
-#include "config.h"
+#include "config/config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "base/alloc.h"
 
 /* Leading decimal digits of s -> *v; returns the count, or 0 (none, or overflow). */
 static size_t parse_digits(const char *s, uint64_t *v)

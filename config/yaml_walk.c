@@ -4,14 +4,14 @@
  * libyaml marks are 0-based (line, column in characters); diagnostics are
  * 1-based. Nothing here owns the document; every string returned is new.
  */
-#include "yaml_walk.h"
+#include "config/yaml_walk.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
+#include "base/alloc.h"
 
 static void add_error(struct st_walk *w, size_t line, size_t col, const char *fmt, va_list ap)
 {

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <yaml.h>
 
-#include "config.h"
+#include "config/config.h"
 
 struct st_walk {
     yaml_document_t *doc;     /* borrowed */

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "server.h"
+#include "config/config.h"
+#include "core/server.h"
 #include "st_build.h"
 
 static void usage(FILE *f)

@@ -1,8 +1,8 @@
 /*
  * bypass.c - pure proxying: nothing is looked up, nothing is stored.
  */
-#include "exchange.h"
-#include "strategy.h"
+#include "core/exchange.h"
+#include "core/strategy.h"
 
 static void on_request(struct st_exchange *x)
 {

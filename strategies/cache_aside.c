@@ -25,18 +25,18 @@
 #include <strings.h>
 #include <time.h>
 
-#include "alloc.h"
-#include "cache.h"
-#include "cachekey.h"
-#include "exchange.h"
-#include "freshness.h"
-#include "invalidate.h"
-#include "log.h"
-#include "router.h"
-#include "server.h"
-#include "strategy.h"
-#include "upstream.h"
-#include "worker.h"
+#include "base/alloc.h"
+#include "cache/store.h"
+#include "cache/key.h"
+#include "core/exchange.h"
+#include "cache/freshness.h"
+#include "cache/invalidate.h"
+#include "base/log.h"
+#include "core/router.h"
+#include "core/server.h"
+#include "core/strategy.h"
+#include "origin/upstream.h"
+#include "core/worker.h"
 
 struct ca {
     struct st_exchange *x;

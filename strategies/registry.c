@@ -5,7 +5,7 @@
  * NULL; config validation rejects such routes, so the request path never
  * sees one.
  */
-#include "strategy.h"
+#include "core/strategy.h"
 
 #include <stddef.h>
 

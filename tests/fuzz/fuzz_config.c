@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 
 /* "fuzz.yaml:" followed by digits and a colon. */
 static int located(const char *line)

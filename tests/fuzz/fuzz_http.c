@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "cache.h"
-#include "cachekey.h"
-#include "config.h"
-#include "freshness.h"
-#include "http.h"
+#include "base/buf.h"
+#include "cache/store.h"
+#include "cache/key.h"
+#include "config/config.h"
+#include "cache/freshness.h"
+#include "http/http.h"
 
 static size_t take(const uint8_t **p, size_t *n)
 {

@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "cache.h"
-#include "cachekey.h"
-#include "qsbr.h"
+#include "cache/store.h"
+#include "cache/key.h"
+#include "base/qsbr.h"
 
 #include <stdatomic.h>
 #include <uv.h>

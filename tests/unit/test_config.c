@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "config/config.h"
 
 #ifndef ST_SOURCE_ROOT
 #error "build with -DST_SOURCE_ROOT='\"/path/to/strata\"' (tests/unit/meson.build does)"

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "http.h"
+#include "http/http.h"
 
 /* Feed "Name: value" pairs the way the parser would, split into pieces. */
 static void add(struct st_headers *h, const char *name, const char *value)

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "pattern.h"
+#include "config/pattern.h"
 
 static bool matches(const char *pattern, const char *path)
 {

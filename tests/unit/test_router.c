@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "router.h"
+#include "config/config.h"
+#include "core/router.h"
 
 static const char yaml[] = "upstreams:\n"
                            "  a: { servers: [\"127.0.0.1:9001\"] }\n"

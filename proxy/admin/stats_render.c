@@ -1,0 +1,241 @@
+/*
+ * admin_stats.c - /stats (JSON) and /metrics (Prometheus) from the summed
+ * counters of every thread, the per-route and per-tier counters of the
+ * current config, the memory tier and the origin latency histograms.
+ *
+ * hit_ratio = (hits + stale) / (hits + stale + misses); 0 with no lookups.
+ */
+#include "admin/stats_render.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cache/store.h"
+#include "core/server.h"
+#include "st_build.h"
+#include "base/stats.h"
+
+#define MAX_BLOCKS 1100
+
+struct snapshot {
+    uint64_t v[ST_STAT__COUNT];
+    struct st_stats *blocks[MAX_BLOCKS];
+    size_t n_blocks;
+    struct st_cache_stats l1;
+    struct st_cfg_ref *cref;
+};
+
+static void take(struct st_server *srv, struct snapshot *s)
+{
+    s->n_blocks = st_server_stat_blocks(srv, s->blocks, MAX_BLOCKS);
+    st_stats_sum(s->blocks, s->n_blocks, s->v);
+    st_cache_stats(st_server_cache(srv), &s->l1);
+    s->cref = st_server_config(srv);
+}
+
+/* A per-route (tier = false) or per-tier counter summed over every thread. */
+static uint64_t sum_rs(const struct snapshot *s, bool tier, unsigned slot, enum st_rstat k)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < s->n_blocks; i++) {
+        _Atomic uint64_t *c = tier ? &s->blocks[i]->tier[slot][k] : &s->blocks[i]->route[slot][k];
+        n += atomic_load_explicit(c, memory_order_relaxed);
+    }
+    return n;
+}
+
+static void sum_latency(const struct snapshot *s, unsigned slot, uint64_t out[ST_LAT_BUCKETS])
+{
+    memset(out, 0, sizeof(uint64_t) * ST_LAT_BUCKETS);
+    for (size_t i = 0; i < s->n_blocks; i++)
+        for (unsigned b = 0; b < ST_LAT_BUCKETS; b++)
+            out[b] += atomic_load_explicit(&s->blocks[i]->latency[slot][b], memory_order_relaxed);
+}
+
+static double ratio(uint64_t good, uint64_t total)
+{
+    return total ? (double)good / (double)total : 0.0;
+}
+
+static double hit_ratio(uint64_t hits, uint64_t stale, uint64_t misses)
+{
+    return ratio(hits + stale, hits + stale + misses);
+}
+
+static void group_extra(struct st_sb *sb, const char *group, const uint64_t v[ST_STAT__COUNT],
+                        void *arg)
+{
+    const struct snapshot *s = arg;
+    if (strcmp(group, "cache") == 0) {
+        st_sb_addf(sb, ",\"hit_ratio\":%.4f,\"byte_hit_ratio\":%.4f",
+                   hit_ratio(v[ST_STAT_CACHE_HITS], v[ST_STAT_CACHE_STALE],
+                             v[ST_STAT_CACHE_MISSES]),
+                   ratio(v[ST_STAT_CACHE_BYTES_HIT], v[ST_STAT_CACHE_BYTES_SENT]));
+    } else if (strcmp(group, "invalidations") == 0) {
+        st_sb_adds(sb, ",\"published\":0,\"received\":0");
+    } else if (strcmp(group, "origin") == 0) {
+        const struct st_config *cfg = s->cref->cfg;
+        st_sb_adds(sb, ",\"latency\":{");
+        for (size_t i = 0; i < cfg->n_upstreams; i++) {
+            uint64_t b[ST_LAT_BUCKETS], n = 0;
+            sum_latency(s, cfg->upstreams[i].stats_slot, b);
+            for (unsigned k = 0; k < ST_LAT_BUCKETS; k++)
+                n += b[k];
+            st_sb_addf(sb, "%s", i ? "," : "");
+            st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+            st_sb_addf(sb, ":{\"count\":%llu,\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
+                       (unsigned long long)n, (double)st_latency_quantile_us(b, 0.50) / 1000.0,
+                       (double)st_latency_quantile_us(b, 0.99) / 1000.0);
+        }
+        st_sb_adds(sb, "}");
+    }
+}
+
+static void json_tiers(struct st_sb *sb, const struct snapshot *s)
+{
+    const struct st_config *cfg = s->cref->cfg;
+    st_sb_adds(sb, ",\"tiers\":{");
+    for (size_t i = 0; i < cfg->n_tiers; i++) {
+        unsigned slot = cfg->tiers[i].stats_slot;
+        uint64_t h = sum_rs(s, true, slot, ST_RS_HITS), m = sum_rs(s, true, slot, ST_RS_MISSES);
+        uint64_t st = sum_rs(s, true, slot, ST_RS_STALE);
+        st_sb_addf(sb, "%s", i ? "," : "");
+        st_sb_add_json_str(sb, cfg->tiers[i].name, strlen(cfg->tiers[i].name));
+        st_sb_addf(sb, ":{\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,\"hit_ratio\":%.4f}",
+                   (unsigned long long)h, (unsigned long long)m, (unsigned long long)st,
+                   hit_ratio(h, st, m));
+    }
+    st_sb_adds(sb, "}");
+}
+
+static void json_routes(struct st_sb *sb, const struct snapshot *s)
+{
+    const struct st_config *cfg = s->cref->cfg;
+    st_sb_adds(sb, ",\"routes\":{");
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct st_route_cfg *r = &cfg->routes[i];
+        uint64_t v[ST_RS__COUNT];
+        for (int k = 0; k < ST_RS__COUNT; k++)
+            v[k] = sum_rs(s, false, r->stats_slot, (enum st_rstat)k);
+        st_sb_addf(sb, "%s", i ? "," : "");
+        st_sb_add_json_str(sb, r->match, strlen(r->match));
+        st_sb_addf(sb,
+                   ":{\"requests\":%llu,\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,"
+                   "\"collapsed\":%llu,\"bypass\":%llu,\"hit_ratio\":%.4f,"
+                   "\"byte_hit_ratio\":%.4f,\"strategy\":\"%s\",\"tier\":",
+                   (unsigned long long)v[ST_RS_REQUESTS], (unsigned long long)v[ST_RS_HITS],
+                   (unsigned long long)v[ST_RS_MISSES], (unsigned long long)v[ST_RS_STALE],
+                   (unsigned long long)v[ST_RS_COLLAPSED], (unsigned long long)v[ST_RS_BYPASS],
+                   hit_ratio(v[ST_RS_HITS], v[ST_RS_STALE], v[ST_RS_MISSES]),
+                   ratio(v[ST_RS_BYTES_HIT], v[ST_RS_BYTES]), st_strategy_name(r->strategy));
+        if (r->tier >= 0)
+            st_sb_add_json_str(sb, cfg->tiers[r->tier].name, strlen(cfg->tiers[r->tier].name));
+        else
+            st_sb_adds(sb, "null");
+        st_sb_adds(sb, "}");
+    }
+    st_sb_adds(sb, "}");
+}
+
+void st_admin_stats_json(struct st_server *srv, struct st_sb *out)
+{
+    struct snapshot s;
+    take(srv, &s);
+    st_sb_addf(out, "{\"version\":\"%s\",\"uptime_ms\":%llu,", ST_VERSION,
+               (unsigned long long)st_server_uptime_ms(srv));
+    st_stats_render_json(out, s.v, group_extra, &s);
+    json_tiers(out, &s);
+    json_routes(out, &s);
+    st_sb_addf(out,
+               ",\"l1\":{\"entries\":%llu,\"bytes\":%llu,\"capacity_bytes\":%llu,"
+               "\"evictions\":%llu,\"expirations\":%llu,\"invalidated\":%llu}",
+               (unsigned long long)s.l1.entries, (unsigned long long)s.l1.bytes,
+               (unsigned long long)s.l1.capacity, (unsigned long long)s.l1.evictions,
+               (unsigned long long)s.l1.expirations, (unsigned long long)s.l1.invalidations);
+    st_sb_adds(out, ",\"l2\":{\"enabled\":false,\"connected\":false,\"hits\":0,\"misses\":0,"
+                    "\"errors\":0}");
+    st_sb_adds(out, ",\"write_behind\":{\"queued\":0,\"flushed\":0,\"retries\":0,\"dead\":0,"
+                    "\"pending\":0}");
+    st_sb_adds(out, "}\n");
+    st_cfg_ref_put(s.cref);
+}
+
+static void prom_label(struct st_sb *sb, const char *metric, const char *label, const char *value,
+                       unsigned long long n)
+{
+    st_sb_addf(sb, "%s{%s=", metric, label);
+    st_sb_add_json_str(sb, value, strlen(value)); /* a JSON string is a valid label value */
+    st_sb_addf(sb, "} %llu\n", n);
+}
+
+/* strata_<label>_<name>_total{<label>="..."} for every route or tier of the config. */
+static void prom_family(struct st_sb *sb, const struct snapshot *s, bool tier, const char *label,
+                        const char *name, enum st_rstat k)
+{
+    const struct st_config *cfg = s->cref->cfg;
+    char metric[64];
+    snprintf(metric, sizeof(metric), "strata_%s_%s_total", label, name);
+    st_sb_addf(sb, "# TYPE %s counter\n", metric);
+    size_t n = tier ? cfg->n_tiers : cfg->n_routes;
+    for (size_t i = 0; i < n; i++) {
+        const char *value = tier ? cfg->tiers[i].name : cfg->routes[i].match;
+        unsigned slot = tier ? cfg->tiers[i].stats_slot : cfg->routes[i].stats_slot;
+        prom_label(sb, metric, label, value, sum_rs(s, tier, slot, k));
+    }
+}
+
+static void prom_routes_tiers(struct st_sb *sb, const struct snapshot *s)
+{
+    static const char *const names[ST_RS__COUNT] = {
+        "requests", "hits", "misses", "stale", "collapsed", "bypass", "bytes", "bytes_hit",
+    };
+    for (int k = 0; k < ST_RS__COUNT; k++)
+        prom_family(sb, s, false, "route", names[k], (enum st_rstat)k);
+    for (int k = ST_RS_HITS; k <= ST_RS_STALE; k++)
+        prom_family(sb, s, true, "tier", names[k], (enum st_rstat)k);
+}
+
+static void prom_latency(struct st_sb *sb, const struct snapshot *s)
+{
+    const struct st_config *cfg = s->cref->cfg;
+    st_sb_adds(sb, "# HELP strata_origin_latency_seconds Origin response-head latency\n"
+                   "# TYPE strata_origin_latency_seconds histogram\n");
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        uint64_t b[ST_LAT_BUCKETS], cum = 0;
+        sum_latency(s, cfg->upstreams[i].stats_slot, b);
+        for (unsigned k = 0; k < ST_LAT_BUCKETS; k++) {
+            cum += b[k];
+            st_sb_adds(sb, "strata_origin_latency_seconds_bucket{upstream=");
+            st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+            st_sb_addf(sb, ",le=\"%.6f\"} %llu\n", (double)st_latency_bound_us(k) / 1e6,
+                       (unsigned long long)cum);
+        }
+        st_sb_adds(sb, "strata_origin_latency_seconds_bucket{upstream=");
+        st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+        st_sb_addf(sb, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        st_sb_adds(sb, "strata_origin_latency_seconds_count{upstream=");
+        st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+        st_sb_addf(sb, "} %llu\n", (unsigned long long)cum);
+    }
+}
+
+void st_admin_stats_prometheus(struct st_server *srv, struct st_sb *out)
+{
+    struct snapshot s;
+    take(srv, &s);
+    st_stats_render_prometheus(out, s.v);
+    prom_routes_tiers(out, &s);
+    prom_latency(out, &s);
+    st_sb_addf(out,
+               "# TYPE strata_l1_entries gauge\nstrata_l1_entries %llu\n"
+               "# TYPE strata_l1_bytes gauge\nstrata_l1_bytes %llu\n"
+               "# TYPE strata_l1_capacity_bytes gauge\nstrata_l1_capacity_bytes %llu\n"
+               "# TYPE strata_l1_evictions_total counter\nstrata_l1_evictions_total %llu\n"
+               "# TYPE strata_l1_expirations_total counter\nstrata_l1_expirations_total %llu\n"
+               "# TYPE strata_uptime_seconds gauge\nstrata_uptime_seconds %.3f\n",
+               (unsigned long long)s.l1.entries, (unsigned long long)s.l1.bytes,
+               (unsigned long long)s.l1.capacity, (unsigned long long)s.l1.evictions,
+               (unsigned long long)s.l1.expirations,
+               (double)st_server_uptime_ms(srv) / 1000.0);
+    st_cfg_ref_put(s.cref);
+}

@@ -1,0 +1,74 @@
+/*
+ * alloc.c - allocation that aborts on exhaustion instead of returning NULL.
+ */
+#include "base/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void out_of_memory(size_t size)
+{
+    fprintf(stderr, "strata: out of memory allocating %zu bytes\n", size);
+    abort();
+}
+
+void st_check_failed(const char *file, int line, const char *what)
+{
+    fprintf(stderr, "strata: %s:%d: invariant failed: %s\n", file, line, what);
+    abort();
+}
+
+void *st_xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (!p)
+        out_of_memory(size);
+    return p;
+}
+
+void *st_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        out_of_memory(n * size);
+    return p;
+}
+
+void *st_xrealloc(void *p, size_t size)
+{
+    void *q = realloc(p, size ? size : 1);
+    if (!q)
+        out_of_memory(size);
+    return q;
+}
+
+char *st_xstrdup(const char *s)
+{
+    return st_xstrndup(s, strlen(s));
+}
+
+char *st_xstrndup(const char *s, size_t n)
+{
+    char *p = st_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *st_xvasprintf(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        out_of_memory(0);
+    return s;
+}
+
+char *st_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = st_xvasprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}

@@ -1,0 +1,42 @@
+/*
+ * log.h - one line per event to stderr, text or JSON.
+ *
+ * Every call names a level and a subsystem, and where there is one, the
+ * request id (or connection id) the line is about. Lines are written with a
+ * single write(2), so lines from different threads never interleave.
+ *
+ * Text:  2026-11-27T04:34:24.123Z warn  upstream req=9f2c... connect failed: ...
+ * JSON:  {"ts":"...","level":"warn","sub":"upstream","req":"9f2c...","msg":"..."}
+ */
+#ifndef ST_LOG_H
+#define ST_LOG_H
+
+#include <stdbool.h>
+
+enum st_log_format {
+    ST_LOG_TEXT = 0,
+    ST_LOG_JSON,
+};
+
+enum st_log_level {
+    ST_LOG_DEBUG = 0,
+    ST_LOG_INFO,
+    ST_LOG_WARN,
+    ST_LOG_ERROR,
+};
+
+/* Set process-wide format and minimum level (call before threads start, or on reload). */
+void st_log_setup(enum st_log_format fmt, enum st_log_level min);
+
+/* id may be NULL. */
+void st_log(enum st_log_level lvl, const char *sub, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * One access-log line (when log.access is on): request id, client address,
+ * method, target, status, bytes sent, duration, cache status.
+ */
+void st_log_access(const char *id, const char *client, const char *method, const char *target,
+                   int status, unsigned long long bytes, double ms, const char *cache);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * stats.h - counters, declared once, read by /stats and /metrics.
+ *
+ * ST_STATS below is the single list of counters: each line gives the id, the
+ * JSON group and key it appears under in /stats, the Prometheus metric name
+ * and label set, its kind and help text. /stats and /metrics are both
+ * rendered from this list, so they cannot disagree.
+ *
+ * Each worker thread owns one struct st_stats and is the only writer of it:
+ * an increment is a relaxed load and store of its own cache line, never a
+ * shared atomic read-modify-write. Readers (the admin thread) sum every
+ * worker's block with relaxed loads; a sum may be a moment old, never torn.
+ */
+#ifndef ST_STATS_H
+#define ST_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+/* X(id, json_group, json_key, prom_name, prom_labels, prom_type, help) */
+#define ST_STATS(X)                                                                                \
+    X(REQUESTS, "", "requests", "strata_requests_total", "", "counter",                            \
+      "Client requests received")                                                                  \
+    X(RESP_1XX, "responses", "1xx", "strata_responses_total", "class=\"1xx\"", "counter",          \
+      "Responses sent to clients by status class")                                                 \
+    X(RESP_2XX, "responses", "2xx", "strata_responses_total", "class=\"2xx\"", "counter", "")      \
+    X(RESP_3XX, "responses", "3xx", "strata_responses_total", "class=\"3xx\"", "counter", "")      \
+    X(RESP_4XX, "responses", "4xx", "strata_responses_total", "class=\"4xx\"", "counter", "")      \
+    X(RESP_5XX, "responses", "5xx", "strata_responses_total", "class=\"5xx\"", "counter", "")      \
+    X(CONN_ACCEPTED, "connections", "accepted", "strata_connections_accepted_total", "",           \
+      "counter", "Client connections accepted")                                                    \
+    X(CONN_OPEN, "connections", "open", "strata_connections_open", "", "gauge",                    \
+      "Client connections open now")                                                               \
+    X(CONN_REJECTED, "connections", "rejected", "strata_connections_rejected_total", "",           \
+      "counter", "Client connections closed at once because max_connections was reached")         \
+    X(CACHE_HITS, "cache", "hits", "strata_cache_hits_total", "", "counter",                       \
+      "Requests answered from a fresh cache entry")                                                \
+    X(CACHE_MISSES, "cache", "misses", "strata_cache_misses_total", "", "counter",                 \
+      "Cacheable requests that went to the origin (miss, expired, revalidation)")                  \
+    X(CACHE_STALE, "cache", "stale", "strata_cache_stale_total", "", "counter",                    \
+      "Requests answered from a stale entry (stale-while-revalidate, stale-if-error)")             \
+    X(CACHE_BYPASS, "cache", "bypass", "strata_cache_bypass_total", "", "counter",                 \
+      "Requests answered without the cache (bypass routes, unsafe methods)")                       \
+    X(CACHE_COLLAPSED, "cache", "collapsed", "strata_cache_collapsed_total", "", "counter",        \
+      "Requests that waited for another request's origin fetch")                                   \
+    X(CACHE_REVALIDATED, "cache", "revalidated", "strata_cache_revalidated_total", "", "counter",  \
+      "Stored entries refreshed by a 304 from the origin")                                         \
+    X(CACHE_NOT_MODIFIED, "cache", "not_modified", "strata_cache_not_modified_total", "",          \
+      "counter", "Conditional requests answered 304 from the cache")                              \
+    X(CACHE_BYTES_SENT, "cache", "bytes_sent", "strata_cache_bytes_sent_total", "", "counter",     \
+      "Body bytes sent on cacheable routes")                                                       \
+    X(CACHE_BYTES_HIT, "cache", "bytes_hit", "strata_cache_bytes_hit_total", "", "counter",        \
+      "Body bytes sent from the cache")                                                            \
+    X(INVAL_LOCAL, "invalidations", "local", "strata_invalidations_total", "source=\"local\"",    \
+      "counter", "Invalidations applied (writes, /invalidate)")                                    \
+    X(INVAL_ENTRIES, "invalidations", "entries", "strata_invalidated_entries_total", "",          \
+      "counter", "Cache entries dropped by invalidations")                                         \
+    X(ORIGIN_REQUESTS, "origin", "requests", "strata_origin_requests_total", "", "counter",        \
+      "Requests sent to origins")                                                                  \
+    X(ORIGIN_ERRORS, "origin", "errors", "strata_origin_errors_total", "", "counter",              \
+      "Origin exchanges that failed (connect error, reset, bad response)")                         \
+    X(ORIGIN_TIMEOUTS, "origin", "timeouts", "strata_origin_timeouts_total", "", "counter",        \
+      "Origin exchanges that timed out")                                                           \
+    X(ORIGIN_RETRIES, "origin", "retries", "strata_origin_retries_total", "", "counter",           \
+      "Idempotent requests retried on a fresh connection after a pooled one was dead")             \
+    X(ORIGIN_CONNECTS, "origin", "connects", "strata_origin_connects_total", "", "counter",        \
+      "New connections opened to origins")
+
+enum st_stat_id {
+#define ST_STAT_ENUM(id, g, k, pn, pl, pt, h) ST_STAT_##id,
+    ST_STATS(ST_STAT_ENUM)
+#undef ST_STAT_ENUM
+        ST_STAT__COUNT
+};
+
+/* Per route (by stats slot) and per tier counters. */
+enum st_rstat {
+    ST_RS_REQUESTS,
+    ST_RS_HITS,
+    ST_RS_MISSES,
+    ST_RS_STALE,
+    ST_RS_COLLAPSED,
+    ST_RS_BYPASS,
+    ST_RS_BYTES,
+    ST_RS_BYTES_HIT,
+    ST_RS__COUNT
+};
+
+#define ST_MAX_ROUTE_SLOTS 256
+#define ST_MAX_TIER_SLOTS 64
+#define ST_MAX_UPSTREAM_SLOTS 64
+/* Origin latency histogram: bucket i holds latencies below st_latency_bound_us(i). */
+#define ST_LAT_BUCKETS 40
+
+struct st_stats {
+    _Alignas(64) _Atomic uint64_t v[ST_STAT__COUNT];
+    _Atomic uint64_t route[ST_MAX_ROUTE_SLOTS][ST_RS__COUNT];
+    _Atomic uint64_t tier[ST_MAX_TIER_SLOTS][ST_RS__COUNT];
+    _Atomic uint64_t latency[ST_MAX_UPSTREAM_SLOTS][ST_LAT_BUCKETS];
+};
+
+/* Add to a counter of the calling thread's own block: a plain load and store, no RMW. */
+static inline void st_stat_bump(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static inline void st_stat_add(struct st_stats *s, enum st_stat_id id, uint64_t n)
+{
+    st_stat_bump(&s->v[id], n);
+}
+
+static inline void st_stat_sub(struct st_stats *s, enum st_stat_id id, uint64_t n)
+{
+    st_stat_bump(&s->v[id], -n);
+}
+
+#define ST_STAT_INC(s, id) st_stat_add((s), ST_STAT_##id, 1)
+
+/* Upper bound (exclusive) of latency bucket i, in microseconds. */
+uint64_t st_latency_bound_us(unsigned i);
+/* Count one origin latency for an upstream slot. */
+void st_stats_latency(struct st_stats *s, unsigned upstream_slot, uint64_t us);
+/* The latency below which q (0..1) of the samples fall, from summed buckets. */
+uint64_t st_latency_quantile_us(const uint64_t buckets[ST_LAT_BUCKETS], double q);
+
+/* Count one response of this status into its class. */
+void st_stats_count_status(struct st_stats *s, int status);
+
+/* Sum n blocks into out (plain numbers). */
+void st_stats_sum(struct st_stats *const *blocks, size_t n, uint64_t out[ST_STAT__COUNT]);
+
+/* Called before each JSON group closes, to add computed members (",\"x\":1"). */
+typedef void (*st_stats_group_cb)(struct st_sb *sb, const char *group,
+                                  const uint64_t v[ST_STAT__COUNT], void *arg);
+
+/* Render summed numbers as the members of a JSON object (no braces). */
+void st_stats_render_json(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT],
+                          st_stats_group_cb extra, void *arg);
+/* Render summed numbers in Prometheus text exposition format. */
+void st_stats_render_prometheus(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT]);
+
+#endif

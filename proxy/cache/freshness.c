@@ -1,0 +1,693 @@
+/*
+ * freshness.c - RFC 9111 shared-cache rules (with RFC 5861 stale extensions
+ * and RFC 9213 CDN-Cache-Control) as pure functions.
+ *
+ * Nothing here reads a clock, allocates or logs: every time is passed in.
+ *
+ * Rules, and where the RFCs leave room, the reading we chose:
+ * - Cache-Control: directive names are case-insensitive; values are a token
+ *   or a quoted-string (both accepted for every directive, RFC 9111 5.2);
+ *   OWS is tolerated around members and around '='. The first occurrence of
+ *   a directive wins (RFC 9111 4.2.1). A delta-seconds that is empty, signed
+ *   or has non-digits is invalid: max-age and s-maxage then set *_invalid and
+ *   stay ABSENT, which makes the response stale at once; the stale extensions,
+ *   max-stale and min-fresh have no invalid flag and read as 0 instead (the
+ *   conservative value). Values saturate at 2147483648 (RFC 9111 1.2.2).
+ *   Qualified no-cache="..." / private="..." count as the unqualified form.
+ *   Unknown directives and Pragma are ignored.
+ * - CDN-Cache-Control with a non-empty value replaces both Cache-Control
+ *   and Expires (RFC 9213 2.2).
+ * - Explicit lifetime: s-maxage, else max-age, else Expires - Date. A present
+ *   but invalid one gives lifetime 0 (stale, still storable to revalidate);
+ *   a lower-priority valid one does not rescue it (RFC 9111 5.3).
+ * - Without explicit freshness the tier's ttl is the (heuristic) lifetime,
+ *   allowed only for statuses cacheable by default or with `public`
+ *   (RFC 9111 4.2.2); tier ttl 0 means no heuristic freshness at all.
+ * - 304 is never stored (it updates an entry, RFC 9111 4.3.4); 206 neither.
+ * - must-revalidate and proxy-revalidate forbid serving stale: swr and sie
+ *   become 0. s-maxage (which implies proxy-revalidate) turns the tier's
+ *   windows off but keeps the origin's own explicit stale-while-revalidate /
+ *   stale-if-error directives.
+ * - Two-digit RFC 850 years more than 50 years ahead of "now" belong to the
+ *   past century (RFC 9110 5.6.7); without a "now", 2025 is the reference.
+ *   Dates before 1970 are rejected (-1) so negative never means a date.
+ */
+#include "cache/freshness.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define DELTA_MAX 2147483648LL   /* RFC 9111 1.2.2 */
+#define REF_2025_MS 1735689600000LL /* 2025-01-01T00:00:00Z */
+
+/* ---- Cache-Control ----------------------------------------------------- */
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static bool is_tchar(char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* delta-seconds: 1*DIGIT, saturating; -1 when invalid. */
+static int64_t parse_delta(const char *p, size_t len)
+{
+    if (len == 0)
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        if (v < DELTA_MAX)
+            v = v * 10 + (p[i] - '0');
+    }
+    return v > DELTA_MAX ? DELTA_MAX : v;
+}
+
+struct directive {
+    const char *name, *val;
+    size_t nlen, vlen;
+    bool has_val;
+    bool malformed; /* junk after the value, or an unterminated quoted-string */
+};
+
+/* Skip a quoted-string starting at v[i] == '"'; returns the index after it (or len). */
+static size_t skip_quoted(const char *v, size_t len, size_t i, bool *closed)
+{
+    for (i++; i < len; i++) {
+        if (v[i] == '\\' && i + 1 < len)
+            i++;
+        else if (v[i] == '"') {
+            *closed = true;
+            return i + 1;
+        }
+    }
+    *closed = false;
+    return len;
+}
+
+/* Advance past junk up to the next comma outside quotes. */
+static size_t skip_to_comma(const char *v, size_t len, size_t i)
+{
+    bool closed;
+    while (i < len && v[i] != ',')
+        i = v[i] == '"' ? skip_quoted(v, len, i, &closed) : i + 1;
+    return i;
+}
+
+static size_t skip_ows(const char *v, size_t len, size_t i)
+{
+    while (i < len && is_ows(v[i]))
+        i++;
+    return i;
+}
+
+static size_t parse_value(const char *v, size_t len, size_t i, struct directive *d)
+{
+    d->has_val = true;
+    if (i < len && v[i] == '"') {
+        bool closed;
+        size_t end = skip_quoted(v, len, i, &closed);
+        d->val = v + i + 1;
+        d->vlen = closed ? end - i - 2 : end - i - 1;
+        d->malformed = !closed;
+        return end;
+    }
+    size_t start = i;
+    while (i < len && is_tchar(v[i]))
+        i++;
+    d->val = v + start;
+    d->vlen = i - start;
+    return i;
+}
+
+/* Parse the member starting at or after v[i]; returns the index after it, or len when done. */
+static size_t next_directive(const char *v, size_t len, size_t i, struct directive *d)
+{
+    memset(d, 0, sizeof(*d));
+    while (i < len && (is_ows(v[i]) || v[i] == ','))
+        i++;
+    size_t start = i;
+    while (i < len && is_tchar(v[i]))
+        i++;
+    d->name = v + start;
+    d->nlen = i - start;
+    i = skip_ows(v, len, i);
+    if (d->nlen > 0 && i < len && v[i] == '=')
+        i = parse_value(v, len, skip_ows(v, len, i + 1), d);
+    i = skip_ows(v, len, i);
+    if (i < len && v[i] != ',') {
+        d->malformed = true;
+        i = skip_to_comma(v, len, i);
+    }
+    return i;
+}
+
+enum dir_kind {
+    DK_MAX_AGE, DK_S_MAXAGE, DK_SWR, DK_SIE, DK_MAX_STALE, DK_MIN_FRESH,
+    DK_NO_STORE, DK_NO_CACHE, DK_PRIVATE, DK_PUBLIC, DK_MUST_REVALIDATE,
+    DK_PROXY_REVALIDATE, DK_ONLY_IF_CACHED, DK_IMMUTABLE, DK_UNKNOWN,
+};
+
+static const struct {
+    const char *name;
+    enum dir_kind kind;
+} dir_names[] = {
+    {"max-age", DK_MAX_AGE},
+    {"s-maxage", DK_S_MAXAGE},
+    {"stale-while-revalidate", DK_SWR},
+    {"stale-if-error", DK_SIE},
+    {"max-stale", DK_MAX_STALE},
+    {"min-fresh", DK_MIN_FRESH},
+    {"no-store", DK_NO_STORE},
+    {"no-cache", DK_NO_CACHE},
+    {"private", DK_PRIVATE},
+    {"public", DK_PUBLIC},
+    {"must-revalidate", DK_MUST_REVALIDATE},
+    {"proxy-revalidate", DK_PROXY_REVALIDATE},
+    {"only-if-cached", DK_ONLY_IF_CACHED},
+    {"immutable", DK_IMMUTABLE},
+};
+
+static enum dir_kind dir_kind_of(const struct directive *d)
+{
+    for (size_t i = 0; i < sizeof(dir_names) / sizeof(dir_names[0]); i++)
+        if (st_name_eq(d->name, d->nlen, dir_names[i].name))
+            return dir_names[i].kind;
+    return DK_UNKNOWN;
+}
+
+static int64_t directive_delta(const struct directive *d)
+{
+    if (!d->has_val || d->malformed)
+        return -1;
+    return parse_delta(d->val, d->vlen);
+}
+
+/* max-age / s-maxage: first occurrence wins, whether it was valid or not. */
+static void set_flagged(int64_t *slot, bool *invalid, const struct directive *d)
+{
+    if (*slot != ST_CC_ABSENT || *invalid)
+        return;
+    int64_t v = directive_delta(d);
+    if (v < 0)
+        *invalid = true;
+    else
+        *slot = v;
+}
+
+/* Directives without an invalid flag: an invalid value reads as 0. */
+static void set_plain(int64_t *slot, const struct directive *d)
+{
+    if (*slot != ST_CC_ABSENT)
+        return;
+    int64_t v = directive_delta(d);
+    *slot = v < 0 ? 0 : v;
+}
+
+static void apply_directive(struct st_cc *cc, const struct directive *d)
+{
+    switch (dir_kind_of(d)) {
+    case DK_MAX_AGE: set_flagged(&cc->max_age, &cc->max_age_invalid, d); break;
+    case DK_S_MAXAGE: set_flagged(&cc->s_maxage, &cc->s_maxage_invalid, d); break;
+    case DK_SWR: set_plain(&cc->stale_while_revalidate, d); break;
+    case DK_SIE: set_plain(&cc->stale_if_error, d); break;
+    case DK_MIN_FRESH: set_plain(&cc->min_fresh, d); break;
+    case DK_MAX_STALE:
+        if (cc->max_stale == ST_CC_ABSENT && !d->has_val && !d->malformed)
+            cc->max_stale = INT64_MAX;
+        else
+            set_plain(&cc->max_stale, d);
+        break;
+    case DK_NO_STORE: cc->no_store = true; break;
+    case DK_NO_CACHE: cc->no_cache = true; break;
+    case DK_PRIVATE: cc->private_ = true; break;
+    case DK_PUBLIC: cc->public_ = true; break;
+    case DK_MUST_REVALIDATE: cc->must_revalidate = true; break;
+    case DK_PROXY_REVALIDATE: cc->proxy_revalidate = true; break;
+    case DK_ONLY_IF_CACHED: cc->only_if_cached = true; break;
+    case DK_IMMUTABLE: cc->immutable = true; break;
+    case DK_UNKNOWN: break;
+    }
+}
+
+void st_cc_init(struct st_cc *cc)
+{
+    memset(cc, 0, sizeof(*cc));
+    cc->max_age = cc->s_maxage = ST_CC_ABSENT;
+    cc->stale_while_revalidate = cc->stale_if_error = ST_CC_ABSENT;
+    cc->max_stale = cc->min_fresh = ST_CC_ABSENT;
+}
+
+void st_cc_parse(const char *v, size_t len, struct st_cc *cc)
+{
+    struct directive d;
+    size_t i = 0;
+    cc->present = true;
+    while (i < len) {
+        i = next_directive(v, len, i, &d);
+        if (d.nlen > 0)
+            apply_directive(cc, &d);
+    }
+}
+
+void st_cc_parse_headers(const struct st_headers *h, const char *name, struct st_cc *cc)
+{
+    st_cc_init(cc);
+    for (size_t i = 0; i < h->n; i++) {
+        const struct st_hdr *e = &h->v[i];
+        if (st_name_eq(st_hdr_name(h, e), e->name_len, name))
+            st_cc_parse(st_hdr_value(h, e), e->value_len, cc);
+    }
+}
+
+/* ---- HTTP dates -------------------------------------------------------- */
+
+static const char *const wkday[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char *const weekday[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                      "Thursday", "Friday", "Saturday"};
+static const char *const month[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+/* Exactly n digits at p; -1 otherwise. */
+static int digits(const char *p, size_t n)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+static bool lit(const char *p, const char *s)
+{
+    return strncmp(p, s, strlen(s)) == 0;
+}
+
+/* Index of the name in table that p starts with (case-sensitive, as the grammar), or -1. */
+static int name_index(const char *p, size_t len, const char *const *table, int n, size_t *used)
+{
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(table[i]);
+        if (l <= len && memcmp(p, table[i], l) == 0) {
+            *used = l;
+            return i;
+        }
+    }
+    return -1;
+}
+
+static bool is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int64_t to_ms(int year, int mon, int day, int hh, int mm, int ss)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1970 || mon < 0 || day < 1 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 ||
+        ss > 60)
+        return -1;
+    if (day > mdays[mon] + (mon == 1 && is_leap(year)))
+        return -1;
+    struct tm tm = {.tm_year = year - 1900, .tm_mon = mon, .tm_mday = day,
+                    .tm_hour = hh, .tm_min = mm, .tm_sec = ss};
+    time_t t = timegm(&tm);
+    return t < 0 ? -1 : (int64_t)t * 1000;
+}
+
+/* "hh:mm:ss" at p into the three ints; false when malformed. */
+static bool parse_clock(const char *p, int *hh, int *mm, int *ss)
+{
+    if (p[2] != ':' || p[5] != ':')
+        return false;
+    *hh = digits(p, 2);
+    *mm = digits(p + 3, 2);
+    *ss = digits(p + 6, 2);
+    return *hh >= 0 && *mm >= 0 && *ss >= 0;
+}
+
+static int month_at(const char *p)
+{
+    size_t used;
+    return name_index(p, 3, month, 12, &used);
+}
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+static int64_t parse_imf(const char *p, size_t len)
+{
+    size_t used;
+    int hh, mm, ss;
+    if (len != 29 || name_index(p, 3, wkday, 7, &used) < 0 || !lit(p + 3, ", ") || p[7] != ' ' ||
+        p[11] != ' ' || p[16] != ' ' || !lit(p + 25, " GMT") || !parse_clock(p + 17, &hh, &mm, &ss))
+        return -1;
+    int mon = month_at(p + 8), day = digits(p + 5, 2), year = digits(p + 12, 4);
+    return to_ms(year, mon, day, hh, mm, ss);
+}
+
+/* "Sunday, 06-Nov-94 08:49:37 GMT" */
+static int64_t parse_rfc850(const char *p, size_t len, int64_t now_ms)
+{
+    size_t w;
+    int hh, mm, ss;
+    if (name_index(p, len, weekday, 7, &w) < 0 || len != w + 24)
+        return -1;
+    p += w;
+    if (!lit(p, ", ") || p[4] != '-' || p[8] != '-' || p[11] != ' ' || !lit(p + 20, " GMT") ||
+        !parse_clock(p + 12, &hh, &mm, &ss))
+        return -1;
+    int mon = month_at(p + 5), day = digits(p + 2, 2), yy = digits(p + 9, 2);
+    if (yy < 0)
+        return -1;
+    time_t now = (time_t)(now_ms / 1000);
+    struct tm ntm;
+    gmtime_r(&now, &ntm);
+    /* The latest year ending in yy that is at most 50 years after now. */
+    int limit = ntm.tm_year + 1900 + 50;
+    int year = limit - ((limit - yy) % 100 + 100) % 100;
+    return to_ms(year, mon, day, hh, mm, ss);
+}
+
+/* "Sun Nov  6 08:49:37 1994" */
+static int64_t parse_asctime(const char *p, size_t len)
+{
+    size_t used;
+    int hh, mm, ss;
+    if (len != 24 || name_index(p, 3, wkday, 7, &used) < 0 || p[3] != ' ' || p[7] != ' ' ||
+        p[10] != ' ' || p[19] != ' ' || !parse_clock(p + 11, &hh, &mm, &ss))
+        return -1;
+    int day = p[8] == ' ' ? digits(p + 9, 1) : digits(p + 8, 2);
+    return to_ms(digits(p + 20, 4), month_at(p + 4), day, hh, mm, ss);
+}
+
+/* An HTTP-date with "now" as the reference for two-digit years. */
+int64_t st_http_date_parse_at(const char *s, size_t len, int64_t now_ms)
+{
+    while (len > 0 && is_ows(*s))
+        s++, len--;
+    while (len > 0 && is_ows(s[len - 1]))
+        len--;
+    if (len < 24)
+        return -1;
+    if (s[3] == ',')
+        return parse_imf(s, len);
+    if (s[3] == ' ')
+        return parse_asctime(s, len);
+    return parse_rfc850(s, len, now_ms < 0 ? REF_2025_MS : now_ms);
+}
+
+int64_t st_http_date_parse(const char *s, size_t len)
+{
+    return st_http_date_parse_at(s, len, REF_2025_MS);
+}
+
+void st_http_date_format(int64_t ms, char out[30])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT", wkday[tm.tm_wday], tm.tm_mday,
+             month[tm.tm_mon], (tm.tm_year + 1900) % 10000, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* ---- storability and lifetime ------------------------------------------ */
+
+bool st_status_cacheable_by_default(int status)
+{
+    switch (status) {
+    case 200: case 203: case 204: case 300: case 301: case 308:
+    case 404: case 405: case 410: case 414: case 501:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool has_content(const struct st_headers *h, const char *name)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const struct st_hdr *e = &h->v[i];
+        if (!st_name_eq(st_hdr_name(h, e), e->name_len, name))
+            continue;
+        const char *v = st_hdr_value(h, e);
+        for (size_t j = 0; j < e->value_len; j++)
+            if (!is_ows(v[j]) && v[j] != ',')
+                return true;
+    }
+    return false;
+}
+
+/* What one response says, after CDN-Cache-Control selection. */
+struct resp_view {
+    struct st_cc cc;
+    const struct st_hdr *expires; /* NULL when absent or overridden by CDN-Cache-Control */
+    int64_t date_ms;              /* -1 when absent or invalid */
+};
+
+static void resp_view_init(struct resp_view *rv, const struct st_headers *resp, int64_t now_ms)
+{
+    const struct st_hdr *date = st_headers_get(resp, "date");
+    rv->date_ms = date ? st_http_date_parse_at(st_hdr_value(resp, date), date->value_len, now_ms)
+                       : -1;
+    if (has_content(resp, "cdn-cache-control")) {
+        st_cc_parse_headers(resp, "cdn-cache-control", &rv->cc);
+        rv->expires = NULL;
+        return;
+    }
+    st_cc_parse_headers(resp, "cache-control", &rv->cc);
+    rv->expires = st_headers_get(resp, "expires");
+}
+
+static bool has_explicit(const struct resp_view *rv)
+{
+    const struct st_cc *c = &rv->cc;
+    return c->s_maxage != ST_CC_ABSENT || c->s_maxage_invalid || c->max_age != ST_CC_ABSENT ||
+           c->max_age_invalid || rv->expires != NULL;
+}
+
+/* RFC 9111 4.2.1, shared cache; call only when has_explicit(). */
+static int64_t explicit_lifetime(const struct resp_view *rv, const struct st_headers *resp,
+                                 int64_t response_ms)
+{
+    const struct st_cc *c = &rv->cc;
+    if (c->s_maxage != ST_CC_ABSENT || c->s_maxage_invalid)
+        return c->s_maxage_invalid ? 0 : c->s_maxage * 1000;
+    if (c->max_age != ST_CC_ABSENT || c->max_age_invalid)
+        return c->max_age_invalid ? 0 : c->max_age * 1000;
+    int64_t exp = st_http_date_parse_at(st_hdr_value(resp, rv->expires), rv->expires->value_len,
+                                        response_ms);
+    if (exp < 0)
+        return 0;
+    int64_t date = rv->date_ms >= 0 ? rv->date_ms : response_ms;
+    return exp > date ? exp - date : 0;
+}
+
+static int64_t clamp_u64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+/* Why a response may not be stored, or NULL (RFC 9111 3, 3.5; RFC 9110 12.5.5). */
+static const char *refuse_reason(int status, const struct st_headers *req,
+                                 const struct st_headers *resp, const struct resp_view *rv,
+                                 const struct st_store_policy *pol)
+{
+    const struct st_cc *c = &rv->cc;
+    struct st_cc rc;
+    if (status < 200 || status > 599)
+        return "status is not final";
+    if (status == 206)
+        return "partial content is not cached";
+    if (status == 304)
+        return "304 updates an entry, it is not one";
+    if (c->no_store)
+        return "response no-store";
+    if (c->private_)
+        return "response private";
+    st_cc_parse_headers(req, "cache-control", &rc);
+    if (rc.no_store)
+        return "request no-store";
+    if (st_headers_get(req, "authorization") && !pol->allow_authorized && !c->public_ &&
+        c->s_maxage == ST_CC_ABSENT && !c->must_revalidate)
+        return "request has Authorization";
+    if (st_headers_get(resp, "set-cookie") && !pol->allow_set_cookie)
+        return "response has Set-Cookie";
+    if (st_headers_has_token(resp, "vary", "*"))
+        return "Vary: *";
+    if (!has_explicit(rv) && !st_status_cacheable_by_default(status) && !c->public_)
+        return "status not cacheable without explicit freshness";
+    if (!has_explicit(rv) && pol->tier_ttl_ms == 0)
+        return "no explicit freshness and tier ttl is 0";
+    return NULL;
+}
+
+/* RFC 9111 4.2.3: the age the response already had when it arrived. */
+static int64_t initial_age(const struct st_headers *resp, int64_t date_ms, int64_t request_ms,
+                           int64_t response_ms)
+{
+    int64_t age_value = 0;
+    const struct st_hdr *age = st_headers_get(resp, "age");
+    if (age) {
+        const char *v = st_hdr_value(resp, age);
+        size_t n = 0;
+        while (n < age->value_len && v[n] != ',')
+            n++;
+        while (n > 0 && is_ows(v[n - 1]))
+            n--;
+        size_t s = skip_ows(v, n, 0);
+        int64_t a = parse_delta(v + s, n - s);
+        age_value = a < 0 ? 0 : a * 1000;
+    }
+    int64_t apparent = date_ms >= 0 && response_ms > date_ms ? response_ms - date_ms : 0;
+    int64_t delay = response_ms > request_ms ? response_ms - request_ms : 0;
+    int64_t corrected = age_value + delay;
+    return apparent > corrected ? apparent : corrected;
+}
+
+static void stale_windows(const struct st_cc *c, const struct st_store_policy *pol,
+                          struct st_freshness *out)
+{
+    out->no_stale = c->must_revalidate || c->proxy_revalidate;
+    if (out->no_stale) {
+        out->swr_ms = out->sie_ms = 0;
+        return;
+    }
+    if (c->s_maxage != ST_CC_ABSENT || c->s_maxage_invalid) {
+        /*
+         * s-maxage implies proxy-revalidate (RFC 9111 5.2.2.10), so the tier's
+         * stale windows do not apply; an origin that also sends its own
+         * stale-while-revalidate / stale-if-error (RFC 5861, the common
+         * "s-maxage=60, stale-while-revalidate=30") has said explicitly that
+         * it allows them.
+         */
+        out->swr_ms = c->stale_while_revalidate != ST_CC_ABSENT ? c->stale_while_revalidate * 1000 : 0;
+        out->sie_ms = c->stale_if_error != ST_CC_ABSENT ? c->stale_if_error * 1000 : 0;
+        out->no_stale = out->swr_ms == 0 && out->sie_ms == 0;
+        return;
+    }
+    out->swr_ms = c->stale_while_revalidate != ST_CC_ABSENT ? c->stale_while_revalidate * 1000
+                                                            : clamp_u64(pol->tier_swr_ms);
+    out->sie_ms = c->stale_if_error != ST_CC_ABSENT ? c->stale_if_error * 1000
+                                                    : clamp_u64(pol->tier_sie_ms);
+}
+
+void st_freshness_evaluate(int status, const struct st_headers *req,
+                           const struct st_headers *resp, int64_t request_ms,
+                           int64_t response_ms, const struct st_store_policy *pol,
+                           struct st_freshness *out)
+{
+    struct resp_view rv;
+    memset(out, 0, sizeof(*out));
+    resp_view_init(&rv, resp, response_ms);
+    out->why_not = refuse_reason(status, req, resp, &rv, pol);
+    out->storable = out->why_not == NULL;
+    if (!out->storable)
+        return;
+    if (pol->ttl_from_tier || !has_explicit(&rv))
+        out->lifetime_ms = clamp_u64(pol->tier_ttl_ms);
+    else
+        out->lifetime_ms = explicit_lifetime(&rv, resp, response_ms);
+    out->initial_age_ms = initial_age(resp, rv.date_ms, request_ms, response_ms);
+    stale_windows(&rv.cc, pol, out);
+    out->always_revalidate = rv.cc.no_cache;
+}
+
+/* ---- request directives ------------------------------------------------ */
+
+enum st_req_verdict st_request_allows(const struct st_cc *req, int64_t age_ms,
+                                      int64_t lifetime_ms, bool no_stale)
+{
+    if (req->no_cache || req->max_age_invalid)
+        return ST_REQ_REVALIDATE;
+    if (req->max_age != ST_CC_ABSENT && age_ms > req->max_age * 1000)
+        return ST_REQ_REVALIDATE;
+    if (req->min_fresh != ST_CC_ABSENT && lifetime_ms - age_ms < req->min_fresh * 1000)
+        return ST_REQ_REVALIDATE;
+    if (lifetime_ms > age_ms)
+        return ST_REQ_USE;
+    if (no_stale || req->max_stale == ST_CC_ABSENT)
+        return ST_REQ_REVALIDATE;
+    if (req->max_stale == INT64_MAX || age_ms - lifetime_ms <= req->max_stale * 1000)
+        return ST_REQ_USE;
+    return ST_REQ_REVALIDATE;
+}
+
+/* ---- conditional requests ---------------------------------------------- */
+
+/* The opaque-tag of an entity-tag (quotes included, W/ dropped), or len 0 if malformed. */
+static size_t opaque_tag(const char *p, size_t len, const char **out)
+{
+    if (len >= 2 && p[0] == 'W' && p[1] == '/')
+        p += 2, len -= 2;
+    *out = p;
+    if (len < 2 || p[0] != '"')
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if (p[i] == '"')
+            return i + 1;
+    return 0;
+}
+
+bool st_if_none_match(const char *list, size_t len, const char *etag, size_t etag_len)
+{
+    const char *want = NULL;
+    size_t want_len = etag ? opaque_tag(etag, etag_len, &want) : 0;
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (is_ows(list[i]) || list[i] == ','))
+            i++;
+        if (i >= len)
+            break;
+        const char *tag;
+        size_t tl = opaque_tag(list + i, len - i, &tag);
+        size_t end = tl ? (size_t)(tag - list) + tl : i + (list[i] == '*');
+        size_t after = skip_ows(list, len, end);
+        bool clean = end > i && (after == len || list[after] == ',');
+        if (clean && tl == 0)
+            return true; /* "*" */
+        if (clean && want_len && tl == want_len && memcmp(tag, want, tl) == 0)
+            return true;
+        i = clean ? after : skip_to_comma(list, len, i);
+    }
+    return false;
+}
+
+static bool inm_matches(const struct st_headers *req, const char *etag, size_t etag_len)
+{
+    for (size_t i = 0; i < req->n; i++) {
+        const struct st_hdr *e = &req->v[i];
+        if (st_name_eq(st_hdr_name(req, e), e->name_len, "if-none-match") &&
+            st_if_none_match(st_hdr_value(req, e), e->value_len, etag, etag_len))
+            return true;
+    }
+    return false;
+}
+
+static size_t count_headers(const struct st_headers *h, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->n; i++)
+        n += st_name_eq(st_hdr_name(h, &h->v[i]), h->v[i].name_len, name);
+    return n;
+}
+
+bool st_conditional_not_modified(const struct st_headers *req, const char *etag, size_t etag_len,
+                                 int64_t last_modified_ms)
+{
+    if (st_headers_get(req, "if-none-match"))
+        return etag != NULL && etag_len > 0 && inm_matches(req, etag, etag_len);
+    /* RFC 9110 13.1.3: ignore an If-Modified-Since with more than one member. */
+    if (count_headers(req, "if-modified-since") != 1 || last_modified_ms < 0)
+        return false;
+    const struct st_hdr *e = st_headers_get(req, "if-modified-since");
+    int64_t ims = st_http_date_parse(st_hdr_value(req, e), e->value_len);
+    return ims >= 0 && last_modified_ms <= ims;
+}

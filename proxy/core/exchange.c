@@ -1,0 +1,798 @@
+/*
+ * exchange.c - one request's life: route, strategy, origin relay, response.
+ *
+ * States (x->phase):
+ *   ROUTED     strategy running; nothing sent to the client yet
+ *   FORWARDING request going to the origin (x->up set)
+ *   RESPONDING response head sent; body streaming from the origin
+ *   DONE       response complete or failed; the exchange frees itself
+ *
+ * Invariants: at most one of (response head sent by us, error response)
+ * happens; x->conn is NULL once the client is gone, and nothing is written
+ * after that; x->up is NULL once the origin side ended or was aborted.
+ * Request body pieces that arrive before the origin connection exists are
+ * kept (by reference) in x->body_q and sent once it does.
+ */
+#include "core/exchange.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "cache/store.h"
+#include "http/conn.h"
+#include "cache/freshness.h"
+#include "base/log.h"
+#include "core/router.h"
+#include "core/strategy.h"
+#include "origin/upstream.h"
+#include "core/worker.h"
+
+#define UPLOAD_HIGH_WATER (1024 * 1024)
+
+enum phase { PH_ROUTED, PH_FORWARDING, PH_RESPONDING, PH_DONE };
+
+struct st_exchange {
+    struct st_conn *conn; /* NULL once the client is gone */
+    struct st_worker *w;
+    struct st_gen *gen; /* reference held */
+    const struct st_route_cfg *route;
+    struct st_request_head req;
+    const char *host; /* Host header value (into req.headers), or NULL: found once */
+    size_t host_len;
+    char client_ip[64];
+    char id[129];
+    char traceparent[56];
+    bool has_body, chunked, head_request, client_keep_alive;
+    uint64_t content_length;
+    bool request_ended;
+    bool upload_paused;
+    enum phase phase;
+    int attempts;
+    struct st_upconn *up;
+    struct st_wreq **body_q; /* pieces waiting for the origin connection */
+    size_t n_body_q, cap_body_q;
+    /* strategy */
+    const struct st_fetch_hooks *hooks;
+    void *hook_arg;
+    bool has_rv;
+    struct st_revalidate rv;
+    bool absorb;     /* the origin's answer is not relayed */
+    bool background; /* no client: a refresh */
+    bool parked;
+    int depth;        /* inside a strategy hook: finish() defers the free */
+    bool free_pending;
+    struct st_headers own_headers; /* a background copy's request headers */
+    char *own_target;
+    /* response */
+    const char *cache_status;
+    char cache_status_buf[192];
+    int status;
+    enum st_framing framing;
+    bool keep_alive;
+    bool from_cache;
+    struct st_wreq *out; /* batch toward the client */
+    uint64_t bytes_out;
+    uint64_t body_bytes;
+    uint64_t start_ns;
+    uint64_t origin_start_ns;
+};
+
+static const struct st_upconn_cbs up_cbs;
+
+static void free_exchange(struct st_exchange *x)
+{
+    for (size_t i = 0; i < x->n_body_q; i++)
+        st_wreq_free(x->body_q[i]);
+    free(x->body_q);
+    st_wreq_free(x->out);
+    st_headers_finish(&x->own_headers);
+    free(x->own_target);
+    st_gen_unref(x->gen);
+    free(x);
+}
+
+static void count_route(struct st_exchange *x)
+{
+    if (!x->route)
+        return;
+    struct st_stats *st = &x->w->stats;
+    st_stat_bump(&st->route[x->route->stats_slot][ST_RS_BYTES], x->body_bytes);
+    if (x->route->strategy == ST_STRATEGY_BYPASS)
+        return;
+    st_stat_add(st, ST_STAT_CACHE_BYTES_SENT, x->body_bytes);
+    if (x->from_cache) {
+        st_stat_bump(&st->route[x->route->stats_slot][ST_RS_BYTES_HIT], x->body_bytes);
+        st_stat_add(st, ST_STAT_CACHE_BYTES_HIT, x->body_bytes);
+    }
+}
+
+/* The exchange is over: tell the connection, the hooks, and free (now or after the hook). */
+static void finish(struct st_exchange *x)
+{
+    if (x->phase == PH_DONE)
+        return;
+    if (x->conn && x->gen->cfg->log_access) {
+        double ms = (double)(uv_hrtime() - x->start_ns) / 1e6;
+        st_log_access(x->id, x->client_ip, x->req.method, x->req.target, x->status,
+                      (unsigned long long)x->bytes_out, ms,
+                      x->cache_status ? x->cache_status : "");
+    }
+    x->phase = PH_DONE;
+    count_route(x);
+    if (x->conn)
+        st_conn_exchange_done(x->conn, x->keep_alive);
+    x->conn = NULL;
+    if (x->hooks && x->hooks->on_done) {
+        x->depth++;
+        x->hooks->on_done(x);
+        x->depth--;
+    }
+    if (x->depth > 0) {
+        x->free_pending = true;
+        return;
+    }
+    free_exchange(x);
+}
+
+/* Run after a strategy hook returns: the exchange may have finished inside it. */
+static bool hook_return(struct st_exchange *x)
+{
+    x->depth--;
+    if (x->depth == 0 && x->free_pending) {
+        free_exchange(x);
+        return false;
+    }
+    return x->phase != PH_DONE;
+}
+
+static void release_entry(void *e)
+{
+    st_cache_entry_unref(e);
+}
+
+/*
+ * Hand what is gathered in x->out to the client: written at once when the
+ * socket takes it all, else queued. `pin` is a cache entry the pieces point
+ * into that may only have been peeked at (no reference): it gets one only
+ * when the write has to wait.
+ */
+static void send_out(struct st_exchange *x, struct st_cache_entry *pin)
+{
+    if (!x->out)
+        return;
+    struct st_wreq *w = x->out;
+    x->out = NULL;
+    x->bytes_out += w->bytes;
+    if (!x->conn) {
+        st_wreq_free(w);
+        return;
+    }
+    if (st_conn_try_send(x->conn, w))
+        return;
+    if (pin)
+        st_wreq_hold(w, st_cache_entry_ref(pin), release_entry);
+    st_conn_send(x->conn, w);
+}
+
+static void flush_out(struct st_exchange *x)
+{
+    send_out(x, NULL);
+}
+
+static struct st_wreq *out_room(struct st_exchange *x, unsigned nbufs, size_t small)
+{
+    if (x->out && !st_wreq_fits(x->out, nbufs, small))
+        flush_out(x);
+    if (!x->out)
+        x->out = st_wreq_new();
+    return x->out;
+}
+
+static void respond_error(struct st_exchange *x, int status)
+{
+    if (x->up) {
+        st_upconn_abort(x->up);
+        x->up = NULL;
+    }
+    if (x->phase == PH_DONE)
+        return;
+    if (x->phase == PH_RESPONDING && !x->absorb) {
+        /* The head is out: the only honest signal left is closing. */
+        if (x->conn)
+            st_conn_abort(x->conn);
+        x->conn = NULL;
+        finish(x);
+        return;
+    }
+    if (!x->conn) {
+        x->status = status;
+        finish(x);
+        return;
+    }
+    struct st_sb sb;
+    st_sb_init(&sb, 512);
+    bool keep_alive = x->client_keep_alive && !x->w->draining;
+    st_http_build_error(&sb, status, x->id, keep_alive, x->head_request);
+    size_t len;
+    char *p = st_sb_take(&sb, &len);
+    st_wreq_add_owned(out_room(x, 1, 0), p, len);
+    x->status = status;
+    x->keep_alive = keep_alive;
+    st_stats_count_status(&x->w->stats, status);
+    flush_out(x);
+    finish(x);
+}
+
+void st_exchange_respond_error(struct st_exchange *x, int status)
+{
+    respond_error(x, status);
+}
+
+static unsigned method_bit(const char *m)
+{
+    return st_method_bit_from_name(m, strlen(m));
+}
+
+/* Routing and the cache key both need the Host header: look it up once. */
+static void find_host(struct st_exchange *x)
+{
+    const struct st_hdr *h = st_headers_get(x->req.headers, "host");
+    x->host = h ? st_hdr_value(x->req.headers, h) : NULL;
+    x->host_len = h ? h->value_len : 0;
+}
+
+static void route_and_run(struct st_exchange *x)
+{
+    x->route = st_router_match(x->gen->cfg, x->host, x->host_len, method_bit(x->req.method),
+                               x->req.target, x->req.target_len);
+    if (!x->route) {
+        respond_error(x, 404);
+        return;
+    }
+    st_stat_bump(&x->w->stats.route[x->route->stats_slot][ST_RS_REQUESTS], 1);
+    const struct st_strategy *s = st_strategy_get(x->route->strategy);
+    if (!s) {
+        /* Config validation keeps this from happening; fail the one exchange. */
+        st_log(ST_LOG_ERROR, "exchange", x->id, "route %s: strategy not available",
+               x->route->match);
+        respond_error(x, 501);
+        return;
+    }
+    s->on_request(x);
+}
+
+static void copy_bounded(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* "<hex length>\r\n" of a chunk; out holds at least 18 bytes. */
+static size_t chunk_line(char *out, size_t len)
+{
+    size_t k = st_fmt_hex(out, len);
+    out[k++] = '\r';
+    out[k++] = '\n';
+    return k;
+}
+
+struct st_exchange *st_exchange_create(const struct st_exchange_init *in)
+{
+    struct st_exchange *x = st_xcalloc(1, sizeof(*x));
+    x->conn = in->conn;
+    x->w = in->w;
+    x->gen = st_gen_ref(in->gen);
+    x->req = in->req;
+    copy_bounded(x->client_ip, sizeof(x->client_ip), in->client_ip);
+    copy_bounded(x->id, sizeof(x->id), in->request_id);
+    x->has_body = in->has_body;
+    x->chunked = in->chunked;
+    x->content_length = in->content_length;
+    x->client_keep_alive = in->client_keep_alive;
+    x->head_request = in->head_request;
+    x->attempts = 0;
+    x->start_ns = uv_hrtime();
+    find_host(x);
+    ST_STAT_INC(&x->w->stats, REQUESTS);
+    return x;
+}
+
+void st_exchange_run(struct st_exchange *x)
+{
+    route_and_run(x);
+}
+
+static bool idempotent(const char *m)
+{
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD") || !strcmp(m, "OPTIONS") ||
+           !strcmp(m, "PUT") || !strcmp(m, "DELETE") || !strcmp(m, "TRACE");
+}
+
+/* The client's traceparent if valid, else a new trace: only needed toward the origin. */
+static void pick_traceparent(struct st_exchange *x)
+{
+    if (x->traceparent[0])
+        return;
+    const struct st_hdr *e = st_headers_get(x->req.headers, "traceparent");
+    if (e && st_traceparent_valid(st_hdr_value(x->req.headers, e), e->value_len))
+        memcpy(x->traceparent, st_hdr_value(x->req.headers, e), e->value_len + 1);
+    else
+        st_traceparent_new(x->w->rand, x->traceparent);
+}
+
+static void send_head(struct st_exchange *x)
+{
+    pick_traceparent(x);
+    struct st_sb sb;
+    st_sb_init(&sb, 1024);
+    struct st_forward_info fw = {
+        .client_ip = x->client_ip,
+        .request_id = x->id,
+        .traceparent = x->traceparent,
+        .has_body = x->has_body,
+        .chunked = x->chunked,
+        .content_length = x->content_length,
+    };
+    char ims[30];
+    if (x->has_rv) {
+        fw.replace_conditionals = true;
+        fw.if_none_match = x->rv.etag;
+        fw.if_none_match_len = x->rv.etag_len;
+        if (x->rv.last_modified_ms >= 0) {
+            st_http_date_format(x->rv.last_modified_ms, ims);
+            fw.if_modified_since = ims;
+        }
+    }
+    st_http_build_request(&sb, &x->req, &fw);
+    size_t len;
+    char *p = st_sb_take(&sb, &len);
+    struct st_wreq *w = st_wreq_new();
+    st_wreq_add_owned(w, p, len);
+    st_upconn_write(x->up, w);
+}
+
+static void upload_end(struct st_exchange *x)
+{
+    if (x->chunked) {
+        struct st_wreq *w = st_wreq_new();
+        st_wreq_add_static(w, "0\r\n\r\n", 5);
+        st_upconn_write(x->up, w);
+    }
+    st_upconn_request_done(x->up);
+}
+
+static void start_origin(struct st_exchange *x, bool fresh)
+{
+    struct st_pool *pool = x->gen->pools[x->route->upstream];
+    x->attempts++;
+    x->phase = PH_FORWARDING;
+    x->origin_start_ns = uv_hrtime();
+    x->up = st_upconn_acquire(pool, &up_cbs, x, fresh, x->id);
+    if (x->head_request)
+        st_upconn_expect_no_body(x->up);
+    send_head(x);
+    for (size_t i = 0; i < x->n_body_q; i++)
+        st_upconn_write(x->up, x->body_q[i]);
+    x->n_body_q = 0;
+    if (x->request_ended || !x->has_body)
+        upload_end(x);
+}
+
+void st_exchange_forward(struct st_exchange *x)
+{
+    start_origin(x, false);
+}
+
+void st_exchange_fetch(struct st_exchange *x, const struct st_fetch_hooks *hooks, void *arg,
+                       const struct st_revalidate *rv)
+{
+    x->hooks = hooks;
+    x->hook_arg = arg;
+    x->has_rv = rv != NULL;
+    if (rv)
+        x->rv = *rv;
+    start_origin(x, false);
+}
+
+void *st_exchange_hook_arg(const struct st_exchange *x)
+{
+    return x->hook_arg;
+}
+
+void st_exchange_resume(struct st_exchange *x, int flight_result, int status)
+{
+    const struct st_strategy *s = st_strategy_get(x->route->strategy);
+    x->parked = true;
+    if (s && s->on_resume)
+        s->on_resume(x, flight_result, status);
+    else
+        respond_error(x, 502);
+}
+
+static struct st_wreq *body_piece(struct st_exchange *x, struct st_rbuf *b, const char *p,
+                                  size_t len)
+{
+    struct st_wreq *w = st_wreq_new();
+    if (x->chunked) {
+        char line[24];
+        st_wreq_add_copy(w, line, chunk_line(line, len));
+    }
+    st_wreq_add_slice(w, b, p, len);
+    if (x->chunked)
+        st_wreq_add_static(w, "\r\n", 2);
+    return w;
+}
+
+void st_exchange_request_body(struct st_exchange *x, struct st_rbuf *b, const char *p, size_t len)
+{
+    if (x->phase == PH_DONE || len == 0)
+        return;
+    struct st_wreq *w = body_piece(x, b, p, len);
+    if (!x->up) {
+        if (x->phase != PH_ROUTED) {
+            st_wreq_free(w); /* the origin side already ended: nobody wants it */
+            return;
+        }
+        if (x->n_body_q == x->cap_body_q) {
+            x->cap_body_q = x->cap_body_q ? x->cap_body_q * 2 : 8;
+            x->body_q = st_xrealloc(x->body_q, x->cap_body_q * sizeof(*x->body_q));
+        }
+        x->body_q[x->n_body_q++] = w;
+        return;
+    }
+    st_upconn_write(x->up, w);
+    if (!x->upload_paused && st_upconn_pending(x->up) > UPLOAD_HIGH_WATER && x->conn) {
+        x->upload_paused = true;
+        st_conn_pause_reading(x->conn);
+    }
+}
+
+void st_exchange_request_end(struct st_exchange *x)
+{
+    x->request_ended = true;
+    if (x->up && x->has_body)
+        upload_end(x);
+}
+
+void st_exchange_client_drained(struct st_exchange *x)
+{
+    if (x->up)
+        st_upconn_resume(x->up);
+}
+
+bool st_exchange_client_gone(struct st_exchange *x)
+{
+    bool started = x->phase == PH_RESPONDING;
+    x->conn = NULL;
+    if (x->up) {
+        st_upconn_abort(x->up);
+        x->up = NULL;
+    }
+    finish(x);
+    return started;
+}
+
+void st_exchange_set_cache_status(struct st_exchange *x, const char *value)
+{
+    x->cache_status = value;
+}
+
+void st_exchange_count_bypass(struct st_exchange *x)
+{
+    ST_STAT_INC(&x->w->stats, CACHE_BYPASS);
+}
+
+const struct st_request_head *st_exchange_request(const struct st_exchange *x)
+{
+    return &x->req;
+}
+
+const struct st_route_cfg *st_exchange_route(const struct st_exchange *x)
+{
+    return x->route;
+}
+
+/* --- origin side callbacks --- */
+
+static bool status_has_body(int status)
+{
+    return !(status == 204 || status == 304 || status < 200);
+}
+
+static void on_up_head(void *user, const struct st_upstream_head *h)
+{
+    struct st_exchange *x = user;
+    st_stats_latency(&x->w->stats, x->gen->cfg->upstreams[x->route->upstream].stats_slot,
+                     (uv_hrtime() - x->origin_start_ns) / 1000);
+    if (x->hooks && x->hooks->on_head) {
+        x->depth++;
+        bool relay = x->hooks->on_head(x, h);
+        if (!hook_return(x))
+            return;
+        if (!relay || x->background) {
+            x->absorb = true;
+            x->phase = PH_RESPONDING;
+            x->status = h->status;
+            return;
+        }
+    }
+    struct st_response_info ri = {
+        .status = h->status,
+        .reason = h->reason,
+        .reason_len = h->reason_len,
+        .request_id = x->id,
+        .cache_status = x->cache_status,
+    };
+    if (x->head_request || !status_has_body(h->status)) {
+        ri.framing = ST_FRAME_NONE;
+        ri.send_length_on_none = x->head_request && h->has_length;
+        ri.content_length = h->content_length;
+    } else if (h->has_length) {
+        ri.framing = ST_FRAME_LENGTH;
+        ri.content_length = h->content_length;
+    } else if (x->req.http_minor >= 1) {
+        ri.framing = ST_FRAME_CHUNKED;
+    } else {
+        ri.framing = ST_FRAME_CLOSE;
+    }
+    ri.keep_alive = x->client_keep_alive && ri.framing != ST_FRAME_CLOSE && !x->w->draining;
+    x->framing = ri.framing;
+    x->keep_alive = ri.keep_alive;
+    x->status = h->status;
+    x->phase = PH_RESPONDING;
+    st_stats_count_status(&x->w->stats, h->status);
+
+    struct st_sb sb;
+    st_sb_init(&sb, 1024);
+    st_http_build_response(&sb, &ri, h->headers);
+    size_t len;
+    char *p = st_sb_take(&sb, &len);
+    st_wreq_add_owned(out_room(x, 1, 0), p, len);
+}
+
+static void on_up_body(void *user, struct st_rbuf *b, const char *p, size_t len)
+{
+    struct st_exchange *x = user;
+    if (x->hooks && x->hooks->on_body)
+        x->hooks->on_body(x, p, len);
+    if (x->absorb || x->framing == ST_FRAME_NONE)
+        return;
+    x->body_bytes += len;
+    if (x->framing != ST_FRAME_CHUNKED) {
+        st_wreq_add_slice(out_room(x, 1, 0), b, p, len);
+        return;
+    }
+    char line[24];
+    size_t n = chunk_line(line, len);
+    struct st_wreq *w = out_room(x, 3, n);
+    st_wreq_add_copy(w, line, n);
+    st_wreq_add_slice(w, b, p, len);
+    st_wreq_add_static(w, "\r\n", 2);
+}
+
+static void on_up_flush(void *user)
+{
+    struct st_exchange *x = user;
+    flush_out(x);
+    if (x->conn && x->up && st_conn_write_queue(x->conn) > ST_CONN_HIGH_WATER)
+        st_upconn_pause(x->up);
+}
+
+static void on_up_end(void *user)
+{
+    struct st_exchange *x = user;
+    x->up = NULL;
+    if (x->hooks && x->hooks->on_end) {
+        x->depth++;
+        x->hooks->on_end(x);
+        if (!hook_return(x))
+            return;
+    }
+    if (x->absorb) {
+        if (x->background) {
+            finish(x);
+            return;
+        }
+        /* The strategy kept the answer and did not respond: nothing usable came. */
+        st_log(ST_LOG_ERROR, "exchange", x->id, "absorbed origin answer left unanswered");
+        x->phase = PH_FORWARDING;
+        respond_error(x, 502);
+        return;
+    }
+    if (x->framing == ST_FRAME_CHUNKED)
+        st_wreq_add_static(out_room(x, 1, 0), "0\r\n\r\n", 5);
+    flush_out(x);
+    finish(x);
+}
+
+static void on_up_error(void *user, int err, bool retryable)
+{
+    struct st_exchange *x = user;
+    x->up = NULL;
+    if (retryable && x->phase == PH_FORWARDING && x->attempts == 1 && !x->has_body &&
+        idempotent(x->req.method)) {
+        ST_STAT_INC(&x->w->stats, ORIGIN_RETRIES);
+        start_origin(x, true);
+        return;
+    }
+    if (retryable && err != -ETIMEDOUT)
+        ST_STAT_INC(&x->w->stats, ORIGIN_ERRORS);
+    if (x->hooks && x->hooks->on_error && (x->phase == PH_FORWARDING || x->absorb)) {
+        x->depth++;
+        bool answered = x->hooks->on_error(x, err);
+        if (!hook_return(x) || answered)
+            return;
+    }
+    if (x->absorb)
+        x->phase = PH_FORWARDING; /* nothing was relayed: an error response is still possible */
+    respond_error(x, st_http_status_for_error(err));
+}
+
+static void on_up_drain(void *user)
+{
+    struct st_exchange *x = user;
+    if (x->upload_paused && x->conn) {
+        x->upload_paused = false;
+        st_conn_resume_reading(x->conn);
+    }
+}
+
+/* --- answers from the cache --- */
+
+/* The headers of a 304 (RFC 9110 15.4.5): those a 200 would carry that describe it. */
+static void add_not_modified_head(struct st_sb *sb, const struct st_cache_entry *e)
+{
+    static const char *const keep[] = {"etag", "cache-control", "expires", "vary", "date",
+                                       "content-location", "last-modified", NULL};
+    struct st_headers h;
+    st_headers_init(&h);
+    st_headers_parse_head(&h, st_cache_entry_head(e), e->head_len);
+    st_sb_adds(sb, "HTTP/1.1 304 Not Modified\r\n");
+    for (size_t i = 0; i < h.n; i++) {
+        const struct st_hdr *f = &h.v[i];
+        for (int k = 0; keep[k]; k++) {
+            if (!st_name_eq(st_hdr_name(&h, f), f->name_len, keep[k]))
+                continue;
+            st_sb_add(sb, st_hdr_name(&h, f), f->name_len);
+            st_sb_add(sb, ": ", 2);
+            st_sb_add(sb, st_hdr_value(&h, f), f->value_len);
+            st_sb_add(sb, "\r\n", 2);
+        }
+    }
+    st_headers_finish(&h);
+}
+
+void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, int64_t age_s,
+                             bool not_modified)
+{
+    if (x->up) {
+        st_upconn_abort(x->up);
+        x->up = NULL;
+    }
+    if (!x->conn) {
+        finish(x);
+        return;
+    }
+    x->status = not_modified ? 304 : e->status;
+    x->keep_alive = x->client_keep_alive && !x->w->draining;
+    x->from_cache = true;
+    x->phase = PH_RESPONDING;
+    struct st_wreq *w = out_room(x, 4, 0);
+    char tail[ST_WREQ_SMALL];
+    struct st_fbuf f = {tail, 0, sizeof(tail)};
+    if (not_modified) {
+        struct st_sb sb;
+        st_sb_init(&sb, 256);
+        add_not_modified_head(&sb, e);
+        size_t len;
+        char *p = st_sb_take(&sb, &len);
+        st_wreq_add_owned(w, p, len);
+    } else {
+        st_wreq_add_static(w, st_cache_entry_head(e), e->head_len);
+        st_fbuf_adds(&f, "Content-Length: ");
+        st_fbuf_i64(&f, (int64_t)e->body_len);
+        st_fbuf_add(&f, "\r\n", 2);
+        if (!x->head_request && e->status != 204 && e->status != 304)
+            x->body_bytes = e->body_len;
+    }
+    st_fbuf_adds(&f, "Age: ");
+    st_fbuf_i64(&f, age_s);
+    st_fbuf_adds(&f, "\r\nCache-Status: ");
+    st_fbuf_adds(&f, x->cache_status);
+    st_fbuf_adds(&f, "\r\nX-Request-Id: ");
+    st_fbuf_adds(&f, x->id);
+    st_fbuf_adds(&f, x->keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"
+                                   : "\r\nConnection: close\r\n\r\n");
+    ST_CHECK(f.len <= f.cap); /* id <= 128 and cache status < 192 bytes always fit */
+    st_wreq_add_copy(w, tail, f.len);
+    if (x->body_bytes)
+        st_wreq_add_static(w, e->body, e->body_len);
+    st_stats_count_status(&x->w->stats, x->status);
+    send_out(x, not_modified ? NULL : e);
+    finish(x);
+}
+
+struct st_exchange *st_exchange_spawn_background(struct st_exchange *x)
+{
+    if (strcmp(x->req.method, "GET") != 0)
+        return NULL;
+    struct st_exchange *b = st_xcalloc(1, sizeof(*b));
+    b->w = x->w;
+    b->gen = st_gen_ref(x->gen);
+    b->route = x->route;
+    st_headers_init(&b->own_headers);
+    st_headers_copy(&b->own_headers, x->req.headers);
+    b->own_target = st_xstrndup(x->req.target, x->req.target_len);
+    b->req = x->req;
+    b->req.headers = &b->own_headers;
+    b->req.target = b->own_target;
+    find_host(b);
+    memcpy(b->client_ip, x->client_ip, sizeof(b->client_ip));
+    st_request_id_new(x->w->rand, b->id);
+    pick_traceparent(x);
+    memcpy(b->traceparent, x->traceparent, sizeof(b->traceparent));
+    b->background = true;
+    b->start_ns = uv_hrtime();
+    return b;
+}
+
+bool st_exchange_is_background(const struct st_exchange *x)
+{
+    return x->background;
+}
+
+bool st_exchange_was_parked(const struct st_exchange *x)
+{
+    return x->parked;
+}
+
+void st_exchange_park(struct st_exchange *x, const struct st_fetch_hooks *hooks, void *arg)
+{
+    x->hooks = hooks;
+    x->hook_arg = arg;
+}
+
+void st_exchange_unpark(struct st_exchange *x)
+{
+    x->hooks = NULL;
+}
+
+char *st_exchange_cache_status_buf(struct st_exchange *x, size_t *cap)
+{
+    *cap = sizeof(x->cache_status_buf);
+    return x->cache_status_buf;
+}
+
+struct st_worker *st_exchange_worker(const struct st_exchange *x)
+{
+    return x->w;
+}
+
+const struct st_config *st_exchange_config(const struct st_exchange *x)
+{
+    return x->gen->cfg;
+}
+
+bool st_exchange_is_head(const struct st_exchange *x)
+{
+    return x->head_request;
+}
+
+const char *st_exchange_host(const struct st_exchange *x, size_t *len)
+{
+    *len = x->host_len;
+    return x->host;
+}
+
+static const struct st_upconn_cbs up_cbs = {
+    .on_head = on_up_head,
+    .on_body = on_up_body,
+    .on_flush = on_up_flush,
+    .on_end = on_up_end,
+    .on_error = on_up_error,
+    .on_drain = on_up_drain,
+};

@@ -1,0 +1,358 @@
+/*
+ * server.c - process lifecycle: listeners, workers, signals, reload, drain.
+ *
+ * Threads: the main thread runs a loop with the signal handlers and the
+ * admin listener; each worker runs its own loop (worker.c). The only state
+ * shared with workers is the current config reference (under `lock`, taken
+ * at reload and when a worker picks the new config up), the open-connection
+ * count for max_connections (an atomic touched at accept and close, never
+ * per request) and each worker's counter block (read-only here).
+ */
+#include "core/server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "admin/admin.h"
+#include "base/alloc.h"
+#include "base/buf.h"
+#include "cache/store.h"
+#include "base/log.h"
+#include "st_build.h"
+#include "core/strategy.h"
+#include "core/worker.h"
+
+/* Stats slots by name: counters keep their meaning across reloads. */
+struct slot_registry {
+    char *names[ST_MAX_ROUTE_SLOTS]; /* owned */
+    unsigned n, max;
+};
+
+struct st_server {
+    uv_loop_t *loop;
+    struct st_cache *cache;
+    struct st_stats *main_stats; /* owned; written by the main thread only */
+    struct slot_registry route_slots, tier_slots, upstream_slots;
+    uv_mutex_t lock;
+    struct st_cfg_ref *current; /* one reference held; under lock */
+    struct st_worker *workers;  /* owned array */
+    unsigned n_workers;
+    struct st_admin *admin;
+    uv_signal_t sighup, sigterm, sigint;
+    _Atomic long open_conns;
+    _Atomic long max_conns;
+    _Atomic bool draining;
+    uint64_t started_ms;
+};
+
+static struct st_cfg_ref *cfg_ref_new(struct st_config *cfg)
+{
+    struct st_cfg_ref *r = st_xmalloc(sizeof(*r));
+    atomic_init(&r->refs, 1);
+    r->cfg = cfg;
+    return r;
+}
+
+void st_cfg_ref_put(struct st_cfg_ref *r)
+{
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        st_config_destroy(r->cfg);
+        free(r);
+    }
+}
+
+struct st_cfg_ref *st_server_config(struct st_server *srv)
+{
+    uv_mutex_lock(&srv->lock);
+    struct st_cfg_ref *r = srv->current;
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+    uv_mutex_unlock(&srv->lock);
+    return r;
+}
+
+bool st_server_conn_opened(struct st_server *srv)
+{
+    long n = atomic_fetch_add_explicit(&srv->open_conns, 1, memory_order_relaxed) + 1;
+    return n <= atomic_load_explicit(&srv->max_conns, memory_order_relaxed);
+}
+
+void st_server_conn_closed(struct st_server *srv)
+{
+    atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);
+}
+
+size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_t cap)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < srv->n_workers && n < cap; i++)
+        out[n++] = &srv->workers[i].stats;
+    if (n < cap)
+        out[n++] = srv->main_stats;
+    return n;
+}
+
+struct st_stats *st_server_main_stats(struct st_server *srv)
+{
+    return srv->main_stats;
+}
+
+struct st_cache *st_server_cache(struct st_server *srv)
+{
+    return srv->cache;
+}
+
+/* The slot of a name, assigned on first sight; the last slot is shared by any overflow. */
+static unsigned slot_for(struct slot_registry *r, const char *name)
+{
+    for (unsigned i = 0; i < r->n; i++)
+        if (strcmp(r->names[i], name) == 0)
+            return i;
+    if (r->n == r->max - 1) {
+        st_log(ST_LOG_WARN, "stats", NULL, "more than %u names: '%s' shares the last slot",
+               r->max - 1, name);
+        return r->max - 1;
+    }
+    r->names[r->n] = st_xstrdup(name);
+    return r->n++;
+}
+
+static void assign_slots(struct st_server *srv, struct st_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        cfg->routes[i].stats_slot = slot_for(&srv->route_slots, cfg->routes[i].match);
+    for (size_t i = 0; i < cfg->n_tiers; i++)
+        cfg->tiers[i].stats_slot = slot_for(&srv->tier_slots, cfg->tiers[i].name);
+    for (size_t i = 0; i < cfg->n_upstreams; i++)
+        cfg->upstreams[i].stats_slot = slot_for(&srv->upstream_slots, cfg->upstreams[i].name);
+}
+
+static void registry_finish(struct slot_registry *r)
+{
+    for (unsigned i = 0; i < r->n; i++)
+        free(r->names[i]);
+}
+
+bool st_server_draining(struct st_server *srv)
+{
+    return atomic_load(&srv->draining);
+}
+
+uint64_t st_server_uptime_ms(struct st_server *srv)
+{
+    return uv_now(srv->loop) - srv->started_ms;
+}
+
+int st_server_check_config(const struct st_config *cfg, struct st_diag *diag)
+{
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct st_route_cfg *r = &cfg->routes[i];
+        if (st_strategy_get(r->strategy))
+            continue;
+        st_diag_add(diag, "%s:%u:1: strategy '%s' is not available in this version of strata",
+                    cfg->path ? cfg->path : "-b", r->line, st_strategy_name(r->strategy));
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+/* A listening socket that several workers can each bind (SO_REUSEPORT). */
+static int bind_reuseport(const struct st_addr *a)
+{
+    int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(fd, (const struct sockaddr *)&a->sa, a->len) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static void log_diags(const struct st_diag *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        st_log(ST_LOG_ERROR, "config", NULL, "%s", d->lines[i]);
+}
+
+static void warn_restart_only(const struct st_config *old, const struct st_config *nu)
+{
+    if (strcmp(old->listen.text, nu->listen.text) != 0 || old->workers != nu->workers ||
+        strcmp(old->admin_listen.text, nu->admin_listen.text) != 0 ||
+        old->cache_memory != nu->cache_memory || old->cache_max_object != nu->cache_max_object)
+        st_log(ST_LOG_WARN, "config", NULL,
+               "listen, admin.listen, workers and cache keep their old values until a restart");
+}
+
+static void reload(struct st_server *srv)
+{
+    struct st_cfg_ref *cur = st_server_config(srv);
+    const char *path = cur->cfg->path;
+    if (!path) {
+        st_log(ST_LOG_WARN, "config", NULL, "SIGHUP ignored: running without a config file");
+        st_cfg_ref_put(cur);
+        return;
+    }
+    struct st_diag diag = {0};
+    struct st_config *cfg = NULL;
+    int rc = st_config_load_file(path, &cfg, &diag);
+    if (rc == 0)
+        rc = st_server_check_config(cfg, &diag);
+    if (rc < 0) {
+        log_diags(&diag);
+        st_log(ST_LOG_ERROR, "config", NULL, "reload of %s failed; the running config stays",
+               path);
+        st_config_destroy(cfg);
+        st_diag_finish(&diag);
+        st_cfg_ref_put(cur);
+        return;
+    }
+    st_diag_finish(&diag);
+    warn_restart_only(cur->cfg, cfg);
+    st_cfg_ref_put(cur);
+    st_log_setup(cfg->log_format, ST_LOG_INFO);
+    atomic_store(&srv->max_conns, (long)cfg->limits.max_connections);
+    assign_slots(srv, cfg);
+    struct st_cfg_ref *nu = cfg_ref_new(cfg);
+    uv_mutex_lock(&srv->lock);
+    struct st_cfg_ref *old = srv->current;
+    srv->current = nu;
+    uv_mutex_unlock(&srv->lock);
+    st_cfg_ref_put(old);
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        st_worker_notify_reload(&srv->workers[i]);
+    /* Not `path`: it belongs to the old config, which a worker may have freed by now. */
+    st_log(ST_LOG_INFO, "config", NULL, "reloaded %s", cfg->path);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct st_server *srv = h->data;
+    if (signum == SIGHUP) {
+        reload(srv);
+        return;
+    }
+    if (atomic_exchange(&srv->draining, true))
+        return;
+    st_log(ST_LOG_INFO, "server", NULL, "%s: draining and stopping",
+           signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    for (unsigned i = 0; i < srv->n_workers; i++)
+        st_worker_notify_stop(&srv->workers[i]);
+    if (srv->admin)
+        st_admin_stop(srv->admin);
+    srv->admin = NULL;
+    uv_close((uv_handle_t *)&srv->sighup, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+}
+
+static int start_workers(struct st_server *srv, const struct st_config *cfg)
+{
+    srv->n_workers = cfg->workers ? cfg->workers : 1;
+    srv->workers = st_xcalloc(srv->n_workers, sizeof(*srv->workers));
+    int fds[srv->n_workers];
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        fds[i] = bind_reuseport(&cfg->listen);
+        if (fds[i] < 0) {
+            st_log(ST_LOG_ERROR, "server", NULL, "listen %s: %s", cfg->listen.text,
+                   strerror(-fds[i]));
+            for (unsigned j = 0; j < i; j++)
+                close(fds[j]);
+            srv->n_workers = 0;
+            return fds[i];
+        }
+    }
+    for (unsigned i = 0; i < srv->n_workers; i++) {
+        int rc = st_worker_start(&srv->workers[i], srv, i, fds[i]);
+        if (rc < 0) {
+            st_log(ST_LOG_ERROR, "server", NULL, "worker %u: %s", i, uv_strerror(rc));
+            abort(); /* half-started threads cannot be unwound cleanly */
+        }
+    }
+    return 0;
+}
+
+static void watch_signals(struct st_server *srv)
+{
+    uv_signal_t *hs[] = {&srv->sighup, &srv->sigterm, &srv->sigint};
+    int sigs[] = {SIGHUP, SIGTERM, SIGINT};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(srv->loop, hs[i]);
+        hs[i]->data = srv;
+        uv_signal_start(hs[i], on_signal, sigs[i]);
+    }
+}
+
+static void server_finish(struct st_server *srv)
+{
+    st_wreq_cache_drain();
+    st_cache_destroy(srv->cache);
+    free(srv->main_stats);
+    registry_finish(&srv->route_slots);
+    registry_finish(&srv->tier_slots);
+    registry_finish(&srv->upstream_slots);
+    uv_mutex_destroy(&srv->lock);
+}
+
+int st_server_run(struct st_config *cfg)
+{
+    struct st_server srv;
+    memset(&srv, 0, sizeof(srv));
+    signal(SIGPIPE, SIG_IGN);
+    st_log_setup(cfg->log_format, ST_LOG_INFO);
+    srv.loop = uv_default_loop();
+    srv.started_ms = uv_now(srv.loop);
+    srv.route_slots.max = ST_MAX_ROUTE_SLOTS;
+    srv.tier_slots.max = ST_MAX_TIER_SLOTS;
+    srv.upstream_slots.max = ST_MAX_UPSTREAM_SLOTS;
+    assign_slots(&srv, cfg);
+    srv.main_stats = st_xcalloc(1, sizeof(*srv.main_stats));
+    srv.cache = st_cache_create(cfg->cache_memory, cfg->cache_max_object);
+    uv_mutex_init(&srv.lock);
+    srv.current = cfg_ref_new(cfg);
+    atomic_store(&srv.max_conns, (long)cfg->limits.max_connections);
+
+    int rc = st_admin_start(srv.loop, &srv, &cfg->admin_listen, &srv.admin);
+    if (rc < 0) {
+        st_log(ST_LOG_ERROR, "server", NULL, "admin listen %s: %s", cfg->admin_listen.text,
+               uv_strerror(rc));
+        uv_run(srv.loop, UV_RUN_DEFAULT);
+        st_cfg_ref_put(srv.current);
+        server_finish(&srv);
+        return 1;
+    }
+    if (start_workers(&srv, cfg) < 0) {
+        st_admin_stop(srv.admin);
+        uv_run(srv.loop, UV_RUN_DEFAULT);
+        st_cfg_ref_put(srv.current);
+        free(srv.workers);
+        server_finish(&srv);
+        return 1;
+    }
+    watch_signals(&srv);
+    st_log(ST_LOG_INFO, "server", NULL, "strata %s listening on %s (admin %s), %u worker%s",
+           ST_VERSION, cfg->listen.text, cfg->admin_listen.text, srv.n_workers,
+           srv.n_workers == 1 ? "" : "s");
+    uv_run(srv.loop, UV_RUN_DEFAULT);
+    for (unsigned i = 0; i < srv.n_workers; i++)
+        st_worker_join(&srv.workers[i]);
+    st_log(ST_LOG_INFO, "server", NULL, "stopped");
+    uv_loop_close(srv.loop);
+    st_cfg_ref_put(srv.current);
+    for (unsigned i = 0; i < srv.n_workers; i++)
+        uv_mutex_destroy(&srv.workers[i].wake_lock);
+    free(srv.workers);
+    server_finish(&srv);
+    return 0;
+}

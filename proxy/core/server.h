@@ -1,0 +1,55 @@
+/*
+ * server.h - the process: config ownership and reload, listeners, worker
+ * threads, signals, the admin listener, and the drain on shutdown.
+ *
+ * The current config lives in a reference-counted st_cfg_ref. The main
+ * thread swaps it on SIGHUP under a mutex (never taken on the request path)
+ * and wakes every worker, which picks it up for its next requests.
+ */
+#ifndef ST_SERVER_H
+#define ST_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "base/stats.h"
+
+struct st_server;
+
+struct st_cfg_ref {
+    _Atomic unsigned refs;
+    struct st_config *cfg; /* owned: destroyed with the last reference */
+};
+
+/* The current config, with a reference for the caller. Any thread. */
+struct st_cfg_ref *st_server_config(struct st_server *srv);
+void st_cfg_ref_put(struct st_cfg_ref *r);
+
+/* Connection admission against limits.max_connections: any worker thread. */
+bool st_server_conn_opened(struct st_server *srv);
+void st_server_conn_closed(struct st_server *srv);
+
+/* Every counter block (workers' and the main thread's); returns how many (<= cap). */
+size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_t cap);
+/* The main thread's counter block (admin endpoints count into it). */
+struct st_stats *st_server_main_stats(struct st_server *srv);
+/* The memory tier, shared by every worker; lives as long as the process. */
+struct st_cache *st_server_cache(struct st_server *srv);
+bool st_server_draining(struct st_server *srv);
+uint64_t st_server_uptime_ms(struct st_server *srv);
+
+/*
+ * Checks a loaded config against what this build can run (strategies that
+ * exist), appending "FILE:LINE:COL: message" diagnostics. 0 or -EINVAL.
+ */
+int st_server_check_config(const struct st_config *cfg, struct st_diag *diag);
+
+/*
+ * Run until SIGTERM/SIGINT; takes ownership of cfg. Returns the process
+ * exit code (0 after a clean drain, 1 when startup failed).
+ */
+int st_server_run(struct st_config *cfg);
+
+#endif

@@ -1,0 +1,727 @@
+/*
+ * conn.c - client connections: parsing, limits, timeouts, pipelining, writes.
+ *
+ * States:
+ *   HEAD     reading a request head (idle between requests counts as HEAD
+ *            with no bytes yet)
+ *   BODY     head done, exchange running, request body arriving
+ *   WAIT     request complete; parser paused until the response is done
+ *   CLOSING  an error response or the last response is being flushed; no
+ *            more requests are read
+ *
+ * The parser pauses (HPE_PAUSED) at every message end, so bytes of a
+ * pipelined next request wait unparsed in rbuf until the exchange calls
+ * st_conn_exchange_done(). `depth` counts our llhttp_execute() frames: work
+ * that would re-enter the parser (starting the next request) is deferred
+ * until the frame unwinds. The struct is freed only from the close callbacks
+ * of its two handles.
+ *
+ * Timer modes: IDLE (no byte of a request yet: close quietly), HEAD (the
+ * head must complete in header_timeout: 408), BODY (no gap longer than
+ * header_timeout while the body arrives: 408), SEND (the client must accept
+ * response bytes within idle_timeout).
+ */
+#include "http/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <llhttp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "core/exchange.h"
+#include "http/http.h"
+#include "base/log.h"
+#include "core/server.h"
+#include "core/worker.h"
+
+enum c_state { C_HEAD, C_BODY, C_WAIT, C_CLOSING };
+
+/*
+ * A client connection's read buffer: small, because an idle keep-alive
+ * connection keeps it (10,000 connections x 16 KiB = 160 MiB) and because
+ * it stays in the allocator's thread cache when connections churn. It
+ * grows only while a body piece is still referenced by a write.
+ */
+#define CONN_RBUF_SIZE (16 * 1024)
+#define CONN_READ_MIN (4 * 1024)
+enum t_mode { T_NONE, T_IDLE, T_HEAD, T_BODY, T_SEND };
+
+struct st_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    struct st_worker *w;
+    struct st_gen *gen; /* reference held while a request is being read */
+    struct st_conn *prev, *next;
+    llhttp_t parser;
+    struct st_rbuf *rbuf;
+    struct st_headers headers;
+    struct st_sb target;
+    struct st_exchange *x;
+    enum c_state state;
+    enum t_mode tmode;
+    uint64_t deadline;  /* loop time when tmode expires */
+    uint64_t timer_due; /* loop time the uv timer is set for; 0 = not running */
+    int handles_open;
+    int depth;
+    int error_status; /* set by a parser callback that fails the request */
+    size_t head_bytes;
+    uint64_t body_bytes;
+    size_t write_queue;
+    bool any_bytes;     /* a byte of the current request has arrived */
+    bool req_complete;  /* on_message_complete seen for the current request */
+    bool resp_done;     /* the exchange for the current request is done */
+    bool resp_keep_alive;
+    bool read_paused;   /* by the exchange (request body back-pressure) */
+    bool reading;
+    bool eof;
+    bool closing;
+    bool write_failed; /* a write to the client failed: closing on the next loop turn */
+    char client_ip[64];
+    char id[129];
+};
+
+static const llhttp_settings_t parser_settings;
+static void process(struct st_conn *c);
+static void update_reading(struct st_conn *c);
+
+/* --- lifecycle --- */
+
+static void on_closed(uv_handle_t *h)
+{
+    struct st_conn *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    struct st_worker *w = c->w;
+    st_rbuf_unref(c->rbuf);
+    st_headers_finish(&c->headers);
+    st_sb_finish(&c->target);
+    if (c->gen)
+        st_gen_unref(c->gen);
+    free(c);
+    st_worker_maybe_done(w);
+}
+
+static void list_remove(struct st_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_close(struct st_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->state = C_CLOSING;
+    if (c->x) {
+        struct st_exchange *x = c->x;
+        c->x = NULL;
+        st_exchange_client_gone(x);
+    }
+    list_remove(c);
+    st_stat_sub(&c->w->stats, ST_STAT_CONN_OPEN, 1);
+    st_server_conn_closed(c->w->srv);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+void st_conn_abort(struct st_conn *c)
+{
+    c->x = NULL;
+    conn_close(c);
+}
+
+/* --- timers --- */
+
+static void on_timer(uv_timer_t *t);
+
+/*
+ * Timers are lazy: arming records a deadline and only touches the libuv
+ * timer when the new deadline is earlier than the one it is set for;
+ * disarming only clears the mode. A timer that fires early re-arms itself
+ * for what is left. Most requests thus cost no timer-heap operation.
+ */
+static void arm(struct st_conn *c, enum t_mode mode, uint64_t ms)
+{
+    uint64_t now = uv_now(c->timer.loop);
+    c->tmode = mode;
+    c->deadline = now + ms;
+    if (c->timer_due == 0 || c->deadline < c->timer_due) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+    }
+}
+
+static void disarm(struct st_conn *c)
+{
+    c->tmode = T_NONE;
+}
+
+/* --- writing --- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct st_wreq *wr = (struct st_wreq *)req;
+    struct st_conn *c = req->data;
+    c->write_queue -= wr->bytes;
+    st_wreq_free(wr);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->write_queue == 0 && c->state == C_CLOSING) {
+        conn_close(c);
+        return;
+    }
+    if (c->tmode == T_SEND || c->tmode == T_NONE) {
+        if (c->write_queue > 0)
+            arm(c, T_SEND, c->gen->cfg->limits.idle_timeout_ms);
+        else if (c->tmode == T_SEND)
+            disarm(c);
+    }
+    if (c->x && c->write_queue < ST_CONN_LOW_WATER)
+        st_exchange_client_drained(c->x);
+}
+
+void st_conn_send(struct st_conn *c, struct st_wreq *wr)
+{
+    if (c->closing || c->write_failed) {
+        st_wreq_free(wr);
+        return;
+    }
+    wr->req.data = c;
+    c->write_queue += wr->bytes;
+    int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs, on_write);
+    if (rc < 0) {
+        /*
+         * The client is gone. Callers are exchanges and strategies in the
+         * middle of their own work: closing now would free the exchange
+         * under them. Stop reading and close on the next loop turn.
+         */
+        c->write_queue -= wr->bytes;
+        st_wreq_free(wr);
+        c->write_failed = true;
+        c->state = C_CLOSING;
+        update_reading(c);
+        arm(c, T_SEND, 0);
+        return;
+    }
+    if (c->tmode == T_NONE)
+        arm(c, T_SEND, c->gen->cfg->limits.idle_timeout_ms);
+}
+
+bool st_conn_try_send(struct st_conn *c, struct st_wreq *wr)
+{
+    if (c->closing || c->write_failed || c->write_queue > 0)
+        return false;
+    int n = uv_try_write((uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs);
+    if (n < 0)
+        return false;
+    if ((size_t)n == wr->bytes) {
+        st_wreq_free(wr);
+        return true;
+    }
+    size_t left = (size_t)n;
+    wr->bytes -= left;
+    unsigned i = 0;
+    while (left >= wr->bufs[i].len)
+        left -= wr->bufs[i++].len;
+    wr->bufs[i].base += left;
+    wr->bufs[i].len -= left;
+    memmove(wr->bufs, wr->bufs + i, (wr->nbufs - i) * sizeof(wr->bufs[0]));
+    wr->nbufs -= i;
+    return false;
+}
+
+size_t st_conn_write_queue(const struct st_conn *c)
+{
+    return c->write_queue;
+}
+
+/* Stop reading requests; close once everything queued is written. */
+static void close_when_flushed(struct st_conn *c)
+{
+    c->state = C_CLOSING;
+    update_reading(c);
+    if (c->write_queue == 0)
+        conn_close(c);
+    else if (c->tmode != T_SEND)
+        arm(c, T_SEND, c->gen->cfg->limits.idle_timeout_ms);
+}
+
+/* strata's own answer to a request that failed before or while it was read. */
+static void send_error(struct st_conn *c, int status)
+{
+    struct st_sb sb;
+    st_sb_init(&sb, 512);
+    st_http_build_error(&sb, status, c->id[0] ? c->id : NULL, false, false);
+    size_t len;
+    char *p = st_sb_take(&sb, &len);
+    struct st_wreq *wr = st_wreq_new();
+    st_wreq_add_owned(wr, p, len);
+    st_stats_count_status(&c->w->stats, status);
+    if (!c->x)
+        ST_STAT_INC(&c->w->stats, REQUESTS);
+    st_log(ST_LOG_INFO, "conn", c->id[0] ? c->id : NULL, "%s: %d %s", c->client_ip, status,
+           st_http_reason(status));
+    st_conn_send(c, wr);
+    close_when_flushed(c);
+}
+
+/* A request-side failure: the exchange (if any) lets go, then we answer if we still may. */
+static void fail_request(struct st_conn *c, int status)
+{
+    bool started = false;
+    if (c->x) {
+        struct st_exchange *x = c->x;
+        c->x = NULL;
+        started = st_exchange_client_gone(x);
+    }
+    if (started || c->resp_done)
+        close_when_flushed(c);
+    else
+        send_error(c, status);
+}
+
+/* --- reading --- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct st_conn *c = h->data;
+    (void)suggested;
+    st_rbuf_reserve(&c->rbuf, CONN_READ_MIN);
+    buf->base = c->rbuf->data + c->rbuf->end;
+    buf->len = c->rbuf->cap - c->rbuf->end;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/*
+ * Read while a request can make progress and nothing holds us back. While a
+ * response is pending (WAIT), keep the socket readable (no epoll churn per
+ * request) but buffer at most one read buffer of pipelined bytes unparsed.
+ */
+static void update_reading(struct st_conn *c)
+{
+    bool waiting_ok = c->state == C_WAIT && c->rbuf->end - c->rbuf->start < CONN_RBUF_SIZE / 2;
+    bool want = !c->closing && !c->eof && !c->read_paused &&
+                (c->state == C_HEAD || c->state == C_BODY || waiting_ok);
+    if (want && !c->reading)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    else if (!want && c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = want;
+}
+
+void st_conn_pause_reading(struct st_conn *c)
+{
+    c->read_paused = true;
+    update_reading(c);
+}
+
+void st_conn_resume_reading(struct st_conn *c)
+{
+    c->read_paused = false;
+    update_reading(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct st_conn *c = s->data;
+    (void)buf;
+    if (nread == 0 || c->closing)
+        return;
+    if (nread < 0) {
+        c->eof = true;
+        update_reading(c);
+        /* A client that half-closes after a complete request still gets its answer. */
+        if (c->state == C_WAIT || (c->state == C_CLOSING && c->write_queue > 0))
+            return;
+        conn_close(c);
+        return;
+    }
+    c->rbuf->end += (size_t)nread;
+    if (c->state == C_WAIT) {
+        update_reading(c); /* the next request waits for this response */
+        return;
+    }
+    if (c->state == C_BODY)
+        arm(c, T_BODY, c->gen->cfg->limits.header_timeout_ms);
+    process(c);
+}
+
+/* Start over for the next request on this connection. */
+static void next_request(struct st_conn *c)
+{
+    st_headers_reset(&c->headers);
+    c->target.len = 0;
+    c->head_bytes = 0;
+    c->body_bytes = 0;
+    c->any_bytes = false;
+    c->req_complete = false;
+    c->resp_done = false;
+    c->error_status = 0;
+    c->id[0] = '\0';
+    c->state = C_HEAD;
+    if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
+        llhttp_resume(&c->parser);
+    arm(c, T_IDLE, c->gen->cfg->limits.idle_timeout_ms);
+    update_reading(c);
+}
+
+/*
+ * The response is done; the request may or may not be. Closes when nothing
+ * more can be read on this connection; returns true when the next request
+ * may start.
+ */
+static bool response_finished(struct st_conn *c)
+{
+    if (c->closing || c->state == C_CLOSING)
+        return false;
+    if (!c->req_complete || !c->resp_keep_alive || c->w->draining || c->eof) {
+        /* Unread request body means framing is in doubt: close in any case. */
+        close_when_flushed(c);
+        return false;
+    }
+    next_request(c);
+    return true;
+}
+
+static void advance(struct st_conn *c)
+{
+    if (c->resp_done && c->state != C_BODY && response_finished(c))
+        process(c);
+    else if (c->resp_done && c->state == C_BODY && !c->req_complete)
+        close_when_flushed(c);
+}
+
+void st_conn_exchange_done(struct st_conn *c, bool keep_alive)
+{
+    c->x = NULL;
+    c->resp_done = true;
+    c->resp_keep_alive = keep_alive;
+    if (c->depth == 0)
+        advance(c);
+}
+
+static int status_for_parse_error(struct st_conn *c, enum llhttp_errno err)
+{
+    if (c->error_status)
+        return c->error_status;
+    (void)err;
+    return 400;
+}
+
+static void process(struct st_conn *c)
+{
+    while (!c->closing && c->state != C_CLOSING && c->rbuf->end > c->rbuf->start &&
+           llhttp_get_errno(&c->parser) != HPE_PAUSED) {
+        struct st_rbuf *b = st_rbuf_ref(c->rbuf); /* spans stay valid while we parse */
+        const char *start = b->data + b->start;
+        c->depth++;
+        enum llhttp_errno err = llhttp_execute(&c->parser, start, b->end - b->start);
+        c->depth--;
+        if (err == HPE_OK) {
+            b->start = b->end;
+        } else if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+            b->start += (size_t)(llhttp_get_error_pos(&c->parser) - start);
+            if (err == HPE_PAUSED_UPGRADE) {
+                /* We never upgrade: treat the bytes after it as unreadable. */
+                c->resp_keep_alive = false;
+                b->start = b->end;
+            }
+        }
+        st_rbuf_unref(b);
+        if (c->closing)
+            return;
+        if (err != HPE_OK && err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
+            if (c->state != C_CLOSING)
+                fail_request(c, status_for_parse_error(c, err));
+            return;
+        }
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+            c->state = C_WAIT;
+            if (!c->resp_done) {
+                update_reading(c);
+                return;
+            }
+            if (!response_finished(c))
+                return;
+        }
+    }
+    if (c->state == C_HEAD && c->any_bytes && c->head_bytes > c->gen->cfg->limits.max_header_bytes)
+        fail_request(c, 431);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct st_conn *c = t->data;
+    uint64_t now = uv_now(t->loop);
+    c->timer_due = 0;
+    if (c->write_failed) {
+        conn_close(c);
+        return;
+    }
+    if (c->tmode == T_NONE)
+        return;
+    if (now < c->deadline) {
+        c->timer_due = c->deadline;
+        uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
+        return;
+    }
+    enum t_mode mode = c->tmode;
+    c->tmode = T_NONE;
+    switch (mode) {
+    case T_HEAD:
+    case T_BODY:
+        fail_request(c, 408);
+        break;
+    case T_IDLE:
+    case T_SEND:
+    case T_NONE:
+        conn_close(c);
+        break;
+    }
+}
+
+/* --- accept --- */
+
+static void set_client_ip(struct st_conn *c)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof(sa);
+    strcpy(c->client_ip, "unknown");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
+        return;
+    if (sa.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&sa, c->client_ip, sizeof(c->client_ip));
+    else if (sa.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&sa, c->client_ip, sizeof(c->client_ip));
+}
+
+void st_conn_accept(struct st_worker *w, uv_stream_t *listener)
+{
+    struct st_conn *c = st_xcalloc(1, sizeof(*c));
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->rbuf = st_rbuf_new(CONN_RBUF_SIZE);
+    st_headers_init(&c->headers);
+    st_sb_init(&c->target, 256);
+    c->gen = st_gen_ref(w->gen);
+    llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
+    c->parser.data = c;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    ST_STAT_INC(&w->stats, CONN_ACCEPTED);
+    st_stat_add(&w->stats, ST_STAT_CONN_OPEN, 1);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        st_server_conn_opened(w->srv);
+        conn_close(c);
+        return;
+    }
+    if (!st_server_conn_opened(w->srv)) {
+        ST_STAT_INC(&w->stats, CONN_REJECTED);
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    set_client_ip(c);
+    c->state = C_HEAD;
+    arm(c, T_IDLE, c->gen->cfg->limits.header_timeout_ms);
+    update_reading(c);
+}
+
+void st_conn_drain_all(struct st_worker *w)
+{
+    struct st_conn *c = w->conns;
+    while (c) {
+        struct st_conn *next = c->next;
+        if (c->state == C_HEAD && !c->any_bytes)
+            conn_close(c);
+        c = next;
+    }
+}
+
+void st_conn_close_all(struct st_worker *w)
+{
+    while (w->conns)
+        conn_close(w->conns);
+}
+
+/* --- llhttp callbacks (request parser) --- */
+
+static int over_head_limit(struct st_conn *c, size_t len)
+{
+    c->head_bytes += len;
+    if (c->head_bytes > c->gen->cfg->limits.max_header_bytes) {
+        c->error_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct st_conn *c = p->data;
+    c->any_bytes = true;
+    /* A reload between requests takes effect here. */
+    if (c->gen != c->w->gen) {
+        st_gen_unref(c->gen);
+        c->gen = st_gen_ref(c->w->gen);
+    }
+    arm(c, T_HEAD, c->gen->cfg->limits.header_timeout_ms);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct st_conn *c = p->data;
+    st_sb_add(&c->target, at, len);
+    return over_head_limit(c, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct st_conn *c = p->data;
+    st_headers_name_piece(&c->headers, at, len);
+    return over_head_limit(c, len + 4);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct st_conn *c = p->data;
+    st_headers_value_piece(&c->headers, at, len);
+    return over_head_limit(c, len);
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    struct st_conn *c = p->data;
+    st_headers_value_done(&c->headers);
+    return 0;
+}
+
+static void pick_ids(struct st_conn *c)
+{
+    const struct st_hdr *e = st_headers_get(&c->headers, "x-request-id");
+    if (e && st_request_id_valid(st_hdr_value(&c->headers, e), e->value_len))
+        memcpy(c->id, st_hdr_value(&c->headers, e), e->value_len + 1);
+    else
+        st_request_id_next(c->w->id_prefix, &c->w->id_counter, c->id);
+}
+
+/* Checks that need the whole head; returns a status to fail with, or 0. */
+static int check_head(struct st_conn *c, llhttp_t *p)
+{
+    const struct st_limits *lim = &c->gen->cfg->limits;
+    if (p->method == HTTP_CONNECT)
+        return 501;
+    if (c->target.len == 0 || (c->target.p[0] != '/' && !memmem(c->target.p, c->target.len,
+                                                                 "://", 3) &&
+                               !(p->method == HTTP_OPTIONS && !strcmp(c->target.p, "*"))))
+        return 400;
+    if (p->http_major == 1 && p->http_minor >= 1 && !st_headers_get(&c->headers, "host"))
+        return 400;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > lim->max_body)
+        return 413;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct st_conn *c = p->data;
+    pick_ids(c);
+    int status = check_head(c, p);
+    if (status) {
+        c->error_status = status;
+        return -1;
+    }
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    bool has_body = chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    if (has_body && p->http_minor >= 1 &&
+        st_headers_has_token(&c->headers, "expect", "100-continue")) {
+        struct st_wreq *wr = st_wreq_new();
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        st_wreq_add_static(wr, cont, sizeof(cont) - 1);
+        st_conn_send(c, wr);
+    }
+    struct st_exchange_init in = {
+        .conn = c,
+        .w = c->w,
+        .gen = c->gen,
+        .req =
+            {
+                .method = llhttp_method_name((llhttp_method_t)p->method),
+                .target = c->target.p,
+                .target_len = c->target.len,
+                .http_minor = p->http_minor,
+                .headers = &c->headers,
+            },
+        .client_ip = c->client_ip,
+        .request_id = c->id,
+        .has_body = has_body,
+        .chunked = chunked,
+        .content_length = chunked ? 0 : p->content_length,
+        .client_keep_alive = llhttp_should_keep_alive(p),
+        .head_request = p->method == HTTP_HEAD,
+    };
+    c->state = C_BODY;
+    if (has_body)
+        arm(c, T_BODY, c->gen->cfg->limits.header_timeout_ms);
+    else
+        disarm(c);
+    c->x = st_exchange_create(&in);
+    st_exchange_run(c->x);
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct st_conn *c = p->data;
+    c->body_bytes += len;
+    if (c->body_bytes > c->gen->cfg->limits.max_body) {
+        c->error_status = 413;
+        return -1;
+    }
+    if (c->x)
+        st_exchange_request_body(c->x, c->rbuf, at, len);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct st_conn *c = p->data;
+    c->req_complete = true;
+    if (c->tmode == T_BODY || c->tmode == T_HEAD)
+        disarm(c);
+    if (c->x)
+        st_exchange_request_end(c->x);
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};

@@ -1,0 +1,528 @@
+/*
+ * http.c - header lists, hop-by-hop filtering and head serialization.
+ */
+#include "http/http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/alloc.h"
+
+void st_headers_init(struct st_headers *h)
+{
+    memset(h, 0, sizeof(*h));
+}
+
+void st_headers_finish(struct st_headers *h)
+{
+    free(h->buf);
+    free(h->v);
+    memset(h, 0, sizeof(*h));
+}
+
+void st_headers_reset(struct st_headers *h)
+{
+    h->len = 0;
+    h->n = 0;
+    h->state = ST_HDR_NONE;
+}
+
+static void headers_append(struct st_headers *h, const char *p, size_t len)
+{
+    if (h->len + len + 1 > h->cap) {
+        size_t cap = h->cap ? h->cap : 1024;
+        while (h->len + len + 1 > cap)
+            cap *= 2;
+        h->buf = st_xrealloc(h->buf, cap);
+        h->cap = cap;
+    }
+    memcpy(h->buf + h->len, p, len);
+    h->len += len;
+    h->buf[h->len] = '\0';
+}
+
+/* Each name and value is NUL-terminated in buf: a piece is appended before the NUL. */
+static void headers_extend_last(struct st_headers *h, const char *p, size_t len)
+{
+    h->len--; /* drop the NUL written after the previous piece */
+    headers_append(h, p, len);
+    h->len++;
+}
+
+void st_headers_name_piece(struct st_headers *h, const char *p, size_t len)
+{
+    if (h->state == ST_HDR_NAME) {
+        headers_extend_last(h, p, len);
+        h->v[h->n - 1].name_len += (uint32_t)len;
+        return;
+    }
+    if (h->n == h->vcap) {
+        h->vcap = h->vcap ? h->vcap * 2 : 16;
+        h->v = st_xrealloc(h->v, h->vcap * sizeof(*h->v));
+    }
+    struct st_hdr *e = &h->v[h->n++];
+    e->name_off = (uint32_t)h->len;
+    e->name_len = (uint32_t)len;
+    e->value_off = 0;
+    e->value_len = 0;
+    headers_append(h, p, len);
+    h->len++;
+    h->state = ST_HDR_NAME;
+}
+
+void st_headers_value_piece(struct st_headers *h, const char *p, size_t len)
+{
+    ST_CHECK(h->n > 0);
+    struct st_hdr *e = &h->v[h->n - 1];
+    if (h->state != ST_HDR_VALUE) {
+        e->value_off = (uint32_t)h->len;
+        e->value_len = (uint32_t)len;
+        headers_append(h, p, len);
+        h->len++;
+        h->state = ST_HDR_VALUE;
+        return;
+    }
+    headers_extend_last(h, p, len);
+    e->value_len += (uint32_t)len;
+}
+
+void st_headers_value_done(struct st_headers *h)
+{
+    if (h->n == 0)
+        return;
+    struct st_hdr *e = &h->v[h->n - 1];
+    if (h->state != ST_HDR_VALUE) {
+        /* An empty value: give it its own (empty) string so value_off is set. */
+        e->value_off = (uint32_t)h->len;
+        e->value_len = 0;
+        headers_append(h, "", 0);
+        h->len++;
+    }
+    while (e->value_len > 0 &&
+           (h->buf[e->value_off + e->value_len - 1] == ' ' ||
+            h->buf[e->value_off + e->value_len - 1] == '\t'))
+        h->buf[e->value_off + --e->value_len] = '\0';
+    h->state = ST_HDR_NONE;
+}
+
+void st_headers_add(struct st_headers *h, const char *name, size_t name_len, const char *value,
+                    size_t value_len)
+{
+    st_headers_name_piece(h, name, name_len);
+    if (value_len > 0)
+        st_headers_value_piece(h, value, value_len);
+    st_headers_value_done(h);
+}
+
+void st_headers_copy(struct st_headers *dst, const struct st_headers *src)
+{
+    for (size_t i = 0; i < src->n; i++) {
+        const struct st_hdr *e = &src->v[i];
+        st_headers_add(dst, st_hdr_name(src, e), e->name_len, st_hdr_value(src, e),
+                       e->value_len);
+    }
+}
+
+void st_headers_parse_head(struct st_headers *h, const char *head, size_t len)
+{
+    const char *end = head + len;
+    const char *p = memmem(head, len, "\r\n", 2);
+    p = p ? p + 2 : end; /* skip the first line */
+    while (p < end) {
+        const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+        if (!eol)
+            eol = end;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon && colon > p) {
+            const char *v = colon + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            st_headers_add(h, p, (size_t)(colon - p), v, (size_t)(eol - v));
+        }
+        p = eol + 2;
+    }
+}
+
+bool st_name_eq(const char *p, size_t len, const char *lower)
+{
+    size_t i = 0;
+    for (; i < len; i++) {
+        if (!lower[i])
+            return false;
+        char c = p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + 32);
+        if (c != lower[i])
+            return false;
+    }
+    return lower[i] == '\0';
+}
+
+const struct st_hdr *st_headers_get(const struct st_headers *h, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < h->n; i++) {
+        const struct st_hdr *e = &h->v[i];
+        if (e->name_len == nlen && strncasecmp(h->buf + e->name_off, name, nlen) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* Call fn for each comma-separated, trimmed token of a value; stop when it returns true. */
+static bool each_token(const char *v, size_t len, bool (*fn)(const char *, size_t, const void *),
+                       const void *arg)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end > start && fn(v + start, end - start, arg))
+            return true;
+    }
+    return false;
+}
+
+static bool token_is(const char *t, size_t len, const void *arg)
+{
+    const char *want = arg;
+    return strlen(want) == len && strncasecmp(t, want, len) == 0;
+}
+
+bool st_headers_has_token(const struct st_headers *h, const char *name, const char *token)
+{
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < h->n; i++) {
+        const struct st_hdr *e = &h->v[i];
+        if (e->name_len == nlen && strncasecmp(h->buf + e->name_off, name, nlen) == 0 &&
+            each_token(st_hdr_value(h, e), e->value_len, token_is, token))
+            return true;
+    }
+    return false;
+}
+
+static const char *const hop_by_hop[] = {
+    "connection",          "keep-alive", "proxy-connection", "proxy-authenticate",
+    "proxy-authorization", "te",         "trailer",          "transfer-encoding",
+    "upgrade",             NULL,
+};
+
+struct name_span {
+    const char *p;
+    size_t len;
+};
+
+static bool token_is_span(const char *t, size_t len, const void *arg)
+{
+    const struct name_span *n = arg;
+    return n->len == len && strncasecmp(t, n->p, len) == 0;
+}
+
+bool st_http_is_hop_by_hop(const struct st_headers *h, const struct st_hdr *e)
+{
+    const char *name = st_hdr_name(h, e);
+    for (int i = 0; hop_by_hop[i]; i++)
+        if (st_name_eq(name, e->name_len, hop_by_hop[i]))
+            return true;
+    struct name_span span = {name, e->name_len};
+    for (size_t i = 0; i < h->n; i++) {
+        const struct st_hdr *c = &h->v[i];
+        if (st_name_eq(st_hdr_name(h, c), c->name_len, "connection") &&
+            each_token(st_hdr_value(h, c), c->value_len, token_is_span, &span))
+            return true;
+    }
+    return false;
+}
+
+static void add_header(struct st_sb *sb, const char *name, const char *value)
+{
+    st_sb_adds(sb, name);
+    st_sb_add(sb, ": ", 2);
+    st_sb_adds(sb, value);
+    st_sb_add(sb, "\r\n", 2);
+}
+
+static void copy_header(struct st_sb *sb, const struct st_headers *h, const struct st_hdr *e)
+{
+    st_sb_add(sb, st_hdr_name(h, e), e->name_len);
+    st_sb_add(sb, ": ", 2);
+    st_sb_add(sb, st_hdr_value(h, e), e->value_len);
+    st_sb_add(sb, "\r\n", 2);
+}
+
+/* Request headers strata sets itself toward the origin. */
+static const char *const request_replaced[] = {
+    "x-forwarded-for", "x-forwarded-proto", "x-request-id", "traceparent",
+    "expect",          "content-length",    "via",          NULL,
+};
+
+static bool is_replaced(const char *name, size_t len, const char *const *list)
+{
+    for (int i = 0; list[i]; i++)
+        if (st_name_eq(name, len, list[i]))
+            return true;
+    return false;
+}
+
+void st_http_build_request(struct st_sb *sb, const struct st_request_head *req,
+                           const struct st_forward_info *fw)
+{
+    const struct st_headers *h = req->headers;
+    st_sb_adds(sb, req->method);
+    st_sb_add(sb, " ", 1);
+    st_sb_add(sb, req->target, req->target_len);
+    st_sb_add(sb, " HTTP/1.1\r\n", 11);
+
+    const struct st_hdr *xff = NULL, *via = NULL;
+    for (size_t i = 0; i < h->n; i++) {
+        const struct st_hdr *e = &h->v[i];
+        const char *name = st_hdr_name(h, e);
+        if (st_name_eq(name, e->name_len, "x-forwarded-for") && !xff)
+            xff = e;
+        if (st_name_eq(name, e->name_len, "via") && !via)
+            via = e;
+        if (is_replaced(name, e->name_len, request_replaced) || st_http_is_hop_by_hop(h, e))
+            continue;
+        if (fw->replace_conditionals && (st_name_eq(name, e->name_len, "if-none-match") ||
+                                         st_name_eq(name, e->name_len, "if-modified-since")))
+            continue;
+        copy_header(sb, h, e);
+    }
+    if (fw->if_none_match) {
+        st_sb_adds(sb, "If-None-Match: ");
+        st_sb_add(sb, fw->if_none_match, fw->if_none_match_len);
+        st_sb_add(sb, "\r\n", 2);
+    }
+    if (fw->if_modified_since)
+        add_header(sb, "If-Modified-Since", fw->if_modified_since);
+    st_sb_adds(sb, "X-Forwarded-For: ");
+    if (xff && xff->value_len > 0) {
+        st_sb_add(sb, st_hdr_value(h, xff), xff->value_len);
+        st_sb_add(sb, ", ", 2);
+    }
+    st_sb_adds(sb, fw->client_ip);
+    st_sb_add(sb, "\r\n", 2);
+    add_header(sb, "X-Forwarded-Proto", "http");
+    st_sb_adds(sb, "Via: ");
+    if (via && via->value_len > 0) {
+        st_sb_add(sb, st_hdr_value(h, via), via->value_len);
+        st_sb_add(sb, ", ", 2);
+    }
+    st_sb_addf(sb, "1.%d strata\r\n", req->http_minor);
+    add_header(sb, "X-Request-Id", fw->request_id);
+    add_header(sb, "traceparent", fw->traceparent);
+    if (fw->has_body && fw->chunked)
+        add_header(sb, "Transfer-Encoding", "chunked");
+    else if (fw->has_body)
+        st_sb_addf(sb, "Content-Length: %llu\r\n", (unsigned long long)fw->content_length);
+    st_sb_add(sb, "\r\n", 2);
+}
+
+/* Response headers strata sets itself toward the client. */
+static const char *const response_replaced[] = {
+    "content-length", "cache-status", "x-request-id", "cdn-cache-control", NULL,
+};
+
+void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
+                            const struct st_headers *origin)
+{
+    st_sb_addf(sb, "HTTP/1.1 %d ", ri->status);
+    if (ri->reason && ri->reason_len > 0)
+        st_sb_add(sb, ri->reason, ri->reason_len);
+    else
+        st_sb_adds(sb, st_http_reason(ri->status));
+    st_sb_add(sb, "\r\n", 2);
+    for (size_t i = 0; origin && i < origin->n; i++) {
+        const struct st_hdr *e = &origin->v[i];
+        if (is_replaced(st_hdr_name(origin, e), e->name_len, response_replaced) ||
+            st_http_is_hop_by_hop(origin, e))
+            continue;
+        copy_header(sb, origin, e);
+    }
+    if (ri->cache_status)
+        add_header(sb, "Cache-Status", ri->cache_status);
+    if (ri->request_id)
+        add_header(sb, "X-Request-Id", ri->request_id);
+    if (ri->framing == ST_FRAME_LENGTH ||
+        (ri->framing == ST_FRAME_NONE && ri->send_length_on_none))
+        st_sb_addf(sb, "Content-Length: %llu\r\n", (unsigned long long)ri->content_length);
+    else if (ri->framing == ST_FRAME_CHUNKED)
+        add_header(sb, "Transfer-Encoding", "chunked");
+    add_header(sb, "Connection", ri->keep_alive ? "keep-alive" : "close");
+    st_sb_add(sb, "\r\n", 2);
+}
+
+const char *st_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+static const char *error_text(int status)
+{
+    switch (status) {
+    case 400: return "malformed request";
+    case 404: return "no route for this request";
+    case 408: return "request not received in time";
+    case 413: return "request body too large";
+    case 431: return "request header fields too large";
+    case 501: return "not implemented";
+    case 502: return "origin unreachable or sent a bad response";
+    case 503: return "service unavailable";
+    case 504: return "origin timed out";
+    default: return st_http_reason(status);
+    }
+}
+
+void st_http_build_error(struct st_sb *sb, int status, const char *request_id, bool keep_alive,
+                         bool head_only)
+{
+    struct st_sb body;
+    st_sb_init(&body, 128);
+    st_sb_addf(&body, "{\"error\":\"%s\",\"status\":%d", error_text(status), status);
+    if (request_id)
+        st_sb_addf(&body, ",\"request_id\":\"%s\"", request_id);
+    st_sb_adds(&body, "}\n");
+
+    st_sb_addf(sb, "HTTP/1.1 %d %s\r\n", status, st_http_reason(status));
+    add_header(sb, "Content-Type", "application/json");
+    st_sb_addf(sb, "Content-Length: %zu\r\n", body.len);
+    if (request_id)
+        add_header(sb, "X-Request-Id", request_id);
+    add_header(sb, "Cache-Status", "strata; fwd=bypass");
+    add_header(sb, "Connection", keep_alive ? "keep-alive" : "close");
+    st_sb_add(sb, "\r\n", 2);
+    if (!head_only)
+        st_sb_add(sb, body.p, body.len);
+    st_sb_finish(&body);
+}
+
+bool st_request_id_valid(const char *p, size_t len)
+{
+    if (len == 0 || len > 128)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == ':' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool is_lower_hex(const char *p, size_t len, bool *all_zero)
+{
+    *all_zero = true;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+        if (c != '0')
+            *all_zero = false;
+    }
+    return true;
+}
+
+bool st_traceparent_valid(const char *p, size_t len)
+{
+    /* 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
+    bool zero;
+    if (len != 55 || p[2] != '-' || p[35] != '-' || p[52] != '-')
+        return false;
+    if (!is_lower_hex(p, 2, &zero) || (p[0] == 'f' && p[1] == 'f'))
+        return false;
+    if (!is_lower_hex(p + 3, 32, &zero) || zero)
+        return false;
+    if (!is_lower_hex(p + 36, 16, &zero) || zero)
+        return false;
+    return is_lower_hex(p + 53, 2, &zero);
+}
+
+uint64_t st_rand64(uint64_t s[2])
+{
+    /* xorshift128+ */
+    uint64_t x = s[0];
+    uint64_t const y = s[1];
+    s[0] = y;
+    x ^= x << 23;
+    s[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+    return s[1] + y;
+}
+
+static void hex64(uint64_t v, char *out, int digits)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; i--) {
+        out[i] = hex[v & 15];
+        v >>= 4;
+    }
+}
+
+void st_request_id_new(uint64_t state[2], char out[33])
+{
+    hex64(st_rand64(state), out, 16);
+    hex64(st_rand64(state), out + 16, 16);
+    out[32] = '\0';
+}
+
+void st_request_id_next(const char prefix_hex[16], uint64_t *counter, char out[33])
+{
+    memcpy(out, prefix_hex, 16);
+    hex64((*counter)++, out + 16, 16);
+    out[32] = '\0';
+}
+
+void st_traceparent_new(uint64_t state[2], char out[56])
+{
+    memcpy(out, "00-", 3);
+    hex64(st_rand64(state) | 1, out + 3, 16);
+    hex64(st_rand64(state), out + 19, 16);
+    out[35] = '-';
+    hex64(st_rand64(state) | 1, out + 36, 16);
+    memcpy(out + 52, "-01", 3);
+    out[55] = '\0';
+}
+
+int st_http_status_for_error(int err)
+{
+    switch (err) {
+    case -ETIMEDOUT:
+        return 504;
+    default:
+        return 502;
+    }
+}

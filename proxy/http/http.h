@@ -1,0 +1,173 @@
+/*
+ * http.h - HTTP/1.1 message pieces that are pure logic: the header list a
+ * parser fills, header lookups, hop-by-hop filtering, and the heads strata
+ * writes toward the origin and toward the client.
+ *
+ * Nothing here touches a socket or a loop, so all of it is unit-tested.
+ *
+ * A header list keeps its bytes in one growing buffer and records offsets,
+ * so that parser callbacks delivering a name or value in several pieces
+ * simply append. Lookups compare names case-insensitively.
+ */
+#ifndef ST_HTTP_H
+#define ST_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+struct st_hdr {
+    uint32_t name_off, name_len;
+    uint32_t value_off, value_len;
+};
+
+struct st_headers {
+    char *buf; /* owned: all names and values */
+    size_t len, cap;
+    struct st_hdr *v; /* owned */
+    size_t n, vcap;
+    enum { ST_HDR_NONE, ST_HDR_NAME, ST_HDR_VALUE } state; /* parser inside v[n-1]'s ... */
+};
+
+void st_headers_init(struct st_headers *h);
+void st_headers_finish(struct st_headers *h);
+/* Empty the list, keeping its memory. */
+void st_headers_reset(struct st_headers *h);
+/* Parser glue: append a piece of a field name / value. */
+void st_headers_name_piece(struct st_headers *h, const char *p, size_t len);
+void st_headers_value_piece(struct st_headers *h, const char *p, size_t len);
+/* Trim trailing whitespace of the last value once it is complete. */
+void st_headers_value_done(struct st_headers *h);
+/* Append one whole header. */
+void st_headers_add(struct st_headers *h, const char *name, size_t name_len, const char *value,
+                    size_t value_len);
+/* Append every header of src. */
+void st_headers_copy(struct st_headers *dst, const struct st_headers *src);
+/*
+ * Append the headers of a serialized head (a status or request line, then
+ * "Name: value" lines each ending in CRLF), as strata itself wrote it.
+ */
+void st_headers_parse_head(struct st_headers *h, const char *head, size_t len);
+
+static inline const char *st_hdr_name(const struct st_headers *h, const struct st_hdr *e)
+{
+    return h->buf + e->name_off;
+}
+static inline const char *st_hdr_value(const struct st_headers *h, const struct st_hdr *e)
+{
+    return h->buf + e->value_off;
+}
+
+/* First header with this name (case-insensitive), or NULL. */
+const struct st_hdr *st_headers_get(const struct st_headers *h, const char *name);
+/* Does header `name` contain `token` in its comma-separated list (case-insensitive)? */
+bool st_headers_has_token(const struct st_headers *h, const char *name, const char *token);
+
+/* Case-insensitive equality of a (p, len) span with a NUL-terminated lowercase name. */
+bool st_name_eq(const char *p, size_t len, const char *lower);
+
+/*
+ * Is this header hop-by-hop for this message: Connection, Keep-Alive,
+ * Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE, Trailer,
+ * Transfer-Encoding, Upgrade, or a header named in a Connection header of h.
+ */
+bool st_http_is_hop_by_hop(const struct st_headers *h, const struct st_hdr *e);
+
+/* A request line and headers as parsed from a client. */
+struct st_request_head {
+    const char *method; /* static string from llhttp */
+    const char *target; /* NUL-terminated, points into the owner's storage */
+    size_t target_len;
+    int http_minor; /* HTTP/1.x */
+    const struct st_headers *headers;
+};
+
+/* What strata adds to a request on its way to the origin. */
+struct st_forward_info {
+    const char *client_ip;  /* for X-Forwarded-For */
+    const char *request_id; /* X-Request-Id */
+    const char *traceparent;
+    /* Request body framing toward the origin: */
+    bool has_body;
+    bool chunked;         /* re-chunked body (client sent chunked) */
+    uint64_t content_length; /* when has_body && !chunked */
+    /* Revalidation: drop the client's If-None-Match/If-Modified-Since, send these. */
+    bool replace_conditionals;
+    const char *if_none_match; /* may be NULL */
+    size_t if_none_match_len;
+    const char *if_modified_since; /* an HTTP-date, may be NULL */
+};
+
+/*
+ * Serialize the request head sent to the origin into sb: the client's
+ * request line (as HTTP/1.1), its end-to-end headers (hop-by-hop removed,
+ * and the client's X-Forwarded-For, X-Forwarded-Proto, X-Request-Id,
+ * traceparent, Expect, Content-Length replaced by ours), then
+ * X-Forwarded-For (appended to the client's), X-Forwarded-Proto, Via,
+ * X-Request-Id, traceparent and body framing.
+ */
+void st_http_build_request(struct st_sb *sb, const struct st_request_head *req,
+                           const struct st_forward_info *fw);
+
+/* How the body of a response to the client is framed. */
+enum st_framing {
+    ST_FRAME_NONE = 0,    /* no body (HEAD, 204, 304) */
+    ST_FRAME_LENGTH,      /* Content-Length */
+    ST_FRAME_CHUNKED,     /* we chunk it */
+    ST_FRAME_CLOSE,       /* until close (HTTP/1.0 client, no length) */
+};
+
+struct st_response_info {
+    int status;
+    const char *reason; /* may be NULL: the standard phrase is used */
+    size_t reason_len;
+    enum st_framing framing;
+    uint64_t content_length; /* ST_FRAME_LENGTH, or the origin's for a HEAD */
+    bool send_length_on_none; /* HEAD: still send the origin's Content-Length */
+    bool keep_alive;
+    const char *request_id;
+    const char *cache_status; /* Cache-Status value, or NULL */
+};
+
+/*
+ * Serialize a response head for the client: status line, the origin's
+ * end-to-end headers (hop-by-hop and framing removed; may be NULL), then
+ * Cache-Status, X-Request-Id, framing and Connection.
+ */
+void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
+                            const struct st_headers *origin);
+
+/* The standard reason phrase of a status code ("Unknown" for others). */
+const char *st_http_reason(int status);
+
+/*
+ * A complete error response from strata itself (JSON body
+ * {"error":"...","status":N,"request_id":"..."}), into sb.
+ */
+void st_http_build_error(struct st_sb *sb, int status, const char *request_id, bool keep_alive,
+                         bool head_only);
+
+/* Is this an acceptable client-supplied X-Request-Id: 1-128 of [A-Za-z0-9._:-]? */
+bool st_request_id_valid(const char *p, size_t len);
+/* Is this a valid W3C traceparent (version 00 form, non-zero ids)? */
+bool st_traceparent_valid(const char *p, size_t len);
+
+/* Per-thread random source for ids (xoshiro-style; not for secrets). */
+uint64_t st_rand64(uint64_t state[2]);
+/* 32 hex chars from two random words; out must hold 33 bytes. */
+void st_request_id_new(uint64_t state[2], char out[33]);
+/*
+ * A request id from a per-thread source: 16 hex chars of a random prefix
+ * chosen once (prefix_hex, 16 chars) and 16 hex chars of a counter. Unique
+ * per process run without drawing randomness per request.
+ */
+void st_request_id_next(const char prefix_hex[16], uint64_t *counter, char out[33]);
+/* A new traceparent "00-<32 hex>-<16 hex>-01"; out must hold 56 bytes. */
+void st_traceparent_new(uint64_t state[2], char out[56]);
+
+/* Map a negative errno from the upstream side to the status strata answers. */
+int st_http_status_for_error(int err);
+
+#endif
