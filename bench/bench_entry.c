@@ -1,6 +1,6 @@
 #include "bench_entry.h"
 
-struct st_cache_entry *bench_make_entry(const char *key, size_t key_len, const char *body,
+struct st_entry *bench_make_entry(const char *key, size_t key_len, const char *body,
                                         size_t body_len)
 {
     struct st_headers req, resp;
@@ -9,11 +9,11 @@ struct st_cache_entry *bench_make_entry(const char *key, size_t key_len, const c
     st_headers_name_piece(&resp, "Content-Type", 12);
     st_headers_value_piece(&resp, "application/json", 16);
     st_headers_value_done(&resp);
-    struct st_cache_entry_init in = {
+    struct st_entry_init in = {
         .key = key, .key_len = key_len, .req = &req, .resp = &resp, .status = 200,
-        .body = body, .body_len = body_len, .lifetime_ms = 1 << 30, .tier_slot = -1,
+        .body = body, .body_len = body_len, .lifetime_ms = 1 << 30,
     };
-    struct st_cache_entry *e = st_cache_entry_new(&in);
+    struct st_entry *e = st_entry_new(&in);
     st_headers_finish(&req);
     st_headers_finish(&resp);
     return e;

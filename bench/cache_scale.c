@@ -4,11 +4,11 @@
  * T threads (1 .. the machine's CPUs) look up cached 1 KiB entries as fast
  * as they can for a fixed time, in two ways:
  *
- *   peek    the workers' hit path: st_cache_peek (lock-free hash chains,
+ *   peek    the workers' hit path: st_store_peek (lock-free hash chains,
  *           no reference taken, memory reclaimed through qsbr.h), with the
  *           thread going offline every 64 lookups as a worker does once per
  *           event-loop iteration;
- *   locked  st_cache_lookup + st_cache_entry_unref: the shard mutex and a
+ *   locked  st_store_lookup + st_store_item_unref: the shard mutex and a
  *           reference count, i.e. what a hit would cost with a shared lock
  *           and a shared atomic. Shown as the contrast.
  *
@@ -38,7 +38,7 @@
 #define ROUNDS 5
 
 struct run {
-    struct st_cache *c;
+    struct st_store *c;
     bool locked;
     unsigned keys;
     _Atomic bool go, stop;
@@ -75,17 +75,17 @@ static void lookup_thread(void *p)
             unsigned k = (unsigned)(rng % r->keys);
             const char *key = keys[k];
             size_t len = key_lens[k];
-            uint64_t h = st_cache_hash(key, len);
-            struct st_cache_entry *e;
+            uint64_t h = st_store_hash(key, len);
+            struct st_store_item *e;
             if (r->locked) {
-                e = st_cache_lookup(r->c, h, key, len, NULL);
+                e = st_store_lookup(r->c, h, key, len, NULL, NULL);
                 if (e)
-                    bytes += (unsigned char)e->body[e->body_len - 1];
-                st_cache_entry_unref(e);
+                    bytes += (unsigned char)e->blob[e->blob_len - 1];
+                st_store_item_unref(e);
             } else {
-                e = st_cache_peek(r->c, h, key, len, NULL);
+                e = st_store_peek(r->c, h, key, len, NULL, NULL);
                 if (e)
-                    bytes += (unsigned char)e->body[e->body_len - 1];
+                    bytes += (unsigned char)e->blob[e->blob_len - 1];
             }
             if (!e) {
                 fprintf(stderr, "cache_scale: key %s missing\n", key);
@@ -109,7 +109,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Lookups per second with `threads` threads. */
-static double measure(struct st_cache *c, bool locked, unsigned keys, unsigned threads,
+static double measure(struct st_store *c, bool locked, unsigned keys, unsigned threads,
                       double seconds)
 {
     struct run r = {.c = c, .locked = locked, .keys = keys};
@@ -153,16 +153,16 @@ int main(int argc, char **argv)
     }
     static char body[BODY];
     memset(body, 'x', sizeof(body));
-    struct st_cache *c = st_cache_create(64u << 20, BODY);
+    struct st_store *c = st_store_create(64u << 20, BODY);
     for (unsigned i = 0; i < KEYS; i++) {
         int len = snprintf(keys[i], sizeof(keys[i]), "/item/%u\x1f" "127.0.0.1:8080", i + 1);
         key_lens[i] = (size_t)len;
-        struct st_cache_entry *e = bench_make_entry(keys[i], key_lens[i], body, BODY);
-        if (!e || !st_cache_insert(c, e)) {
+        struct st_entry *e = bench_make_entry(keys[i], key_lens[i], body, BODY);
+        if (!e || !st_store_insert(c, st_entry_item(e))) {
             fprintf(stderr, "cache_scale: cannot store %s\n", keys[i]);
             return 1;
         }
-        st_cache_entry_unref(e);
+        st_entry_unref(e);
     }
     printf("| lookup | keys | threads | lookups/s (median) | range | per thread | vs 1 thread |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|\n");
@@ -191,7 +191,7 @@ int main(int argc, char **argv)
     }
     printf("\n%d CPUs, %.1f s per run, %d rounds (thread counts alternating), medians, %d-byte bodies\n",
            n_cpus, seconds, ROUNDS, BODY);
-    st_cache_destroy(c);
+    st_store_destroy(c);
     st_qsbr_drain_all();
     return 0;
 }

@@ -4,7 +4,7 @@
  * working set.
  *
  * The SIEVE side is the real store (proxy/cache.c): every request is a
- * st_cache_lookup, every miss a st_cache_insert of a real entry, under the
+ * st_store_lookup, every miss a st_store_insert of a real entry, under the
  * same byte budget accounting as the server. The LRU side is a textbook
  * LRU (hash table + list) charged the same bytes per object, so the two
  * differ only in the eviction policy.
@@ -146,25 +146,25 @@ static double run_strata(const double *cdf, size_t keys, size_t requests, uint64
                          uint64_t *charge_out)
 {
     static char body[BODY];
-    struct st_cache *c = st_cache_create(budget, BODY);
+    struct st_store *c = st_store_create(budget, BODY);
     size_t hits = 0;
     char key[32];
     for (size_t i = 0; i < requests; i++) {
         size_t k = zipf_draw(cdf, keys);
         int len = snprintf(key, sizeof(key), "/o/%zu\x1fh", k);
-        uint64_t h = st_cache_hash(key, (size_t)len);
-        struct st_cache_entry *e = st_cache_lookup(c, h, key, (size_t)len, NULL);
+        uint64_t h = st_store_hash(key, (size_t)len);
+        struct st_store_item *e = st_store_lookup(c, h, key, (size_t)len, NULL, NULL);
         if (e) {
             hits++;
-            st_cache_entry_unref(e);
+            st_store_item_unref(e);
             continue;
         }
-        e = bench_make_entry(key, (size_t)len, body, BODY);
+        e = st_entry_item(bench_make_entry(key, (size_t)len, body, BODY));
         *charge_out = e->charge;
-        st_cache_insert(c, e);
-        st_cache_entry_unref(e);
+        st_store_insert(c, e);
+        st_store_item_unref(e);
     }
-    st_cache_destroy(c);
+    st_store_destroy(c);
     return (double)hits / (double)requests;
 }
 

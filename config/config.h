@@ -30,7 +30,10 @@ enum st_strategy_kind {
     ST_STRATEGY_CACHE_ASIDE,
     ST_STRATEGY_WRITE_THROUGH,
     ST_STRATEGY_WRITE_BEHIND,
+    ST_STRATEGY__COUNT
 };
+
+struct st_strategy; /* core/strategy.h: set on each route after load */
 
 enum st_ttl_source {
     ST_TTL_SOURCE_ORIGIN = 0,
@@ -88,6 +91,7 @@ struct st_route_cfg {
     unsigned methods; /* st_method_bit set; 0 = all methods */
     size_t upstream;  /* index into st_config.upstreams */
     enum st_strategy_kind strategy;
+    const struct st_strategy *impl; /* the kind's implementation, set by the server after load */
     int tier; /* index into st_config.tiers; -1 when the route has none (bypass) */
     enum st_ttl_source ttl_source;
     char **invalidates; /* owned array of n_invalidates patterns, may hold {name} */

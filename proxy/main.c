@@ -1,5 +1,6 @@
 /*
- * main.c - command line: strata [-c FILE] [-b HOST:PORT] [--check] [--version]
+ * main.c - the wiring: the command line (strata [-c FILE] [-b HOST:PORT] [--check]
+ * [--version]) and the table of strategies handed to the server.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -7,9 +8,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "config/config.h"
 #include "core/server.h"
 #include "st_build.h"
+#include "strategies/strategies.h"
+
+/* The strategies of this build, by kind: routes of a kind without one fail the config check. */
+static const struct st_strategy_table strategies = {
+    .kind =
+        {
+            [ST_STRATEGY_BYPASS] = &st_strategy_bypass,
+            [ST_STRATEGY_CACHE_ASIDE] = &st_strategy_cache_aside,
+        },
+};
+
+static const struct st_server_wiring wiring = {
+    .strategies = &strategies,
+    .admin_start = st_admin_start,
+    .admin_stop = st_admin_stop,
+};
 
 static void usage(FILE *f)
 {
@@ -54,7 +72,7 @@ int main(int argc, char **argv)
     int rc = file ? st_config_load_file(file, &cfg, &diag)
                   : st_config_from_backend(backend, &cfg, &diag);
     if (rc == 0)
-        rc = st_server_check_config(cfg, &diag);
+        rc = st_server_check_config(cfg, &strategies, &diag);
     if (rc < 0) {
         print_diags(&diag);
         st_diag_finish(&diag);
@@ -67,5 +85,5 @@ int main(int argc, char **argv)
         st_config_destroy(cfg);
         return 0;
     }
-    return st_server_run(cfg);
+    return st_server_run(cfg, &wiring);
 }

@@ -1,8 +1,7 @@
 /*
  * bypass.c - pure proxying: nothing is looked up, nothing is stored.
  */
-#include "core/exchange.h"
-#include "core/strategy.h"
+#include "strategies/strategies.h"
 
 static void on_request(struct st_exchange *x)
 {

@@ -16,8 +16,11 @@
  *
  * State: one struct ca per exchange (the fetch hook argument), freed by
  * on_done, which also ends the flight the exchange leads. A parked exchange
- * keeps its struct ca and its waiter; if the client leaves while parked,
- * on_done clears the waiter's exchange pointer (same thread as the resume).
+ * keeps its struct ca; if the client leaves while parked, on_done frees it.
+ *
+ * Talks to two interfaces only: the exchange (core/strategy.h) and the
+ * cache tiers (cache/tier.h), with the worker's context for counters, the
+ * clock and the random source.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,28 +29,22 @@
 #include <time.h>
 
 #include "base/alloc.h"
-#include "cache/store.h"
-#include "cache/key.h"
-#include "core/exchange.h"
 #include "cache/freshness.h"
 #include "cache/invalidate.h"
-#include "base/log.h"
-#include "core/router.h"
-#include "core/server.h"
+#include "cache/key.h"
+#include "cache/tier.h"
 #include "core/strategy.h"
-#include "origin/upstream.h"
-#include "core/worker.h"
+#include "strategies/strategies.h"
 
 struct ca {
     struct st_exchange *x;
-    struct st_cache *cache;
+    struct st_cache_tier *tiers;
     struct st_sb key;
     uint64_t hash;
     struct st_cc req_cc;
-    struct st_cache_entry *stale; /* expired entry: revalidation, stale-if-error (reference) */
-    bool revalidating;            /* we sent stale's validators to the origin */
-    struct st_waiter *waiter;     /* while parked */
-    bool leader;                  /* must end the flight */
+    struct st_entry *stale; /* expired entry: revalidation, stale-if-error (reference) */
+    bool revalidating;      /* we sent stale's validators to the origin */
+    bool leader;            /* must end the flight */
     enum st_flight_result result;
     int fail_status;
     bool filling;
@@ -62,16 +59,14 @@ struct ca {
     enum { ABSORB_NONE, ABSORB_304, ABSORB_STALE } absorbed;
 };
 
-static int64_t now_ms(void)
+static int64_t now_ms(struct st_exchange *x)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return st_exchange_ctx(x)->now_ms();
 }
 
 static struct st_stats *stats_of(struct st_exchange *x)
 {
-    return &st_exchange_worker(x)->stats;
+    return st_exchange_ctx(x)->stats;
 }
 
 /* Count an outcome globally, for the route and for its tier. */
@@ -112,7 +107,7 @@ static void set_status(struct st_exchange *x, const char *a, const long long *tt
 
 static void ca_free(struct ca *ca)
 {
-    st_cache_entry_unref(ca->stale);
+    st_entry_unref(ca->stale);
     st_sb_finish(&ca->key);
     if (ca->body.p)
         st_sb_finish(&ca->body);
@@ -126,17 +121,17 @@ static struct ca *ca_new(struct st_exchange *x)
     size_t host_len;
     const char *host = st_exchange_host(x, &host_len);
     ca->x = x;
-    ca->cache = st_server_cache(st_exchange_worker(x)->srv);
+    ca->tiers = st_exchange_ctx(x)->tiers;
     st_sb_init(&ca->key, 128);
     st_cache_key_build(&ca->key, st_exchange_route(x), req->target, req->target_len,
                        host ? host : "", host_len);
-    ca->hash = st_cache_hash(ca->key.p, ca->key.len);
+    ca->hash = st_cache_tier_hash(ca->key.p, ca->key.len);
     st_cc_parse_headers(req->headers, "cache-control", &ca->req_cc);
     ca->result = ST_FLIGHT_UNCACHEABLE;
     return ca;
 }
 
-static int64_t age_of(const struct st_cache_entry *e, int64_t now)
+static int64_t age_of(const struct st_entry *e, int64_t now)
 {
     int64_t resident = now - e->stored_ms;
     return e->initial_age_ms + (resident > 0 ? resident : 0);
@@ -150,12 +145,12 @@ static const struct st_tier *tier_of(struct st_exchange *x)
 
 /* --- answers from the cache --- */
 
-static void serve(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age_ms)
+static void serve(struct st_exchange *x, struct ca *ca, struct st_entry *e, int64_t age_ms)
 {
     const struct st_request_head *req = st_exchange_request(x);
     bool nm = e->status == 200 &&
-              st_conditional_not_modified(req->headers, st_cache_entry_etag(e), e->etag_len,
-                                          st_cache_entry_last_modified_ms(e));
+              st_conditional_not_modified(req->headers, st_entry_etag(e), st_entry_etag_len(e),
+                                          st_entry_last_modified_ms(e));
     if (nm)
         ST_STAT_INC(stats_of(x), CACHE_NOT_MODIFIED);
     (void)ca;
@@ -163,13 +158,13 @@ static void serve(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e
 }
 
 /* Remaining freshness in whole seconds, rounded down (so just-expired is -1, not 0). */
-static long long ttl_s(const struct st_cache_entry *e, int64_t age)
+static long long ttl_s(const struct st_entry *e, int64_t age)
 {
     int64_t ms = e->lifetime_ms - age;
     return (long long)(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
 }
 
-static void serve_hit(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age)
+static void serve_hit(struct st_exchange *x, struct ca *ca, struct st_entry *e, int64_t age)
 {
     long long ttl = ttl_s(e, age);
     set_status(x, "strata; hit; ttl=", &ttl, NULL, NULL);
@@ -179,7 +174,7 @@ static void serve_hit(struct st_exchange *x, struct ca *ca, struct st_cache_entr
     serve(x, ca, e, age);
 }
 
-static void serve_stale(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e, int64_t age,
+static void serve_stale(struct st_exchange *x, struct ca *ca, struct st_entry *e, int64_t age,
                         const char *detail)
 {
     long long ttl = ttl_s(e, age);
@@ -189,7 +184,7 @@ static void serve_stale(struct st_exchange *x, struct ca *ca, struct st_cache_en
 }
 
 /* May e answer now that the origin failed (stale-if-error)? */
-static bool stale_if_error_ok(const struct st_cache_entry *e, int64_t now)
+static bool stale_if_error_ok(const struct st_entry *e, int64_t now)
 {
     return e && !e->no_stale && age_of(e, now) < e->lifetime_ms + e->sie_ms;
 }
@@ -220,18 +215,17 @@ static int64_t jittered(struct st_exchange *x, int64_t lifetime)
     const struct st_tier *t = tier_of(x);
     if (!t || t->jitter_pct == 0 || lifetime <= 0)
         return lifetime;
-    uint64_t r = st_rand64(st_exchange_worker(x)->rand) % 1001; /* 0..1000 per mille */
+    uint64_t r = st_rand64(st_exchange_ctx(x)->rand) % 1001; /* 0..1000 per mille */
     int64_t spread = lifetime * (int64_t)t->jitter_pct / 100;
     return lifetime - spread * (int64_t)r / 1000;
 }
 
-static struct st_cache_entry *build_entry(struct ca *ca, const struct st_headers *resp, int status,
-                                          const char *body, size_t body_len,
-                                          const struct st_freshness *fr, int64_t stored_ms)
+static struct st_entry *build_entry(struct ca *ca, const struct st_headers *resp, int status,
+                                    const char *body, size_t body_len,
+                                    const struct st_freshness *fr, int64_t stored_ms)
 {
     struct st_exchange *x = ca->x;
-    const struct st_route_cfg *r = st_exchange_route(x);
-    struct st_cache_entry_init in = {
+    struct st_entry_init in = {
         .key = ca->key.p,
         .key_len = ca->key.len,
         .req = st_exchange_request(x)->headers,
@@ -248,19 +242,18 @@ static struct st_cache_entry *build_entry(struct ca *ca, const struct st_headers
         .sie_ms = fr->sie_ms,
         .no_stale = fr->no_stale,
         .always_revalidate = fr->always_revalidate,
-        .tier_slot = r->tier >= 0 ? (int)st_exchange_config(x)->tiers[r->tier].stats_slot : -1,
     };
-    return st_cache_entry_new(&in);
+    return st_entry_new(&in);
 }
 
 /* A 304 answered our revalidation: the stored headers, updated by the 304's. */
-static struct st_cache_entry *refresh_entry(struct ca *ca, const struct st_headers *h304)
+static struct st_entry *refresh_entry(struct ca *ca, const struct st_headers *h304)
 {
     struct st_headers stored, merged;
     st_headers_init(&stored);
     st_headers_init(&merged);
-    const struct st_cache_entry *old = ca->stale;
-    st_headers_parse_head(&stored, st_cache_entry_head(old), old->head_len);
+    const struct st_entry *old = ca->stale;
+    st_headers_parse_head(&stored, st_entry_head(old), old->head_len);
     for (size_t i = 0; i < stored.n; i++) {
         const struct st_hdr *e = &stored.v[i];
         const char *name = st_hdr_name(&stored, e); /* NUL-terminated in the list */
@@ -274,7 +267,7 @@ static struct st_cache_entry *refresh_entry(struct ca *ca, const struct st_heade
     st_freshness_evaluate(old->status, st_exchange_request(ca->x)->headers, &merged,
                           ca->request_ms, ca->response_ms, &pol, &fr);
     /* The reason phrase of the stored status line "HTTP/1.1 200 OK\r\n" (not NUL-terminated). */
-    const char *head = st_cache_entry_head(old);
+    const char *head = st_entry_head(old);
     const char *eol = memmem(head, old->head_len, "\r\n", 2);
     const char *sp = eol ? memchr(head, ' ', (size_t)(eol - head)) : NULL;
     const char *reason = sp ? memchr(sp + 1, ' ', (size_t)(eol - sp - 1)) : NULL;
@@ -284,18 +277,17 @@ static struct st_cache_entry *refresh_entry(struct ca *ca, const struct st_heade
         ca->reason_len = n < sizeof(ca->reason) ? n : sizeof(ca->reason) - 1;
         memcpy(ca->reason, reason + 1, ca->reason_len);
     }
-    struct st_cache_entry *e =
-        fr.storable ? build_entry(ca, &merged, old->status, old->body, old->body_len, &fr,
-                                  ca->response_ms)
-                    : NULL;
+    struct st_entry *e = fr.storable ? build_entry(ca, &merged, old->status, st_entry_body(old),
+                                                   st_entry_body_len(old), &fr, ca->response_ms)
+                                     : NULL;
     st_headers_finish(&merged);
     return e;
 }
 
-static bool fill_on_head(struct st_exchange *x, const struct st_upstream_head *h)
+static bool fill_on_head(struct st_exchange *x, const struct st_response_head *h)
 {
     struct ca *ca = st_exchange_hook_arg(x);
-    int64_t now = now_ms();
+    int64_t now = now_ms(x);
     ca->response_ms = now;
     ca->status = h->status;
     ca->resp = h->headers;
@@ -313,7 +305,7 @@ static bool fill_on_head(struct st_exchange *x, const struct st_upstream_head *h
     struct st_store_policy pol = policy_of(x);
     st_freshness_evaluate(h->status, st_exchange_request(x)->headers, h->headers, ca->request_ms,
                           now, &pol, &ca->fr);
-    uint64_t max_obj = st_cache_max_object(ca->cache);
+    uint64_t max_obj = ca->tiers->max_object;
     bool fits = !h->has_length || h->content_length <= max_obj;
     ca->filling = ca->fr.storable && fits && !st_exchange_is_head(x) && !ca->req_cc.no_store;
     if (ca->filling)
@@ -328,7 +320,7 @@ static void fill_on_body(struct st_exchange *x, const char *p, size_t len)
     struct ca *ca = st_exchange_hook_arg(x);
     if (!ca->filling)
         return;
-    if (ca->body.len + len > st_cache_max_object(ca->cache)) {
+    if (ca->body.len + len > ca->tiers->max_object) {
         ca->filling = false;
         st_sb_finish(&ca->body);
         return;
@@ -338,25 +330,25 @@ static void fill_on_body(struct st_exchange *x, const char *p, size_t len)
 
 static void answer_absorbed(struct st_exchange *x, struct ca *ca)
 {
-    int64_t now = now_ms();
+    int64_t now = now_ms(x);
     if (ca->absorbed == ABSORB_STALE) {
         ca->result = ST_FLIGHT_FAILED;
         serve_stale(x, ca, ca->stale, age_of(ca->stale, now), "stale-if-error");
         return;
     }
     /* ABSORB_304: the origin confirmed the stored entry. */
-    struct st_cache_entry *e = refresh_entry(ca, ca->resp);
+    struct st_entry *e = refresh_entry(ca, ca->resp);
     ST_STAT_INC(stats_of(x), CACHE_REVALIDATED);
     if (e) {
-        st_cache_insert(ca->cache, e);
+        st_cache_tier_insert(ca->tiers, e);
         ca->result = ST_FLIGHT_STORED;
     } else {
-        st_cache_expire(ca->cache, ca->stale);
+        st_cache_tier_expire(ca->tiers, ca->stale);
     }
-    struct st_cache_entry *use = e ? e : ca->stale;
+    struct st_entry *use = e ? e : ca->stale;
     set_status(x, "strata; fwd=stale; stored", NULL, NULL, NULL);
     serve(x, ca, use, age_of(use, now));
-    st_cache_entry_unref(e);
+    st_entry_unref(e);
 }
 
 static void fill_on_end(struct st_exchange *x)
@@ -368,11 +360,11 @@ static void fill_on_end(struct st_exchange *x)
     }
     if (!ca->filling)
         return;
-    struct st_cache_entry *e = build_entry(ca, ca->resp, ca->status, ca->body.p, ca->body.len,
-                                           &ca->fr, ca->response_ms);
-    if (e && st_cache_insert(ca->cache, e))
+    struct st_entry *e = build_entry(ca, ca->resp, ca->status, ca->body.p, ca->body.len, &ca->fr,
+                                     ca->response_ms);
+    if (e && st_cache_tier_insert(ca->tiers, e))
         ca->result = ST_FLIGHT_STORED;
-    st_cache_entry_unref(e);
+    st_entry_unref(e);
 }
 
 static bool fill_on_error(struct st_exchange *x, int err)
@@ -380,7 +372,7 @@ static bool fill_on_error(struct st_exchange *x, int err)
     struct ca *ca = st_exchange_hook_arg(x);
     ca->result = ST_FLIGHT_FAILED;
     ca->fail_status = st_http_status_for_error(err);
-    int64_t now = now_ms();
+    int64_t now = now_ms(x);
     if (!stale_if_error_ok(ca->stale, now) || st_exchange_is_background(x))
         return false;
     serve_stale(x, ca, ca->stale, age_of(ca->stale, now), "stale-if-error");
@@ -390,11 +382,9 @@ static bool fill_on_error(struct st_exchange *x, int err)
 static void fill_on_done(struct st_exchange *x)
 {
     struct ca *ca = st_exchange_hook_arg(x);
-    if (ca->waiter)
-        ca->waiter->x = NULL; /* parked and the client left */
     if (ca->leader)
-        st_cache_flight_done(ca->cache, ca->hash, ca->key.p, ca->key.len, ca->result,
-                             ca->fail_status);
+        st_cache_tier_flight_done(ca->tiers, ca->hash, ca->key.p, ca->key.len, ca->result,
+                                  ca->fail_status);
     ca_free(ca);
 }
 
@@ -412,35 +402,35 @@ static void fetch(struct st_exchange *x, struct ca *ca)
     struct st_revalidate rv = {.etag = NULL, .last_modified_ms = -1};
     bool has_rv = false;
     if (ca->stale && ca->stale->status == 200 &&
-        (ca->stale->etag_len || st_cache_entry_last_modified_ms(ca->stale) >= 0)) {
-        rv.etag = st_cache_entry_etag(ca->stale);
-        rv.etag_len = ca->stale->etag_len;
-        rv.last_modified_ms = st_cache_entry_last_modified_ms(ca->stale);
+        (st_entry_etag(ca->stale) || st_entry_last_modified_ms(ca->stale) >= 0)) {
+        rv.etag = st_entry_etag(ca->stale);
+        rv.etag_len = st_entry_etag_len(ca->stale);
+        rv.last_modified_ms = st_entry_last_modified_ms(ca->stale);
         has_rv = true;
     }
     /* Without our validators, a 304 could only answer the client's own condition. */
     ca->revalidating = has_rv;
-    ca->request_ms = now_ms();
+    ca->request_ms = now_ms(x);
     if (!st_exchange_is_background(x))
         count(x, ST_STAT_CACHE_MISSES, ST_RS_MISSES);
     st_exchange_fetch(x, &fill_hooks, ca, has_rv ? &rv : NULL);
 }
 
 /* Keep stale for revalidation only if it may still serve (validators or stale-if-error). */
-static void refresh_in_background(struct st_exchange *x, struct ca *ca, struct st_cache_entry *e)
+static void refresh_in_background(struct st_exchange *x, struct ca *ca, struct st_entry *e)
 {
-    if (st_cache_flight_join(ca->cache, ca->hash, ca->key.p, ca->key.len, NULL) !=
+    if (st_cache_tier_flight_join(ca->tiers, ca->hash, ca->key.p, ca->key.len, NULL) !=
         ST_FLIGHT_LEADER)
         return; /* a refresh or fetch is already running */
     struct st_exchange *b = st_exchange_spawn_background(x);
     if (!b) {
-        st_cache_flight_done(ca->cache, ca->hash, ca->key.p, ca->key.len, ST_FLIGHT_UNCACHEABLE,
-                             0);
+        st_cache_tier_flight_done(ca->tiers, ca->hash, ca->key.p, ca->key.len,
+                                  ST_FLIGHT_UNCACHEABLE, 0);
         return;
     }
     struct ca *bca = ca_new(b);
     bca->leader = true;
-    bca->stale = st_cache_entry_ref(e);
+    bca->stale = st_entry_ref(e);
     st_exchange_set_cache_status(b, "strata; fwd=stale");
     fetch(b, bca);
 }
@@ -448,29 +438,22 @@ static void refresh_in_background(struct st_exchange *x, struct ca *ca, struct s
 /* Park x behind the flight's leader. Returns false when x leads instead. */
 static bool park(struct st_exchange *x, struct ca *ca)
 {
-    struct st_waiter *w = st_xcalloc(1, sizeof(*w));
-    w->w = st_exchange_worker(x);
-    w->x = x;
-    if (st_cache_flight_join(ca->cache, ca->hash, ca->key.p, ca->key.len, w) ==
-        ST_FLIGHT_LEADER) {
-        free(w);
-        ca->leader = true;
-        return false;
-    }
-    ca->waiter = w;
     /* Only on_done matters while parked: the client may leave. */
     static const struct st_fetch_hooks parked_hooks = {.on_done = fill_on_done};
-    st_exchange_park(x, &parked_hooks, ca);
-    return true;
+    if (st_exchange_join_flight(x, ca->tiers, ca->hash, ca->key.p, ca->key.len, &parked_hooks,
+                                ca) == ST_FLIGHT_PARKED)
+        return true;
+    ca->leader = true;
+    return false;
 }
 
 /* Look the key up and answer, or go to the origin. `may_park`: join the flight. */
 static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
 {
-    int64_t now = now_ms();
-    /* Peeked, not referenced: valid for this loop iteration (see qsbr.h). */
-    struct st_cache_entry *e = st_cache_peek(ca->cache, ca->hash, ca->key.p, ca->key.len,
-                                             st_exchange_request(x)->headers);
+    int64_t now = now_ms(x);
+    /* Not referenced: valid for this loop iteration (see cache/tier.h). */
+    struct st_entry *e = st_cache_tier_lookup(ca->tiers, ca->hash, ca->key.p, ca->key.len,
+                                              st_exchange_request(x)->headers);
     if (e) {
         int64_t age = age_of(e, now);
         bool fresh = age < e->lifetime_ms && !e->always_revalidate;
@@ -495,7 +478,7 @@ static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
             ca_free(ca);
             return;
         }
-        ca->stale = st_cache_entry_ref(e); /* kept for revalidation and stale-if-error */
+        ca->stale = st_entry_ref(e); /* kept for revalidation and stale-if-error */
     } else if (ca->req_cc.only_if_cached) {
         set_status(x, "strata; fwd=miss; detail=only-if-cached", NULL, NULL, NULL);
         ca_free(ca);
@@ -515,8 +498,7 @@ static void invalidate_uri(struct st_exchange *x, const char *uri, size_t len)
     const char *path = st_target_path(uri, len, &plen);
     if (plen == 0 || path[0] != '/')
         return;
-    st_invalidate(st_server_cache(st_exchange_worker(x)->srv), stats_of(x), ST_INVAL_URI, path,
-                  plen);
+    st_invalidate(st_exchange_ctx(x)->tiers, stats_of(x), ST_INVAL_URI, path, plen);
 }
 
 /* Location / Content-Location: only same-host targets are ours to drop. */
@@ -547,7 +529,7 @@ static void invalidate_patterns(struct st_exchange *x)
     struct st_capture caps[ST_PATTERN_MAX_CAPTURES];
     size_t n_caps = 0;
     st_pattern_match(&r->pattern, path, plen, caps, &n_caps);
-    struct st_cache *c = st_server_cache(st_exchange_worker(x)->srv);
+    struct st_cache_tier *c = st_exchange_ctx(x)->tiers;
     for (size_t i = 0; i < r->n_invalidates; i++) {
         char out[2048];
         int n = st_pattern_fill(r->invalidates[i], caps, n_caps, out, sizeof(out));
@@ -560,7 +542,7 @@ static void invalidate_patterns(struct st_exchange *x)
     }
 }
 
-static bool write_on_head(struct st_exchange *x, const struct st_upstream_head *h)
+static bool write_on_head(struct st_exchange *x, const struct st_response_head *h)
 {
     if (h->status >= 400)
         return true;
@@ -605,15 +587,13 @@ static void on_request(struct st_exchange *x)
     lookup(x, ca, true);
 }
 
-static void on_resume(struct st_exchange *x, int result, int status)
+static void on_resume(struct st_exchange *x, enum st_flight_result result, int status)
 {
     struct ca *ca = st_exchange_hook_arg(x);
-    ca->waiter = NULL;
-    st_exchange_unpark(x);
     if (result == ST_FLIGHT_FAILED) {
-        int64_t now = now_ms();
+        int64_t now = now_ms(x);
         if (stale_if_error_ok(ca->stale, now)) {
-            struct st_cache_entry *e = ca->stale;
+            struct st_entry *e = ca->stale;
             serve_stale(x, ca, e, age_of(e, now), "stale-if-error");
         } else {
             count(x, ST_STAT_CACHE_COLLAPSED, ST_RS_COLLAPSED);
@@ -623,7 +603,7 @@ static void on_resume(struct st_exchange *x, int result, int status)
         return;
     }
     /* Stored: answer from the cache. Not stored: fetch for ourselves, without parking again. */
-    st_cache_entry_unref(ca->stale);
+    st_entry_unref(ca->stale);
     ca->stale = NULL;
     lookup(x, ca, false);
 }

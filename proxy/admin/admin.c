@@ -15,7 +15,7 @@
 
 #include "admin/stats_render.h"
 #include "base/alloc.h"
-#include "cache/store.h"
+#include "cache/tier.h"
 #include "cache/invalidate.h"
 #include "base/buf.h"
 #include "http/http.h"
@@ -152,7 +152,7 @@ static bool json_string_member(const char *js, const char *name, struct st_sb *o
 
 static bool token_ok(struct admin_conn *c)
 {
-    struct st_cfg_ref *r = st_server_config(c->admin->srv);
+    struct st_server_cfg *r = st_server_config(c->admin->srv);
     const char *token = r->cfg->admin_token;
     bool ok = true;
     if (token && token[0]) {
@@ -163,7 +163,7 @@ static bool token_ok(struct admin_conn *c)
             diff |= (unsigned char)(c->auth.p[7 + i] ^ token[i]);
         ok = ok && diff == 0;
     }
-    st_cfg_ref_put(r);
+    st_server_cfg_put(r);
     return ok;
 }
 
@@ -187,7 +187,7 @@ static int invalidate(struct admin_conn *c, struct st_sb *out)
         if (kinds[i].kind != ST_INVAL_TAG && v.p[0] != '/')
             break;
         struct st_server *srv = c->admin->srv;
-        size_t n = st_invalidate(st_server_cache(srv), st_server_main_stats(srv), kinds[i].kind,
+        size_t n = st_invalidate(st_server_tier(srv), st_server_main_stats(srv), kinds[i].kind,
                                  v.p, v.len);
         st_sb_addf(out, "{\"invalidated\":%zu}\n", n);
         st_sb_finish(&v);

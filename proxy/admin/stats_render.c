@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cache/store.h"
+#include "cache/tier.h"
 #include "core/server.h"
 #include "st_build.h"
 #include "base/stats.h"
@@ -21,15 +21,17 @@ struct snapshot {
     uint64_t v[ST_STAT__COUNT];
     struct st_stats *blocks[MAX_BLOCKS];
     size_t n_blocks;
-    struct st_cache_stats l1;
-    struct st_cfg_ref *cref;
+    struct st_store_stats l1;
+    struct st_server_cfg *cref;
 };
 
 static void take(struct st_server *srv, struct snapshot *s)
 {
     s->n_blocks = st_server_stat_blocks(srv, s->blocks, MAX_BLOCKS);
     st_stats_sum(s->blocks, s->n_blocks, s->v);
-    st_cache_stats(st_server_cache(srv), &s->l1);
+    struct st_cache_tier_stats ts;
+    st_cache_tier_stats(st_server_tier(srv), &ts);
+    s->l1 = ts.l1;
     s->cref = st_server_config(srv);
 }
 
@@ -157,7 +159,7 @@ void st_admin_stats_json(struct st_server *srv, struct st_sb *out)
     st_sb_adds(out, ",\"write_behind\":{\"queued\":0,\"flushed\":0,\"retries\":0,\"dead\":0,"
                     "\"pending\":0}");
     st_sb_adds(out, "}\n");
-    st_cfg_ref_put(s.cref);
+    st_server_cfg_put(s.cref);
 }
 
 static void prom_label(struct st_sb *sb, const char *metric, const char *label, const char *value,
@@ -237,5 +239,5 @@ void st_admin_stats_prometheus(struct st_server *srv, struct st_sb *out)
                (unsigned long long)s.l1.capacity, (unsigned long long)s.l1.evictions,
                (unsigned long long)s.l1.expirations,
                (double)st_server_uptime_ms(srv) / 1000.0);
-    st_cfg_ref_put(s.cref);
+    st_server_cfg_put(s.cref);
 }

@@ -1,6 +1,6 @@
 /*
  * freshness.h - RFC 9111 shared-cache rules as pure functions: Cache-Control
- * and CDN-Cache-Control (RFC 9213) parsing, HTTP dates, whether a response
+ * and CDN-Cache-Control (RFC 9213) parsing, whether a response
  * may be stored, how long it stays fresh, how old it is, how long it may be
  * served stale (RFC 5861), and conditional-request matching.
  *
@@ -38,20 +38,6 @@ void st_cc_parse_headers(const struct st_headers *h, const char *name, struct st
 /* Parse one field value and merge into cc (the first occurrence of a directive wins). */
 void st_cc_parse(const char *v, size_t len, struct st_cc *cc);
 void st_cc_init(struct st_cc *cc);
-
-/*
- * An HTTP-date (IMF-fixdate, obsolete RFC 850 and asctime forms) to unix
- * milliseconds. Returns -1 for anything invalid.
- */
-int64_t st_http_date_parse(const char *s, size_t len);
-/*
- * The same with now_ms as the reference for two-digit RFC 850 years (a year
- * more than 50 years after now is read as the past century, RFC 9110 5.6.7).
- * st_http_date_parse uses a fixed reference of 2025-01-01.
- */
-int64_t st_http_date_parse_at(const char *s, size_t len, int64_t now_ms);
-/* Format unix milliseconds as an IMF-fixdate; out must hold 30 bytes. */
-void st_http_date_format(int64_t ms, char out[30]);
 
 /* Can this status be stored when the origin gave no explicit freshness (RFC 9110 15.1)? */
 bool st_status_cacheable_by_default(int status);

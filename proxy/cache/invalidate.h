@@ -3,7 +3,7 @@
  *
  * Every invalidation (a write through cache-aside, POST /invalidate, a
  * surrogate-key tag) goes through st_invalidate(): it is applied to the
- * local memory tier and then handed to the bus hook, which the Redis tier
+ * local cache tiers and then handed to the bus hook, which the Redis tier
  * sets to publish it to every other instance. Invalidations received from
  * the bus are applied with st_invalidate_apply(), which does not publish.
  *
@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 
-struct st_cache;
+struct st_cache_tier;
 struct st_stats;
 
 enum st_inval_kind {
@@ -31,11 +31,11 @@ typedef void (*st_inval_bus_cb)(enum st_inval_kind kind, const char *value, size
 void st_invalidate_set_bus(st_inval_bus_cb cb, void *arg);
 
 /* Apply locally, count into stats (the caller's thread's block), publish. Returns entries dropped. */
-size_t st_invalidate(struct st_cache *c, struct st_stats *stats, enum st_inval_kind kind,
+size_t st_invalidate(struct st_cache_tier *t, struct st_stats *stats, enum st_inval_kind kind,
                      const char *value, size_t len);
 
 /* Apply locally only (an invalidation that came from the bus). */
-size_t st_invalidate_apply(struct st_cache *c, enum st_inval_kind kind, const char *value,
+size_t st_invalidate_apply(struct st_cache_tier *t, enum st_inval_kind kind, const char *value,
                            size_t len);
 
 #endif

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "core/router.h"
+#include "http/http.h"
 
 struct param {
     const char *p;

@@ -1,240 +1,207 @@
 /*
- * cache.h - the memory tier (L1): a sharded store of immutable,
- * reference-counted entries shared by every worker thread.
+ * store.h - the memory store: a sharded map of immutable, reference-counted
+ * items shared by every worker thread. Storage only: it knows keys, variants,
+ * tags and byte counts, not HTTP (entry.h gives the bytes their meaning).
  *
- * Data model. An entry is one stored response: its key, the Vary selecting
- * headers and the request's values for them, the response head serialized
- * once at store time (status line + end-to-end headers, without framing,
- * Age, Cache-Status, X-Request-Id or Connection, which are added per
- * answer), the body, freshness numbers and validators. All of it lives in
- * one allocation. Once published an entry never changes, except its SIEVE
- * "visited" bit (a relaxed atomic) and the index links its shard owns.
+ * Data model. An item is one stored value under a key. Several items may
+ * share a key when their variants differ (the entry module puts the Vary
+ * selecting headers there); an item replaces another with the same key and
+ * variant. Each item carries, in one allocation: a fixed-size record for its
+ * owner (right after struct st_store_item, so reading it costs no pointer
+ * arithmetic), the store's index links, the key, the variant, its tags
+ * (space-separated tokens), the owner's extra bytes, and a blob (the value;
+ * blobs of ST_STORE_BLOB_APART bytes or more get an allocation of their own,
+ * which keeps the allocator's size-class rounding small). Once published an
+ * item never changes, except its SIEVE "visited" bit (a relaxed atomic) and
+ * the index links its shard owns.
  *
- * Keys: "<path>[?<normalized query>]" 0x1f "<host>". Several entries may
- * share a key (one per Vary variant). The prefix index orders keys, so a
- * prefix invalidation ("/api/v1/") visits only the matching entries; the
- * tag index maps each Surrogate-Key to its entries.
+ * The prefix index orders keys, so a prefix removal ("/api/v1/") visits only
+ * the matching items; the tag index maps each tag to its items.
  *
- * Locking: one mutex per shard (XXH3 of the key picks the shard) guards
- * every change to the shard: hash table, SIEVE queue, indexes, byte count
- * and flights. Worker threads read the hash chains without the lock
- * (st_cache_peek: atomic chain pointers, memory reclaimed through qsbr.h),
- * so a hit takes no lock and no reference. An unlinked entry is retired;
- * the cache's reference is dropped once no reader can still see it, and
- * whoever drops the last reference frees the entry.
+ * Locking: one mutex per shard (XXH3 of the key picks the shard) guards every
+ * change to the shard: hash table, SIEVE queue, indexes, byte count. Worker
+ * threads read the hash chains without the lock (st_store_peek: atomic chain
+ * pointers, memory reclaimed through base/qsbr.h), so a hit takes no lock and
+ * no reference. An unlinked item is retired; the store's reference is dropped
+ * once no reader can still see it, and whoever drops the last reference frees
+ * the item.
  *
  * Eviction: SIEVE (NSDI'24) per shard over a FIFO queue; a hit sets the
- * visited bit without taking the lock for writing anything else.
+ * visited bit without taking the lock.
  *
- * Single-flight: a shard also holds the in-flight fetches by key. The first
- * miss becomes the leader; later ones park a waiter that is handed back to
- * its own worker (st_worker_post) when the leader finishes.
+ * Must not: know what a value means, call out to anything but qsbr, or hold
+ * a shard lock while calling back into its caller (match callbacks run on the
+ * reader's thread without a lock, or under the lock for st_store_lookup and
+ * must then not call into the store).
  */
-#ifndef ST_CACHE_H
-#define ST_CACHE_H
+#ifndef ST_STORE_H
+#define ST_STORE_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/http.h"
+struct st_store;
 
-struct st_cache;
-struct st_worker;
-struct st_exchange;
-
-#define ST_CACHE_MAX_VARY 8
-#define ST_CACHE_MAX_TAGS 16
+#define ST_STORE_MAX_TAGS 16
+#define ST_STORE_BLOB_APART 512
 
 /*
- * Layout of one entry's allocation: this struct, the prefix-index links
- * (sl_height pointers), the tag links (n_tags), then key NUL, Vary pairs,
- * ETag NUL, Surrogate-Key NUL, the head, and the body (bodies of 512 bytes
- * or more get an allocation of their own: together with a compact struct
- * this keeps the allocator's size-class rounding small). Lengths are stored,
- * pointers to the smaller parts are computed (st_cache_entry_etag(), ...).
+ * Layout of one item's allocation: this struct, the owner's record
+ * (user_size bytes), the prefix-index links (sl_height pointers), the tag
+ * links (n_tags), then key NUL, variant, tags NUL, the owner's extra bytes,
+ * and the blob when it is not apart. Lengths are stored; pointers to the
+ * parts are computed (st_store_item_key(), ...).
  */
-struct st_cache_entry {
+struct st_store_item {
     _Atomic unsigned refs;
     _Atomic unsigned char visited;
     bool linked; /* in its shard (under the shard lock) */
-    bool no_stale;
-    bool always_revalidate;
+    uint8_t n_tags, sl_height;
     uint64_t hash;
-    /* hash chain: written under the shard lock, read lock-free (st_cache_peek) */
-    _Atomic(struct st_cache_entry *) h_next;
+    /* hash chain: written under the shard lock, read lock-free (st_store_peek) */
+    _Atomic(struct st_store_item *) h_next;
     /* shard-private links (under the shard lock) */
-    struct st_cache_entry *q_prev, *q_next;
-    const char *body;
-    uint32_t key_len, head_len, body_len;
+    struct st_store_item *q_prev, *q_next;
+    const char *blob;
+    uint32_t key_len, blob_len;
     uint32_t charge; /* bytes counted against the budget */
-    uint16_t vary_len, etag_len, tags_len;
-    uint16_t status;
-    uint8_t n_vary, n_tags, sl_height;
-    bool body_apart;   /* body has its own allocation */
-    int16_t tier_slot; /* stats slot of the tier it was stored under, -1 none */
-    int32_t initial_age_ms;
-    int32_t swr_ms; /* capped at ~24 days */
-    int32_t sie_ms;
-    uint32_t last_modified_s; /* whole seconds (as HTTP dates); UINT32_MAX = none, and so
-                                 is a date before 1970 or from 2106-02-07 on */
-    int64_t stored_ms;        /* when the response arrived */
-    int64_t lifetime_ms;      /* freshness lifetime, jitter applied */
+    uint16_t variant_len, tags_len;
+    uint16_t user_size; /* the owner's record, a multiple of 8 */
+    bool blob_apart;    /* the blob has its own allocation */
+    uint32_t extra_len;
 };
 
-/* One entry's membership in a tag bucket (the shard's Surrogate-Key index). */
-struct st_tag_link {
-    struct st_tag_link *prev, *next; /* in the tag bucket */
-    struct st_cache_entry *e;
+/* One item's membership in a tag bucket (the shard's tag index). */
+struct st_store_tag_link {
+    struct st_store_tag_link *prev, *next; /* in the tag bucket */
+    struct st_store_item *it;
     uint64_t tag_hash;
-    const char *tag; /* points into the entry's Surrogate-Key value */
+    const char *tag; /* points into the item's tags */
     size_t tag_len;
 };
 
-static inline struct st_cache_entry **st_cache_entry_sl(struct st_cache_entry *e)
+/* The owner's record, right after the item header. */
+static inline void *st_store_item_user(const struct st_store_item *it)
 {
-    return (struct st_cache_entry **)(e + 1);
+    return (void *)(it + 1);
 }
 
-static inline struct st_tag_link *st_cache_entry_tag_links(struct st_cache_entry *e)
+/* The item whose owner's record this is. */
+static inline struct st_store_item *st_store_item_of(const void *user)
 {
-    return (struct st_tag_link *)(st_cache_entry_sl(e) + e->sl_height);
+    return (struct st_store_item *)user - 1;
 }
 
-/* The key (NUL-terminated), right after the links. */
-static inline const char *st_cache_entry_key(const struct st_cache_entry *e)
+static inline struct st_store_item **st_store_item_sl(struct st_store_item *it)
 {
-    return (const char *)(e + 1) + e->sl_height * sizeof(struct st_cache_entry *) +
-           e->n_tags * sizeof(struct st_tag_link);
+    return (struct st_store_item **)((char *)(it + 1) + it->user_size);
 }
 
-/* "name\0value\0" * n_vary, names lowercase */
-static inline const char *st_cache_entry_vary(const struct st_cache_entry *e)
+static inline struct st_store_tag_link *st_store_item_tag_links(struct st_store_item *it)
 {
-    return st_cache_entry_key(e) + e->key_len + 1;
+    return (struct st_store_tag_link *)(st_store_item_sl(it) + it->sl_height);
 }
 
-/* The ETag value, or NULL when none. */
-static inline const char *st_cache_entry_etag(const struct st_cache_entry *e)
+/* The key (NUL-terminated). */
+static inline const char *st_store_item_key(const struct st_store_item *it)
 {
-    return e->etag_len ? st_cache_entry_vary(e) + e->vary_len : NULL;
+    return (const char *)(it + 1) + it->user_size + it->sl_height * sizeof(struct st_store_item *) +
+           it->n_tags * sizeof(struct st_store_tag_link);
 }
 
-/* The Surrogate-Key value (space separated), or NULL when none. */
-static inline const char *st_cache_entry_tags(const struct st_cache_entry *e)
+/* The variant bytes (variant_len of them; none: the item is the key's only variant). */
+static inline const char *st_store_item_variant(const struct st_store_item *it)
 {
-    return e->tags_len ? st_cache_entry_vary(e) + e->vary_len + e->etag_len + 1 : NULL;
+    return st_store_item_key(it) + it->key_len + 1;
 }
 
-/* The stored response head: status line + headers, each ending in CRLF, no final CRLF. */
-static inline const char *st_cache_entry_head(const struct st_cache_entry *e)
+/* The tags (space separated, NUL-terminated), or NULL when none. */
+static inline const char *st_store_item_tags(const struct st_store_item *it)
 {
-    return st_cache_entry_vary(e) + e->vary_len + e->etag_len + 1 + e->tags_len + 1;
+    return it->tags_len ? st_store_item_variant(it) + it->variant_len : NULL;
 }
 
-/* Last-Modified in ms since the epoch, -1 when none. */
-static inline int64_t st_cache_entry_last_modified_ms(const struct st_cache_entry *e)
+/* The owner's extra bytes (extra_len of them). */
+static inline char *st_store_item_extra(const struct st_store_item *it)
 {
-    return e->last_modified_s == UINT32_MAX ? -1 : (int64_t)e->last_modified_s * 1000;
+    return (char *)st_store_item_variant(it) + it->variant_len + it->tags_len + 1;
 }
 
-/* What an entry is built from. */
-struct st_cache_entry_init {
+/* What an item is built from. Every part is copied. */
+struct st_store_item_init {
     const char *key;
     size_t key_len;
-    const struct st_headers *req;  /* for the Vary values */
-    const struct st_headers *resp; /* stored headers (filtered here) */
-    int status;
-    const char *reason;
-    size_t reason_len;
-    const char *body;
-    size_t body_len;
-    int64_t stored_ms, initial_age_ms, lifetime_ms, swr_ms, sie_ms;
-    bool no_stale, always_revalidate;
-    int tier_slot;
+    const char *variant; /* may be NULL when variant_len is 0 */
+    size_t variant_len;
+    const char *tags; /* space separated; the first ST_STORE_MAX_TAGS are indexed */
+    size_t tags_len;
+    size_t user_size;  /* the owner's record (rounded up to 8); zeroed */
+    size_t extra_len;  /* the owner's extra bytes; the owner writes them before publishing */
+    const char *blob;
+    size_t blob_len;
 };
 
-struct st_cache_stats {
+struct st_store_stats {
     uint64_t entries, bytes, capacity, evictions, expirations, invalidations;
 };
 
-/* memory: byte budget for everything stored; max_object: largest body stored. */
-struct st_cache *st_cache_create(uint64_t memory, uint64_t max_object);
-void st_cache_destroy(struct st_cache *c);
-uint64_t st_cache_max_object(const struct st_cache *c);
-
-/* Build an entry (one reference, not yet published). NULL when Vary has too many headers. */
-struct st_cache_entry *st_cache_entry_new(const struct st_cache_entry_init *in);
-struct st_cache_entry *st_cache_entry_ref(struct st_cache_entry *e);
-void st_cache_entry_unref(struct st_cache_entry *e);
-
-uint64_t st_cache_hash(const char *key, size_t len);
-
 /*
- * The entry for key whose Vary values match req, with a reference for the
- * caller, or NULL. Marks it visited.
+ * Build an item with one reference for the caller, not yet published. NULL
+ * when a part is too large for the item's length fields.
  */
-struct st_cache_entry *st_cache_lookup(struct st_cache *c, uint64_t hash, const char *key,
-                                       size_t key_len, const struct st_headers *req);
+struct st_store_item *st_store_item_new(const struct st_store_item_init *in);
+struct st_store_item *st_store_item_ref(struct st_store_item *it);
+/* Drop a reference; the last one frees the item. NULL is a no-op. */
+void st_store_item_unref(struct st_store_item *it);
+
+uint64_t st_store_hash(const char *key, size_t len);
+
+/* memory: byte budget for everything stored; max_object: largest blob stored. */
+struct st_store *st_store_create(uint64_t memory, uint64_t max_object);
+void st_store_destroy(struct st_store *s);
+uint64_t st_store_max_object(const struct st_store *s);
 
 /*
- * The same lookup for a worker thread registered with qsbr.h: lock-free and
+ * Does this item, one of its key's variants, fit the reader? Called only for
+ * items with variant bytes; arg is the caller's.
+ */
+typedef bool (*st_store_match_cb)(const struct st_store_item *it, const void *arg);
+
+/*
+ * The item for key that match accepts, with a reference for the caller, or
+ * NULL. Marks it visited. Takes the shard lock: for threads that are not
+ * registered with qsbr.h.
+ */
+struct st_store_item *st_store_lookup(struct st_store *s, uint64_t hash, const char *key,
+                                      size_t key_len, st_store_match_cb match, const void *arg);
+
+/*
+ * The same lookup for a thread registered with qsbr.h: lock-free and
  * without a reference. The pointer stays valid until the thread goes
  * offline (the end of its current loop iteration); take a reference to
- * keep the entry longer.
+ * keep the item longer.
  */
-struct st_cache_entry *st_cache_peek(struct st_cache *c, uint64_t hash, const char *key,
-                                     size_t key_len, const struct st_headers *req);
+struct st_store_item *st_store_peek(struct st_store *s, uint64_t hash, const char *key,
+                                    size_t key_len, st_store_match_cb match, const void *arg);
 
 /*
- * Publish e (the cache takes its own reference; the caller keeps theirs).
- * Replaces an entry with the same key and Vary values; evicts to stay
- * within budget. Returns false when e is too large to store.
+ * Publish it (the store takes its own reference; the caller keeps theirs).
+ * Replaces an item with the same key and variant; evicts to stay within
+ * budget. Returns false when it is too large to store.
  */
-bool st_cache_insert(struct st_cache *c, struct st_cache_entry *e);
+bool st_store_insert(struct st_store *s, struct st_store_item *it);
 
-/* Remove every entry with exactly this key. Returns how many. */
-size_t st_cache_remove_key(struct st_cache *c, const char *key, size_t key_len);
-/* Remove every entry whose key starts with prefix. Returns how many. */
-size_t st_cache_remove_prefix(struct st_cache *c, const char *prefix, size_t len);
-/* Remove every entry tagged tag (Surrogate-Key). Returns how many. */
-size_t st_cache_remove_tag(struct st_cache *c, const char *tag, size_t len);
-/* Remove e if it is still the published one (an expired entry found in use). */
-void st_cache_expire(struct st_cache *c, struct st_cache_entry *e);
+/* Remove every item with exactly this key. Returns how many. */
+size_t st_store_remove_key(struct st_store *s, const char *key, size_t key_len);
+/* Remove every item whose key starts with prefix. Returns how many. */
+size_t st_store_remove_prefix(struct st_store *s, const char *prefix, size_t len);
+/* Remove every item tagged tag. Returns how many. */
+size_t st_store_remove_tag(struct st_store *s, const char *tag, size_t len);
+/* Remove it if it is still the published one (an expired item found in use). */
+void st_store_expire(struct st_store *s, struct st_store_item *it);
 
-void st_cache_stats(struct st_cache *c, struct st_cache_stats *out);
-
-/* --- single-flight --- */
-
-/* How a flight ended, for its waiters. */
-enum st_flight_result {
-    ST_FLIGHT_STORED = 0,  /* an entry was stored: look it up */
-    ST_FLIGHT_UNCACHEABLE, /* the answer was not stored: fetch for yourself */
-    ST_FLIGHT_FAILED,      /* the origin failed: answer stale or an error */
-};
-
-struct st_waiter {
-    struct st_waiter *next;   /* in the flight, then in the worker's wake queue */
-    struct st_worker *w;      /* the waiter's worker: only it touches x */
-    struct st_exchange *x;    /* NULL once the exchange is gone */
-    enum st_flight_result result; /* set by the leader before it posts the waiter */
-    int status;                   /* with ST_FLIGHT_FAILED: the error status */
-};
-
-enum st_flight_role { ST_FLIGHT_LEADER, ST_FLIGHT_PARKED };
-
-/*
- * Join the flight for key: the first caller leads (and must call
- * st_cache_flight_done exactly once); later callers are parked with their
- * waiter (w must be set; the cache owns it until it is posted back).
- * With waiter NULL, a caller that is not the leader gets PARKED without
- * waiting (a background refresh that is already running).
- */
-enum st_flight_role st_cache_flight_join(struct st_cache *c, uint64_t hash, const char *key,
-                                         size_t key_len, struct st_waiter *waiter);
-/* End the flight: every parked waiter gets the result and is posted to its worker. */
-void st_cache_flight_done(struct st_cache *c, uint64_t hash, const char *key, size_t key_len,
-                          enum st_flight_result result, int status);
+void st_store_stats(struct st_store *s, struct st_store_stats *out);
 
 #endif

@@ -8,8 +8,8 @@
  *   DONE       response complete or failed; the exchange frees itself
  *
  * Invariants: at most one of (response head sent by us, error response)
- * happens; x->conn is NULL once the client is gone, and nothing is written
- * after that; x->up is NULL once the origin side ended or was aborted.
+ * happens; x->client is NULL once the client is gone (a background exchange
+ * never has one), and nothing is written after that; x->up is NULL once the origin side ended or was aborted.
  * Request body pieces that arrive before the origin connection exists are
  * kept (by reference) in x->body_q and sent once it does.
  */
@@ -21,21 +21,22 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "cache/store.h"
-#include "http/conn.h"
-#include "cache/freshness.h"
 #include "base/log.h"
+#include "cache/entry.h"
+#include "cache/tier.h"
 #include "core/router.h"
 #include "core/strategy.h"
-#include "origin/upstream.h"
 #include "core/worker.h"
+#include "http/date.h"
+#include "origin/upstream.h"
 
 #define UPLOAD_HIGH_WATER (1024 * 1024)
 
 enum phase { PH_ROUTED, PH_FORWARDING, PH_RESPONDING, PH_DONE };
 
 struct st_exchange {
-    struct st_conn *conn; /* NULL once the client is gone */
+    const struct st_exchange_client_ops *cops;
+    void *client; /* NULL once the client is gone */
     struct st_worker *w;
     struct st_gen *gen; /* reference held */
     const struct st_route_cfg *route;
@@ -51,7 +52,7 @@ struct st_exchange {
     bool upload_paused;
     enum phase phase;
     int attempts;
-    struct st_upconn *up;
+    struct st_upstream_conn *up;
     struct st_wreq **body_q; /* pieces waiting for the origin connection */
     size_t n_body_q, cap_body_q;
     /* strategy */
@@ -62,6 +63,7 @@ struct st_exchange {
     bool absorb;     /* the origin's answer is not relayed */
     bool background; /* no client: a refresh */
     bool parked;
+    struct st_waiter *waiter; /* while parked on a flight (the flight or the worker owns it) */
     int depth;        /* inside a strategy hook: finish() defers the free */
     bool free_pending;
     struct st_headers own_headers; /* a background copy's request headers */
@@ -80,7 +82,7 @@ struct st_exchange {
     uint64_t origin_start_ns;
 };
 
-static const struct st_upconn_cbs up_cbs;
+static const struct st_upstream_cbs up_cbs;
 
 static void free_exchange(struct st_exchange *x)
 {
@@ -114,7 +116,7 @@ static void finish(struct st_exchange *x)
 {
     if (x->phase == PH_DONE)
         return;
-    if (x->conn && x->gen->cfg->log_access) {
+    if (x->client && x->gen->cfg->log_access) {
         double ms = (double)(uv_hrtime() - x->start_ns) / 1e6;
         st_log_access(x->id, x->client_ip, x->req.method, x->req.target, x->status,
                       (unsigned long long)x->bytes_out, ms,
@@ -122,9 +124,11 @@ static void finish(struct st_exchange *x)
     }
     x->phase = PH_DONE;
     count_route(x);
-    if (x->conn)
-        st_conn_exchange_done(x->conn, x->keep_alive);
-    x->conn = NULL;
+    if (x->client)
+        x->cops->done(x->client, x->keep_alive);
+    x->client = NULL;
+    if (x->waiter)
+        x->waiter->x = NULL; /* parked, and the client left */
     if (x->hooks && x->hooks->on_done) {
         x->depth++;
         x->hooks->on_done(x);
@@ -150,7 +154,7 @@ static bool hook_return(struct st_exchange *x)
 
 static void release_entry(void *e)
 {
-    st_cache_entry_unref(e);
+    st_entry_unref(e);
 }
 
 /*
@@ -159,22 +163,22 @@ static void release_entry(void *e)
  * into that may only have been peeked at (no reference): it gets one only
  * when the write has to wait.
  */
-static void send_out(struct st_exchange *x, struct st_cache_entry *pin)
+static void send_out(struct st_exchange *x, struct st_entry *pin)
 {
     if (!x->out)
         return;
     struct st_wreq *w = x->out;
     x->out = NULL;
     x->bytes_out += w->bytes;
-    if (!x->conn) {
+    if (!x->client) {
         st_wreq_free(w);
         return;
     }
-    if (st_conn_try_send(x->conn, w))
+    if (x->cops->try_send(x->client, w))
         return;
     if (pin)
-        st_wreq_hold(w, st_cache_entry_ref(pin), release_entry);
-    st_conn_send(x->conn, w);
+        st_wreq_hold(w, st_entry_ref(pin), release_entry);
+    x->cops->send(x->client, w);
 }
 
 static void flush_out(struct st_exchange *x)
@@ -194,27 +198,27 @@ static struct st_wreq *out_room(struct st_exchange *x, unsigned nbufs, size_t sm
 static void respond_error(struct st_exchange *x, int status)
 {
     if (x->up) {
-        st_upconn_abort(x->up);
+        st_upstream_abort(x->up);
         x->up = NULL;
     }
     if (x->phase == PH_DONE)
         return;
     if (x->phase == PH_RESPONDING && !x->absorb) {
         /* The head is out: the only honest signal left is closing. */
-        if (x->conn)
-            st_conn_abort(x->conn);
-        x->conn = NULL;
+        if (x->client)
+            x->cops->abort(x->client);
+        x->client = NULL;
         finish(x);
         return;
     }
-    if (!x->conn) {
+    if (!x->client) {
         x->status = status;
         finish(x);
         return;
     }
     struct st_sb sb;
     st_sb_init(&sb, 512);
-    bool keep_alive = x->client_keep_alive && !x->w->draining;
+    bool keep_alive = x->client_keep_alive && !st_worker_draining(x->w);
     st_http_build_error(&sb, status, x->id, keep_alive, x->head_request);
     size_t len;
     char *p = st_sb_take(&sb, &len);
@@ -253,7 +257,7 @@ static void route_and_run(struct st_exchange *x)
         return;
     }
     st_stat_bump(&x->w->stats.route[x->route->stats_slot][ST_RS_REQUESTS], 1);
-    const struct st_strategy *s = st_strategy_get(x->route->strategy);
+    const struct st_strategy *s = x->route->impl;
     if (!s) {
         /* Config validation keeps this from happening; fail the one exchange. */
         st_log(ST_LOG_ERROR, "exchange", x->id, "route %s: strategy not available",
@@ -283,7 +287,8 @@ static size_t chunk_line(char *out, size_t len)
 struct st_exchange *st_exchange_create(const struct st_exchange_init *in)
 {
     struct st_exchange *x = st_xcalloc(1, sizeof(*x));
-    x->conn = in->conn;
+    x->cops = in->client_ops;
+    x->client = in->client;
     x->w = in->w;
     x->gen = st_gen_ref(in->gen);
     x->req = in->req;
@@ -352,7 +357,7 @@ static void send_head(struct st_exchange *x)
     char *p = st_sb_take(&sb, &len);
     struct st_wreq *w = st_wreq_new();
     st_wreq_add_owned(w, p, len);
-    st_upconn_write(x->up, w);
+    st_upstream_write(x->up, w);
 }
 
 static void upload_end(struct st_exchange *x)
@@ -360,23 +365,23 @@ static void upload_end(struct st_exchange *x)
     if (x->chunked) {
         struct st_wreq *w = st_wreq_new();
         st_wreq_add_static(w, "0\r\n\r\n", 5);
-        st_upconn_write(x->up, w);
+        st_upstream_write(x->up, w);
     }
-    st_upconn_request_done(x->up);
+    st_upstream_request_done(x->up);
 }
 
 static void start_origin(struct st_exchange *x, bool fresh)
 {
-    struct st_pool *pool = x->gen->pools[x->route->upstream];
+    struct st_upstream_pool *pool = x->gen->pools[x->route->upstream];
     x->attempts++;
     x->phase = PH_FORWARDING;
     x->origin_start_ns = uv_hrtime();
-    x->up = st_upconn_acquire(pool, &up_cbs, x, fresh, x->id);
+    x->up = st_upstream_acquire(pool, &up_cbs, x, fresh, x->id);
     if (x->head_request)
-        st_upconn_expect_no_body(x->up);
+        st_upstream_expect_no_body(x->up);
     send_head(x);
     for (size_t i = 0; i < x->n_body_q; i++)
-        st_upconn_write(x->up, x->body_q[i]);
+        st_upstream_write(x->up, x->body_q[i]);
     x->n_body_q = 0;
     if (x->request_ended || !x->has_body)
         upload_end(x);
@@ -403,12 +408,38 @@ void *st_exchange_hook_arg(const struct st_exchange *x)
     return x->hook_arg;
 }
 
-void st_exchange_resume(struct st_exchange *x, int flight_result, int status)
+static void on_waiter_wake(struct st_flight_waiter *fw)
 {
-    const struct st_strategy *s = st_strategy_get(x->route->strategy);
+    struct st_waiter *wt = (struct st_waiter *)fw;
+    st_worker_post(wt->w, wt);
+}
+
+enum st_flight_role st_exchange_join_flight(struct st_exchange *x, struct st_cache_tier *t,
+                                            uint64_t hash, const char *key, size_t key_len,
+                                            const struct st_fetch_hooks *hooks, void *arg)
+{
+    struct st_waiter *wt = st_xcalloc(1, sizeof(*wt));
+    wt->fw.wake = on_waiter_wake;
+    wt->w = x->w;
+    wt->x = x;
+    if (st_cache_tier_flight_join(t, hash, key, key_len, &wt->fw) == ST_FLIGHT_LEADER) {
+        free(wt);
+        return ST_FLIGHT_LEADER;
+    }
+    x->waiter = wt;
+    x->hooks = hooks;
+    x->hook_arg = arg;
+    return ST_FLIGHT_PARKED;
+}
+
+void st_exchange_resume(struct st_exchange *x, enum st_flight_result result, int status)
+{
+    const struct st_strategy *s = x->route->impl;
+    x->waiter = NULL; /* the worker frees it */
+    x->hooks = NULL;
     x->parked = true;
     if (s && s->on_resume)
-        s->on_resume(x, flight_result, status);
+        s->on_resume(x, result, status);
     else
         respond_error(x, 502);
 }
@@ -444,10 +475,10 @@ void st_exchange_request_body(struct st_exchange *x, struct st_rbuf *b, const ch
         x->body_q[x->n_body_q++] = w;
         return;
     }
-    st_upconn_write(x->up, w);
-    if (!x->upload_paused && st_upconn_pending(x->up) > UPLOAD_HIGH_WATER && x->conn) {
+    st_upstream_write(x->up, w);
+    if (!x->upload_paused && st_upstream_pending(x->up) > UPLOAD_HIGH_WATER && x->client) {
         x->upload_paused = true;
-        st_conn_pause_reading(x->conn);
+        x->cops->pause_reading(x->client);
     }
 }
 
@@ -461,15 +492,15 @@ void st_exchange_request_end(struct st_exchange *x)
 void st_exchange_client_drained(struct st_exchange *x)
 {
     if (x->up)
-        st_upconn_resume(x->up);
+        st_upstream_resume(x->up);
 }
 
 bool st_exchange_client_gone(struct st_exchange *x)
 {
     bool started = x->phase == PH_RESPONDING;
-    x->conn = NULL;
+    x->client = NULL;
     if (x->up) {
-        st_upconn_abort(x->up);
+        st_upstream_abort(x->up);
         x->up = NULL;
     }
     finish(x);
@@ -503,7 +534,7 @@ static bool status_has_body(int status)
     return !(status == 204 || status == 304 || status < 200);
 }
 
-static void on_up_head(void *user, const struct st_upstream_head *h)
+static void on_up_head(void *user, const struct st_response_head *h)
 {
     struct st_exchange *x = user;
     st_stats_latency(&x->w->stats, x->gen->cfg->upstreams[x->route->upstream].stats_slot,
@@ -539,7 +570,8 @@ static void on_up_head(void *user, const struct st_upstream_head *h)
     } else {
         ri.framing = ST_FRAME_CLOSE;
     }
-    ri.keep_alive = x->client_keep_alive && ri.framing != ST_FRAME_CLOSE && !x->w->draining;
+    ri.keep_alive =
+        x->client_keep_alive && ri.framing != ST_FRAME_CLOSE && !st_worker_draining(x->w);
     x->framing = ri.framing;
     x->keep_alive = ri.keep_alive;
     x->status = h->status;
@@ -578,8 +610,8 @@ static void on_up_flush(void *user)
 {
     struct st_exchange *x = user;
     flush_out(x);
-    if (x->conn && x->up && st_conn_write_queue(x->conn) > ST_CONN_HIGH_WATER)
-        st_upconn_pause(x->up);
+    if (x->client && x->up && x->cops->congested(x->client))
+        st_upstream_pause(x->up);
 }
 
 static void on_up_end(void *user)
@@ -635,22 +667,22 @@ static void on_up_error(void *user, int err, bool retryable)
 static void on_up_drain(void *user)
 {
     struct st_exchange *x = user;
-    if (x->upload_paused && x->conn) {
+    if (x->upload_paused && x->client) {
         x->upload_paused = false;
-        st_conn_resume_reading(x->conn);
+        x->cops->resume_reading(x->client);
     }
 }
 
 /* --- answers from the cache --- */
 
 /* The headers of a 304 (RFC 9110 15.4.5): those a 200 would carry that describe it. */
-static void add_not_modified_head(struct st_sb *sb, const struct st_cache_entry *e)
+static void add_not_modified_head(struct st_sb *sb, const struct st_entry *e)
 {
     static const char *const keep[] = {"etag", "cache-control", "expires", "vary", "date",
                                        "content-location", "last-modified", NULL};
     struct st_headers h;
     st_headers_init(&h);
-    st_headers_parse_head(&h, st_cache_entry_head(e), e->head_len);
+    st_headers_parse_head(&h, st_entry_head(e), e->head_len);
     st_sb_adds(sb, "HTTP/1.1 304 Not Modified\r\n");
     for (size_t i = 0; i < h.n; i++) {
         const struct st_hdr *f = &h.v[i];
@@ -666,19 +698,19 @@ static void add_not_modified_head(struct st_sb *sb, const struct st_cache_entry 
     st_headers_finish(&h);
 }
 
-void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, int64_t age_s,
+void st_exchange_serve_entry(struct st_exchange *x, struct st_entry *e, int64_t age_s,
                              bool not_modified)
 {
     if (x->up) {
-        st_upconn_abort(x->up);
+        st_upstream_abort(x->up);
         x->up = NULL;
     }
-    if (!x->conn) {
+    if (!x->client) {
         finish(x);
         return;
     }
     x->status = not_modified ? 304 : e->status;
-    x->keep_alive = x->client_keep_alive && !x->w->draining;
+    x->keep_alive = x->client_keep_alive && !st_worker_draining(x->w);
     x->from_cache = true;
     x->phase = PH_RESPONDING;
     struct st_wreq *w = out_room(x, 4, 0);
@@ -692,12 +724,12 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, in
         char *p = st_sb_take(&sb, &len);
         st_wreq_add_owned(w, p, len);
     } else {
-        st_wreq_add_static(w, st_cache_entry_head(e), e->head_len);
+        st_wreq_add_static(w, st_entry_head(e), e->head_len);
         st_fbuf_adds(&f, "Content-Length: ");
-        st_fbuf_i64(&f, (int64_t)e->body_len);
+        st_fbuf_i64(&f, (int64_t)st_entry_body_len(e));
         st_fbuf_add(&f, "\r\n", 2);
         if (!x->head_request && e->status != 204 && e->status != 304)
-            x->body_bytes = e->body_len;
+            x->body_bytes = st_entry_body_len(e);
     }
     st_fbuf_adds(&f, "Age: ");
     st_fbuf_i64(&f, age_s);
@@ -710,7 +742,7 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_cache_entry *e, in
     ST_CHECK(f.len <= f.cap); /* id <= 128 and cache status < 192 bytes always fit */
     st_wreq_add_copy(w, tail, f.len);
     if (x->body_bytes)
-        st_wreq_add_static(w, e->body, e->body_len);
+        st_wreq_add_static(w, st_entry_body(e), st_entry_body_len(e));
     st_stats_count_status(&x->w->stats, x->status);
     send_out(x, not_modified ? NULL : e);
     finish(x);
@@ -750,26 +782,15 @@ bool st_exchange_was_parked(const struct st_exchange *x)
     return x->parked;
 }
 
-void st_exchange_park(struct st_exchange *x, const struct st_fetch_hooks *hooks, void *arg)
-{
-    x->hooks = hooks;
-    x->hook_arg = arg;
-}
-
-void st_exchange_unpark(struct st_exchange *x)
-{
-    x->hooks = NULL;
-}
-
 char *st_exchange_cache_status_buf(struct st_exchange *x, size_t *cap)
 {
     *cap = sizeof(x->cache_status_buf);
     return x->cache_status_buf;
 }
 
-struct st_worker *st_exchange_worker(const struct st_exchange *x)
+const struct st_strategy_ctx *st_exchange_ctx(const struct st_exchange *x)
 {
-    return x->w;
+    return &x->w->ctx;
 }
 
 const struct st_config *st_exchange_config(const struct st_exchange *x)
@@ -788,7 +809,7 @@ const char *st_exchange_host(const struct st_exchange *x, size_t *len)
     return x->host;
 }
 
-static const struct st_upconn_cbs up_cbs = {
+static const struct st_upstream_cbs up_cbs = {
     .on_head = on_up_head,
     .on_body = on_up_body,
     .on_flush = on_up_flush,

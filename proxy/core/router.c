@@ -3,27 +3,10 @@
  */
 #include "core/router.h"
 
+#include "http/http.h"
+
 #include <string.h>
 #include <strings.h>
-
-const char *st_target_path(const char *target, size_t len, size_t *out_len)
-{
-    /* absolute-form: scheme://authority/path?query */
-    const char *sep = len > 0 && target[0] != '/' ? memmem(target, len, "://", 3) : NULL;
-    if (sep) {
-        const char *auth = sep + 3;
-        const char *end = target + len;
-        const char *slash = memchr(auth, '/', (size_t)(end - auth));
-        if (!slash) {
-            *out_len = 1;
-            return "/";
-        }
-        *out_len = (size_t)(end - slash);
-        return slash;
-    }
-    *out_len = len;
-    return target;
-}
 
 static bool host_fits(const char *want, const char *host, size_t len)
 {

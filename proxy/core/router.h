@@ -19,7 +19,4 @@ const struct st_route_cfg *st_router_match(const struct st_config *cfg, const ch
                                            size_t host_len, unsigned method_bit,
                                            const char *target, size_t target_len);
 
-/* The path of a request target (origin-form or absolute-form): *len set. */
-const char *st_target_path(const char *target, size_t target_len, size_t *len);
-
 #endif

@@ -17,16 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
-#include "admin/admin.h"
 #include "base/alloc.h"
 #include "base/buf.h"
-#include "cache/store.h"
+#include "cache/memtier.h"
 #include "base/log.h"
 #include "st_build.h"
-#include "core/strategy.h"
 #include "core/worker.h"
 
 /* Stats slots by name: counters keep their meaning across reloads. */
@@ -37,11 +36,12 @@ struct slot_registry {
 
 struct st_server {
     uv_loop_t *loop;
-    struct st_cache *cache;
+    struct st_cache_tier *tier;
+    const struct st_server_wiring *wiring;
     struct st_stats *main_stats; /* owned; written by the main thread only */
     struct slot_registry route_slots, tier_slots, upstream_slots;
     uv_mutex_t lock;
-    struct st_cfg_ref *current; /* one reference held; under lock */
+    struct st_server_cfg *current; /* one reference held; under lock */
     struct st_worker *workers;  /* owned array */
     unsigned n_workers;
     struct st_admin *admin;
@@ -52,15 +52,15 @@ struct st_server {
     uint64_t started_ms;
 };
 
-static struct st_cfg_ref *cfg_ref_new(struct st_config *cfg)
+static struct st_server_cfg *cfg_ref_new(struct st_config *cfg)
 {
-    struct st_cfg_ref *r = st_xmalloc(sizeof(*r));
+    struct st_server_cfg *r = st_xmalloc(sizeof(*r));
     atomic_init(&r->refs, 1);
     r->cfg = cfg;
     return r;
 }
 
-void st_cfg_ref_put(struct st_cfg_ref *r)
+void st_server_cfg_put(struct st_server_cfg *r)
 {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
         st_config_destroy(r->cfg);
@@ -68,10 +68,10 @@ void st_cfg_ref_put(struct st_cfg_ref *r)
     }
 }
 
-struct st_cfg_ref *st_server_config(struct st_server *srv)
+struct st_server_cfg *st_server_config(struct st_server *srv)
 {
     uv_mutex_lock(&srv->lock);
-    struct st_cfg_ref *r = srv->current;
+    struct st_server_cfg *r = srv->current;
     atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
     uv_mutex_unlock(&srv->lock);
     return r;
@@ -103,9 +103,16 @@ struct st_stats *st_server_main_stats(struct st_server *srv)
     return srv->main_stats;
 }
 
-struct st_cache *st_server_cache(struct st_server *srv)
+struct st_cache_tier *st_server_tier(struct st_server *srv)
 {
-    return srv->cache;
+    return srv->tier;
+}
+
+int64_t st_server_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The slot of a name, assigned on first sight; the last slot is shared by any overflow. */
@@ -125,8 +132,10 @@ static unsigned slot_for(struct slot_registry *r, const char *name)
 
 static void assign_slots(struct st_server *srv, struct st_config *cfg)
 {
-    for (size_t i = 0; i < cfg->n_routes; i++)
+    for (size_t i = 0; i < cfg->n_routes; i++) {
         cfg->routes[i].stats_slot = slot_for(&srv->route_slots, cfg->routes[i].match);
+        cfg->routes[i].impl = srv->wiring->strategies->kind[cfg->routes[i].strategy];
+    }
     for (size_t i = 0; i < cfg->n_tiers; i++)
         cfg->tiers[i].stats_slot = slot_for(&srv->tier_slots, cfg->tiers[i].name);
     for (size_t i = 0; i < cfg->n_upstreams; i++)
@@ -149,12 +158,13 @@ uint64_t st_server_uptime_ms(struct st_server *srv)
     return uv_now(srv->loop) - srv->started_ms;
 }
 
-int st_server_check_config(const struct st_config *cfg, struct st_diag *diag)
+int st_server_check_config(const struct st_config *cfg, const struct st_strategy_table *table,
+                           struct st_diag *diag)
 {
     int rc = 0;
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct st_route_cfg *r = &cfg->routes[i];
-        if (st_strategy_get(r->strategy))
+        if (table->kind[r->strategy])
             continue;
         st_diag_add(diag, "%s:%u:1: strategy '%s' is not available in this version of strata",
                     cfg->path ? cfg->path : "-b", r->line, st_strategy_name(r->strategy));
@@ -197,39 +207,39 @@ static void warn_restart_only(const struct st_config *old, const struct st_confi
 
 static void reload(struct st_server *srv)
 {
-    struct st_cfg_ref *cur = st_server_config(srv);
+    struct st_server_cfg *cur = st_server_config(srv);
     const char *path = cur->cfg->path;
     if (!path) {
         st_log(ST_LOG_WARN, "config", NULL, "SIGHUP ignored: running without a config file");
-        st_cfg_ref_put(cur);
+        st_server_cfg_put(cur);
         return;
     }
     struct st_diag diag = {0};
     struct st_config *cfg = NULL;
     int rc = st_config_load_file(path, &cfg, &diag);
     if (rc == 0)
-        rc = st_server_check_config(cfg, &diag);
+        rc = st_server_check_config(cfg, srv->wiring->strategies, &diag);
     if (rc < 0) {
         log_diags(&diag);
         st_log(ST_LOG_ERROR, "config", NULL, "reload of %s failed; the running config stays",
                path);
         st_config_destroy(cfg);
         st_diag_finish(&diag);
-        st_cfg_ref_put(cur);
+        st_server_cfg_put(cur);
         return;
     }
     st_diag_finish(&diag);
     warn_restart_only(cur->cfg, cfg);
-    st_cfg_ref_put(cur);
+    st_server_cfg_put(cur);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
     atomic_store(&srv->max_conns, (long)cfg->limits.max_connections);
     assign_slots(srv, cfg);
-    struct st_cfg_ref *nu = cfg_ref_new(cfg);
+    struct st_server_cfg *nu = cfg_ref_new(cfg);
     uv_mutex_lock(&srv->lock);
-    struct st_cfg_ref *old = srv->current;
+    struct st_server_cfg *old = srv->current;
     srv->current = nu;
     uv_mutex_unlock(&srv->lock);
-    st_cfg_ref_put(old);
+    st_server_cfg_put(old);
     for (unsigned i = 0; i < srv->n_workers; i++)
         st_worker_notify_reload(&srv->workers[i]);
     /* Not `path`: it belongs to the old config, which a worker may have freed by now. */
@@ -250,7 +260,7 @@ static void on_signal(uv_signal_t *h, int signum)
     for (unsigned i = 0; i < srv->n_workers; i++)
         st_worker_notify_stop(&srv->workers[i]);
     if (srv->admin)
-        st_admin_stop(srv->admin);
+        srv->wiring->admin_stop(srv->admin);
     srv->admin = NULL;
     uv_close((uv_handle_t *)&srv->sighup, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
@@ -297,7 +307,7 @@ static void watch_signals(struct st_server *srv)
 static void server_finish(struct st_server *srv)
 {
     st_wreq_cache_drain();
-    st_cache_destroy(srv->cache);
+    st_cache_tier_destroy(srv->tier);
     free(srv->main_stats);
     registry_finish(&srv->route_slots);
     registry_finish(&srv->tier_slots);
@@ -305,10 +315,11 @@ static void server_finish(struct st_server *srv)
     uv_mutex_destroy(&srv->lock);
 }
 
-int st_server_run(struct st_config *cfg)
+int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
 {
     struct st_server srv;
     memset(&srv, 0, sizeof(srv));
+    srv.wiring = wiring;
     signal(SIGPIPE, SIG_IGN);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
     srv.loop = uv_default_loop();
@@ -318,24 +329,24 @@ int st_server_run(struct st_config *cfg)
     srv.upstream_slots.max = ST_MAX_UPSTREAM_SLOTS;
     assign_slots(&srv, cfg);
     srv.main_stats = st_xcalloc(1, sizeof(*srv.main_stats));
-    srv.cache = st_cache_create(cfg->cache_memory, cfg->cache_max_object);
+    srv.tier = st_memtier_create(cfg->cache_memory, cfg->cache_max_object);
     uv_mutex_init(&srv.lock);
     srv.current = cfg_ref_new(cfg);
     atomic_store(&srv.max_conns, (long)cfg->limits.max_connections);
 
-    int rc = st_admin_start(srv.loop, &srv, &cfg->admin_listen, &srv.admin);
+    int rc = wiring->admin_start(srv.loop, &srv, &cfg->admin_listen, &srv.admin);
     if (rc < 0) {
         st_log(ST_LOG_ERROR, "server", NULL, "admin listen %s: %s", cfg->admin_listen.text,
                uv_strerror(rc));
         uv_run(srv.loop, UV_RUN_DEFAULT);
-        st_cfg_ref_put(srv.current);
+        st_server_cfg_put(srv.current);
         server_finish(&srv);
         return 1;
     }
     if (start_workers(&srv, cfg) < 0) {
-        st_admin_stop(srv.admin);
+        wiring->admin_stop(srv.admin);
         uv_run(srv.loop, UV_RUN_DEFAULT);
-        st_cfg_ref_put(srv.current);
+        st_server_cfg_put(srv.current);
         free(srv.workers);
         server_finish(&srv);
         return 1;
@@ -349,7 +360,7 @@ int st_server_run(struct st_config *cfg)
         st_worker_join(&srv.workers[i]);
     st_log(ST_LOG_INFO, "server", NULL, "stopped");
     uv_loop_close(srv.loop);
-    st_cfg_ref_put(srv.current);
+    st_server_cfg_put(srv.current);
     for (unsigned i = 0; i < srv.n_workers; i++)
         uv_mutex_destroy(&srv.workers[i].wake_lock);
     free(srv.workers);

@@ -2,7 +2,7 @@
  * server.h - the process: config ownership and reload, listeners, worker
  * threads, signals, the admin listener, and the drain on shutdown.
  *
- * The current config lives in a reference-counted st_cfg_ref. The main
+ * The current config lives in a reference-counted st_server_cfg. The main
  * thread swaps it on SIGHUP under a mutex (never taken on the request path)
  * and wakes every worker, which picks it up for its next requests.
  */
@@ -12,20 +12,23 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
-#include "config/config.h"
 #include "base/stats.h"
+#include "config/config.h"
+#include "core/strategy.h"
 
 struct st_server;
+struct st_cache_tier;
 
-struct st_cfg_ref {
+struct st_server_cfg {
     _Atomic unsigned refs;
     struct st_config *cfg; /* owned: destroyed with the last reference */
 };
 
 /* The current config, with a reference for the caller. Any thread. */
-struct st_cfg_ref *st_server_config(struct st_server *srv);
-void st_cfg_ref_put(struct st_cfg_ref *r);
+struct st_server_cfg *st_server_config(struct st_server *srv);
+void st_server_cfg_put(struct st_server_cfg *r);
 
 /* Connection admission against limits.max_connections: any worker thread. */
 bool st_server_conn_opened(struct st_server *srv);
@@ -35,21 +38,39 @@ void st_server_conn_closed(struct st_server *srv);
 size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_t cap);
 /* The main thread's counter block (admin endpoints count into it). */
 struct st_stats *st_server_main_stats(struct st_server *srv);
-/* The memory tier, shared by every worker; lives as long as the process. */
-struct st_cache *st_server_cache(struct st_server *srv);
+/* The cache tiers, shared by every worker; they live as long as the process. */
+struct st_cache_tier *st_server_tier(struct st_server *srv);
+/* Wall clock in unix milliseconds (the strategies' clock). */
+int64_t st_server_now_ms(void);
 bool st_server_draining(struct st_server *srv);
 uint64_t st_server_uptime_ms(struct st_server *srv);
 
 /*
  * Checks a loaded config against what this build can run (strategies that
- * exist), appending "FILE:LINE:COL: message" diagnostics. 0 or -EINVAL.
+ * the table has), appending "FILE:LINE:COL: message" diagnostics. 0 or -EINVAL.
  */
-int st_server_check_config(const struct st_config *cfg, struct st_diag *diag);
+int st_server_check_config(const struct st_config *cfg, const struct st_strategy_table *table,
+                           struct st_diag *diag);
+
+struct st_admin;
 
 /*
- * Run until SIGTERM/SIGINT; takes ownership of cfg. Returns the process
- * exit code (0 after a clean drain, 1 when startup failed).
+ * What main.c wires into the server from the layers above it: the
+ * strategies (which must outlive the run) and the admin listener (admin/),
+ * which runs on the main thread's loop.
  */
-int st_server_run(struct st_config *cfg);
+struct st_server_wiring {
+    const struct st_strategy_table *strategies;
+    int (*admin_start)(uv_loop_t *loop, struct st_server *srv, const struct st_addr *addr,
+                       struct st_admin **out);
+    void (*admin_stop)(struct st_admin *a);
+};
+
+/*
+ * Run until SIGTERM/SIGINT; takes ownership of cfg, which passed
+ * st_server_check_config. Returns the process exit code (0 after a clean
+ * drain, 1 when startup failed).
+ */
+int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring);
 
 #endif

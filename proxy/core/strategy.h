@@ -1,34 +1,138 @@
 /*
- * strategy.h - the one small interface every caching strategy implements.
+ * strategy.h - the strategy API: the one small interface every caching
+ * strategy implements, and everything a strategy may call.
  *
  * A strategy decides what happens to a routed request: answer from cache,
- * fetch from the origin, store, invalidate. It never touches a socket: it
- * drives the exchange through the API in exchange.h, and the server never
- * knows which strategy runs.
+ * fetch from the origin, store, invalidate. It talks to two interfaces
+ * only: the exchange, through the calls below, and the cache tiers
+ * (cache/tier.h), reached through its context. It never touches a socket,
+ * the parser, a worker or the origin client, and the core never knows
+ * which strategy runs: main.c builds the table of implementations and
+ * each route holds its own after config load.
  *
  * on_request is called once per exchange, on the exchange's worker thread,
  * when the request head is complete and a route matched. It must eventually
- * lead to exactly one response (st_exchange_forward, st_exchange_respond_error,
- * and later the cache answers), possibly from a later callback.
+ * lead to exactly one response (st_exchange_forward, st_exchange_fetch,
+ * st_exchange_serve_entry, st_exchange_respond_error), possibly from a
+ * later callback. Every callback runs on the exchange's worker thread.
  */
 #ifndef ST_STRATEGY_H
 #define ST_STRATEGY_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/stats.h"
+#include "cache/entry.h"
+#include "cache/flight.h"
 #include "config/config.h"
+#include "http/http.h"
 
 struct st_exchange;
+struct st_cache_tier;
 
 struct st_strategy {
     const char *name;
     void (*on_request)(struct st_exchange *x);
-    /* A parked exchange woke up (its flight ended with st_flight_result); optional. */
-    void (*on_resume)(struct st_exchange *x, int flight_result, int status);
+    /* A parked exchange woke up: its flight ended with result (status with FAILED). */
+    void (*on_resume)(struct st_exchange *x, enum st_flight_result result, int status);
 };
 
-/* The implementation of a strategy kind, or NULL when this build has none. */
-const struct st_strategy *st_strategy_get(enum st_strategy_kind kind);
+/* The implementation of each strategy kind (NULL: not in this build), built by main.c. */
+struct st_strategy_table {
+    const struct st_strategy *kind[ST_STRATEGY__COUNT];
+};
 
-extern const struct st_strategy st_strategy_bypass;
-extern const struct st_strategy st_strategy_cache_aside;
+/* What a strategy works with besides its exchange: its worker thread's. */
+struct st_strategy_ctx {
+    struct st_cache_tier *tiers; /* the cache tiers, nearest first */
+    struct st_stats *stats;      /* this thread's counters */
+    uint64_t *rand;              /* this thread's random source (st_rand64) */
+    int64_t (*now_ms)(void);     /* wall clock, unix milliseconds */
+};
+
+const struct st_strategy_ctx *st_exchange_ctx(const struct st_exchange *x);
+
+/* Forward the request to the route's upstream and stream the answer back. */
+void st_exchange_forward(struct st_exchange *x);
+
+/*
+ * Hooks a strategy sets on an origin fetch. Every hook is optional.
+ *   on_head   the origin's final head: return true to relay it to the
+ *             client (streaming), false to absorb it (the strategy answers
+ *             from on_end, e.g. a 304 that refreshed an entry)
+ *   on_body   each body piece (relayed or not)
+ *   on_end    the response is complete; when absorbed the strategy must
+ *             answer now (st_exchange_serve_entry / respond_error)
+ *   on_error  the origin failed before a head was relayed: return true if
+ *             the strategy answered (stale-if-error), false for strata's
+ *             error response
+ *   on_done   the exchange is ending, whatever happened (release state,
+ *             end flights); called exactly once per fetch
+ */
+struct st_fetch_hooks {
+    bool (*on_head)(struct st_exchange *x, const struct st_response_head *h);
+    void (*on_body)(struct st_exchange *x, const char *p, size_t len);
+    void (*on_end)(struct st_exchange *x);
+    bool (*on_error)(struct st_exchange *x, int err);
+    void (*on_done)(struct st_exchange *x);
+};
+
+/* Validators to send instead of the client's conditional headers (revalidation). */
+struct st_revalidate {
+    const char *etag; /* If-None-Match, or NULL */
+    size_t etag_len;
+    int64_t last_modified_ms; /* If-Modified-Since, or -1 */
+};
+
+/* Forward with hooks; arg is kept for the hooks (st_exchange_hook_arg). rv may be NULL. */
+void st_exchange_fetch(struct st_exchange *x, const struct st_fetch_hooks *hooks, void *arg,
+                       const struct st_revalidate *rv);
+void *st_exchange_hook_arg(const struct st_exchange *x);
+
+/*
+ * Answer from a stored entry (the exchange takes its own reference when it
+ * must keep it): the stored head plus Content-Length, Age, Cache-Status,
+ * X-Request-Id; a 304 with the entry's validators when not_modified; no
+ * body for HEAD.
+ */
+void st_exchange_serve_entry(struct st_exchange *x, struct st_entry *e, int64_t age_s,
+                             bool not_modified);
+
+/*
+ * Join the tier's flight for key. LEADER: x fetches and must end the flight
+ * (st_cache_tier_flight_done). PARKED: x waits; the strategy's on_resume
+ * runs when the flight ends, and until then only hooks->on_done can fire
+ * (the client left), with arg as the hook argument.
+ */
+enum st_flight_role st_exchange_join_flight(struct st_exchange *x, struct st_cache_tier *t,
+                                            uint64_t hash, const char *key, size_t key_len,
+                                            const struct st_fetch_hooks *hooks, void *arg);
+
+/*
+ * A copy of this GET exchange with no client, for a background refresh:
+ * its answer goes nowhere but into the strategy's hooks. NULL when x is
+ * not a GET.
+ */
+struct st_exchange *st_exchange_spawn_background(struct st_exchange *x);
+bool st_exchange_is_background(const struct st_exchange *x);
+/* Was this exchange parked behind another's fetch (and resumed)? */
+bool st_exchange_was_parked(const struct st_exchange *x);
+
+/* A per-exchange buffer for a Cache-Status value built at run time. */
+char *st_exchange_cache_status_buf(struct st_exchange *x, size_t *cap);
+const struct st_config *st_exchange_config(const struct st_exchange *x);
+bool st_exchange_is_head(const struct st_exchange *x);
+/* The Host header value (NULL, 0 when absent). */
+const char *st_exchange_host(const struct st_exchange *x, size_t *len);
+/* Answer with strata's own error response. */
+void st_exchange_respond_error(struct st_exchange *x, int status);
+/* The Cache-Status value to send (static storage, or the exchange's buffer). */
+void st_exchange_set_cache_status(struct st_exchange *x, const char *value);
+/* Count this exchange as answered without the cache. */
+void st_exchange_count_bypass(struct st_exchange *x);
+
+const struct st_request_head *st_exchange_request(const struct st_exchange *x);
+const struct st_route_cfg *st_exchange_route(const struct st_exchange *x);
 
 #endif

@@ -15,8 +15,6 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
-#include "cache/store.h"
-#include "http/conn.h"
 #include "core/exchange.h"
 #include "http/http.h"
 #include "base/log.h"
@@ -26,7 +24,7 @@
 
 #define DRAIN_DEADLINE_MS 10000
 
-static struct st_gen *gen_create(struct st_worker *w, struct st_cfg_ref *cref)
+static struct st_gen *gen_create(struct st_worker *w, struct st_server_cfg *cref)
 {
     struct st_gen *g = st_xcalloc(1, sizeof(*g));
     g->refs = 1;
@@ -35,7 +33,7 @@ static struct st_gen *gen_create(struct st_worker *w, struct st_cfg_ref *cref)
     g->cfg = cref->cfg;
     g->pools = st_xcalloc(g->cfg->n_upstreams, sizeof(*g->pools));
     for (size_t i = 0; i < g->cfg->n_upstreams; i++)
-        g->pools[i] = st_pool_create(&w->loop, &g->cfg->upstreams[i], &w->stats);
+        g->pools[i] = st_upstream_pool_create(&w->loop, &g->cfg->upstreams[i], &w->stats);
     return g;
 }
 
@@ -51,9 +49,9 @@ void st_gen_unref(struct st_gen *g)
     if (--g->refs > 0)
         return;
     for (size_t i = 0; i < g->cfg->n_upstreams; i++)
-        st_pool_retire(g->pools[i]);
+        st_upstream_pool_retire(g->pools[i]);
     free(g->pools);
-    st_cfg_ref_put(g->cref);
+    st_server_cfg_put(g->cref);
     free(g);
 }
 
@@ -64,7 +62,7 @@ static void on_connection(uv_stream_t *listener, int status)
         st_log(ST_LOG_WARN, "worker", NULL, "accept: %s", uv_strerror(status));
         return;
     }
-    st_conn_accept(w, listener);
+    st_conn_accept(&w->clients, listener);
 }
 
 static void close_quietly(uv_handle_t *h)
@@ -75,11 +73,12 @@ static void close_quietly(uv_handle_t *h)
 
 void st_worker_maybe_done(struct st_worker *w)
 {
-    if (!w->draining || w->conns)
+    if (!w->clients.draining || w->clients.conns)
         return;
     if (w->gen) {
         st_gen_unref(w->gen); /* closes the idle origin connections */
         w->gen = NULL;
+        w->clients.settings = NULL;
     }
     uv_mutex_lock(&w->wake_lock);
     w->stopped = true;
@@ -94,16 +93,16 @@ static void on_drain_deadline(uv_timer_t *t)
     struct st_worker *w = t->data;
     st_log(ST_LOG_WARN, "worker", NULL, "worker %u: drain deadline passed, closing connections",
            w->index);
-    st_conn_close_all(w);
+    st_conn_close_all(&w->clients);
 }
 
 static void begin_drain(struct st_worker *w)
 {
-    if (w->draining)
+    if (w->clients.draining)
         return;
-    w->draining = true;
+    w->clients.draining = true;
     close_quietly((uv_handle_t *)&w->listener);
-    st_conn_drain_all(w);
+    st_conn_drain_all(&w->clients);
     uv_timer_start(&w->drain_timer, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
     st_worker_maybe_done(w);
 }
@@ -132,8 +131,8 @@ static void resume_waiters(struct st_worker *w)
     while (q) {
         struct st_waiter *next = q->next;
         struct st_exchange *x = q->x;
-        enum st_flight_result result = q->result;
-        int status = q->status;
+        enum st_flight_result result = q->fw.result;
+        int status = q->fw.status;
         free(q);
         if (x)
             st_exchange_resume(x, result, status);
@@ -149,13 +148,14 @@ static void on_wake(uv_async_t *a)
         begin_drain(w);
         return;
     }
-    struct st_cfg_ref *cref = st_server_config(w->srv);
+    struct st_server_cfg *cref = st_server_config(w->srv);
     if (cref == w->gen->cref) {
-        st_cfg_ref_put(cref);
+        st_server_cfg_put(cref);
         return;
     }
     struct st_gen *old = w->gen;
     w->gen = gen_create(w, cref);
+    w->clients.settings = w->gen;
     st_gen_unref(old);
 }
 
@@ -196,8 +196,8 @@ int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, 
     w->rand[1] = (uint64_t)uv_hrtime() | 1;
     char first[33];
     st_request_id_new(w->rand, first);
-    memcpy(w->id_prefix, first, 16);
-    w->id_counter = st_rand64(w->rand) >> 16;
+    memcpy(w->clients.id_prefix, first, 16);
+    w->clients.id_counter = st_rand64(w->rand) >> 16;
     int rc = uv_loop_init(&w->loop);
     if (rc < 0)
         return rc;
@@ -211,6 +211,13 @@ int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, 
     uv_prepare_init(&w->loop, &w->quiesce);
     w->quiesce.data = w;
     w->gen = gen_create(w, st_server_config(srv));
+    st_client_host_init(w);
+    w->ctx = (struct st_strategy_ctx){
+        .tiers = st_server_tier(srv),
+        .stats = &w->stats,
+        .rand = w->rand,
+        .now_ms = st_server_now_ms,
+    };
     rc = uv_tcp_open(&w->listener, listen_fd);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&w->listener, 511, on_connection);

@@ -1,7 +1,7 @@
 /*
- * worker.h - one event-loop thread: its listener, its connections, its
- * upstream pools and its counters. Nothing on the request path is shared
- * with another worker.
+ * worker.h - one event-loop thread: its listener, its client connections,
+ * its upstream pools, its counters and the context its strategies run
+ * with. Nothing on the request path is shared with another worker.
  *
  * Config generations: a worker serves with a st_gen, its view of one loaded
  * config (a shared, immutable st_config plus this worker's pools for it).
@@ -17,24 +17,35 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "config/config.h"
 #include "base/stats.h"
+#include "cache/flight.h"
+#include "config/config.h"
+#include "core/strategy.h"
+#include "http/conn.h"
 
 struct st_server;
-struct st_cfg_ref;
-struct st_pool;
-struct st_conn;
+struct st_server_cfg;
+struct st_upstream_pool;
+struct st_exchange;
 
 struct st_gen {
     unsigned refs;
     struct st_worker *w;
-    struct st_cfg_ref *cref; /* one reference held */
+    struct st_server_cfg *cref; /* one reference held */
     const struct st_config *cfg;
-    struct st_pool **pools; /* owned; one per cfg->upstreams */
+    struct st_upstream_pool **pools; /* owned; one per cfg->upstreams */
 };
 
 struct st_gen *st_gen_ref(struct st_gen *g);
 void st_gen_unref(struct st_gen *g);
+
+/* An exchange parked on a flight: woken on the leader's thread, resumed on its own. */
+struct st_waiter {
+    struct st_flight_waiter fw; /* first: the flight hands this back */
+    struct st_waiter *next;     /* in the worker's wake queue */
+    struct st_worker *w;        /* the waiter's worker: only it touches x */
+    struct st_exchange *x;      /* NULL once the exchange is gone */
+};
 
 struct st_worker {
     struct st_server *srv;
@@ -50,12 +61,10 @@ struct st_worker {
     uv_prepare_t quiesce; /* before each poll: drop cache read-side pointers (qsbr.h) */
     int listen_fd;     /* bound by the server before the thread starts */
     struct st_gen *gen; /* current generation; one reference held */
+    struct st_conn_host clients; /* this worker's client connections (core/client.c) */
+    struct st_strategy_ctx ctx;  /* what its strategies run with */
     struct st_stats stats;
     uint64_t rand[2];
-    char id_prefix[16]; /* request ids: random per worker start ... */
-    uint64_t id_counter; /* ... and a counter */
-    struct st_conn *conns; /* every open client connection (for drain) */
-    bool draining;
 };
 
 /* Start the worker's thread on an already bound listening socket. 0 or -errno. */
@@ -65,15 +74,22 @@ void st_worker_notify_reload(struct st_worker *w);
 /* From another thread: drain and stop; st_worker_join waits for the thread. */
 void st_worker_notify_stop(struct st_worker *w);
 void st_worker_join(struct st_worker *w);
+/* Is the worker draining (answers close their connections)? Its own thread. */
+static inline bool st_worker_draining(const struct st_worker *w)
+{
+    return w->clients.draining;
+}
 
 /*
  * From any thread: hand a parked exchange's waiter back to its worker, which
  * resumes the exchange (or frees the waiter if the exchange is gone).
  */
-struct st_waiter;
 void st_worker_post(struct st_worker *w, struct st_waiter *waiter);
 
-/* A connection closed: a draining worker may now be done. */
+/* A client connection closed: a draining worker may now be done. */
 void st_worker_maybe_done(struct st_worker *w);
+
+/* core/client.c: set up w->clients (the connection host of this worker). */
+void st_client_host_init(struct st_worker *w);
 
 #endif

@@ -4,14 +4,14 @@
  * States:
  *   HEAD     reading a request head (idle between requests counts as HEAD
  *            with no bytes yet)
- *   BODY     head done, exchange running, request body arriving
+ *   BODY     head done, stream running, request body arriving
  *   WAIT     request complete; parser paused until the response is done
  *   CLOSING  an error response or the last response is being flushed; no
  *            more requests are read
  *
  * The parser pauses (HPE_PAUSED) at every message end, so bytes of a
- * pipelined next request wait unparsed in rbuf until the exchange calls
- * st_conn_exchange_done(). `depth` counts our llhttp_execute() frames: work
+ * pipelined next request wait unparsed in rbuf until the stream calls
+ * st_conn_stream_done(). `depth` counts our llhttp_execute() frames: work
  * that would re-enter the parser (starting the next request) is deferred
  * until the frame unwinds. The struct is freed only from the close callbacks
  * of its two handles.
@@ -31,11 +31,8 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "core/exchange.h"
 #include "http/http.h"
 #include "base/log.h"
-#include "core/server.h"
-#include "core/worker.h"
 
 enum c_state { C_HEAD, C_BODY, C_WAIT, C_CLOSING };
 
@@ -47,19 +44,23 @@ enum c_state { C_HEAD, C_BODY, C_WAIT, C_CLOSING };
  */
 #define CONN_RBUF_SIZE (16 * 1024)
 #define CONN_READ_MIN (4 * 1024)
+/* Write queue marks: above HIGH the origin read pauses, below LOW it resumes. */
+#define CONN_HIGH_WATER (256 * 1024)
+#define CONN_LOW_WATER (64 * 1024)
 enum t_mode { T_NONE, T_IDLE, T_HEAD, T_BODY, T_SEND };
 
 struct st_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
-    struct st_worker *w;
-    struct st_gen *gen; /* reference held while a request is being read */
+    struct st_conn_host *h;
+    void *settings;               /* held: what the current request is served under */
+    const struct st_limits *lim; /* of settings */
     struct st_conn *prev, *next;
     llhttp_t parser;
     struct st_rbuf *rbuf;
     struct st_headers headers;
     struct st_sb target;
-    struct st_exchange *x;
+    void *x; /* the current request's stream, NULL when none */
     enum c_state state;
     enum t_mode tmode;
     uint64_t deadline;  /* loop time when tmode expires */
@@ -72,9 +73,9 @@ struct st_conn {
     size_t write_queue;
     bool any_bytes;     /* a byte of the current request has arrived */
     bool req_complete;  /* on_message_complete seen for the current request */
-    bool resp_done;     /* the exchange for the current request is done */
+    bool resp_done;     /* the stream of the current request is done */
     bool resp_keep_alive;
-    bool read_paused;   /* by the exchange (request body back-pressure) */
+    bool read_paused;   /* by the stream (request body back-pressure) */
     bool reading;
     bool eof;
     bool closing;
@@ -85,23 +86,31 @@ struct st_conn {
 
 static const llhttp_settings_t parser_settings;
 static void process(struct st_conn *c);
+
+/* Take the host's current settings for the requests that follow. */
+static void hold_settings(struct st_conn *c)
+{
+    c->settings = c->h->settings;
+    c->h->ops->settings_hold(c->h, c->settings);
+    c->lim = c->h->ops->limits(c->settings);
+}
 static void update_reading(struct st_conn *c);
 
 /* --- lifecycle --- */
 
-static void on_closed(uv_handle_t *h)
+static void on_closed(uv_handle_t *handle)
 {
-    struct st_conn *c = h->data;
+    struct st_conn *c = handle->data;
     if (--c->handles_open > 0)
         return;
-    struct st_worker *w = c->w;
+    struct st_conn_host *h = c->h;
     st_rbuf_unref(c->rbuf);
     st_headers_finish(&c->headers);
     st_sb_finish(&c->target);
-    if (c->gen)
-        st_gen_unref(c->gen);
+    if (c->settings)
+        h->ops->settings_put(h, c->settings);
     free(c);
-    st_worker_maybe_done(w);
+    h->ops->freed(h);
 }
 
 static void list_remove(struct st_conn *c)
@@ -109,7 +118,7 @@ static void list_remove(struct st_conn *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        c->w->conns = c->next;
+        c->h->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
@@ -122,13 +131,13 @@ static void conn_close(struct st_conn *c)
     c->closing = true;
     c->state = C_CLOSING;
     if (c->x) {
-        struct st_exchange *x = c->x;
+        void *x = c->x;
         c->x = NULL;
-        st_exchange_client_gone(x);
+        c->h->ops->gone(x);
     }
     list_remove(c);
-    st_stat_sub(&c->w->stats, ST_STAT_CONN_OPEN, 1);
-    st_server_conn_closed(c->w->srv);
+    st_stat_sub(c->h->stats, ST_STAT_CONN_OPEN, 1);
+    c->h->ops->release(c->h);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     uv_close((uv_handle_t *)&c->timer, on_closed);
 }
@@ -185,12 +194,12 @@ static void on_write(uv_write_t *req, int status)
     }
     if (c->tmode == T_SEND || c->tmode == T_NONE) {
         if (c->write_queue > 0)
-            arm(c, T_SEND, c->gen->cfg->limits.idle_timeout_ms);
+            arm(c, T_SEND, c->lim->idle_timeout_ms);
         else if (c->tmode == T_SEND)
             disarm(c);
     }
-    if (c->x && c->write_queue < ST_CONN_LOW_WATER)
-        st_exchange_client_drained(c->x);
+    if (c->x && c->write_queue < CONN_LOW_WATER)
+        c->h->ops->drained(c->x);
 }
 
 void st_conn_send(struct st_conn *c, struct st_wreq *wr)
@@ -204,8 +213,8 @@ void st_conn_send(struct st_conn *c, struct st_wreq *wr)
     int rc = uv_write(&wr->req, (uv_stream_t *)&c->tcp, wr->bufs, wr->nbufs, on_write);
     if (rc < 0) {
         /*
-         * The client is gone. Callers are exchanges and strategies in the
-         * middle of their own work: closing now would free the exchange
+         * The client is gone. Callers are streams (exchanges, strategies) in
+         * the middle of their own work: closing now would free the stream
          * under them. Stop reading and close on the next loop turn.
          */
         c->write_queue -= wr->bytes;
@@ -217,7 +226,7 @@ void st_conn_send(struct st_conn *c, struct st_wreq *wr)
         return;
     }
     if (c->tmode == T_NONE)
-        arm(c, T_SEND, c->gen->cfg->limits.idle_timeout_ms);
+        arm(c, T_SEND, c->lim->idle_timeout_ms);
 }
 
 bool st_conn_try_send(struct st_conn *c, struct st_wreq *wr)
@@ -243,9 +252,9 @@ bool st_conn_try_send(struct st_conn *c, struct st_wreq *wr)
     return false;
 }
 
-size_t st_conn_write_queue(const struct st_conn *c)
+bool st_conn_congested(const struct st_conn *c)
 {
-    return c->write_queue;
+    return c->write_queue > CONN_HIGH_WATER;
 }
 
 /* Stop reading requests; close once everything queued is written. */
@@ -256,7 +265,7 @@ static void close_when_flushed(struct st_conn *c)
     if (c->write_queue == 0)
         conn_close(c);
     else if (c->tmode != T_SEND)
-        arm(c, T_SEND, c->gen->cfg->limits.idle_timeout_ms);
+        arm(c, T_SEND, c->lim->idle_timeout_ms);
 }
 
 /* strata's own answer to a request that failed before or while it was read. */
@@ -269,23 +278,23 @@ static void send_error(struct st_conn *c, int status)
     char *p = st_sb_take(&sb, &len);
     struct st_wreq *wr = st_wreq_new();
     st_wreq_add_owned(wr, p, len);
-    st_stats_count_status(&c->w->stats, status);
+    st_stats_count_status(c->h->stats, status);
     if (!c->x)
-        ST_STAT_INC(&c->w->stats, REQUESTS);
+        ST_STAT_INC(c->h->stats, REQUESTS);
     st_log(ST_LOG_INFO, "conn", c->id[0] ? c->id : NULL, "%s: %d %s", c->client_ip, status,
            st_http_reason(status));
     st_conn_send(c, wr);
     close_when_flushed(c);
 }
 
-/* A request-side failure: the exchange (if any) lets go, then we answer if we still may. */
+/* A request-side failure: the stream (if any) lets go, then we answer if we still may. */
 static void fail_request(struct st_conn *c, int status)
 {
     bool started = false;
     if (c->x) {
-        struct st_exchange *x = c->x;
+        void *x = c->x;
         c->x = NULL;
-        started = st_exchange_client_gone(x);
+        started = c->h->ops->gone(x);
     }
     if (started || c->resp_done)
         close_when_flushed(c);
@@ -356,7 +365,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->state == C_BODY)
-        arm(c, T_BODY, c->gen->cfg->limits.header_timeout_ms);
+        arm(c, T_BODY, c->lim->header_timeout_ms);
     process(c);
 }
 
@@ -375,7 +384,7 @@ static void next_request(struct st_conn *c)
     c->state = C_HEAD;
     if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
         llhttp_resume(&c->parser);
-    arm(c, T_IDLE, c->gen->cfg->limits.idle_timeout_ms);
+    arm(c, T_IDLE, c->lim->idle_timeout_ms);
     update_reading(c);
 }
 
@@ -388,7 +397,7 @@ static bool response_finished(struct st_conn *c)
 {
     if (c->closing || c->state == C_CLOSING)
         return false;
-    if (!c->req_complete || !c->resp_keep_alive || c->w->draining || c->eof) {
+    if (!c->req_complete || !c->resp_keep_alive || c->h->draining || c->eof) {
         /* Unread request body means framing is in doubt: close in any case. */
         close_when_flushed(c);
         return false;
@@ -405,7 +414,7 @@ static void advance(struct st_conn *c)
         close_when_flushed(c);
 }
 
-void st_conn_exchange_done(struct st_conn *c, bool keep_alive)
+void st_conn_stream_done(struct st_conn *c, bool keep_alive)
 {
     c->x = NULL;
     c->resp_done = true;
@@ -459,7 +468,7 @@ static void process(struct st_conn *c)
                 return;
         }
     }
-    if (c->state == C_HEAD && c->any_bytes && c->head_bytes > c->gen->cfg->limits.max_header_bytes)
+    if (c->state == C_HEAD && c->any_bytes && c->head_bytes > c->lim->max_header_bytes)
         fail_request(c, 431);
 }
 
@@ -509,47 +518,47 @@ static void set_client_ip(struct st_conn *c)
         uv_ip6_name((struct sockaddr_in6 *)&sa, c->client_ip, sizeof(c->client_ip));
 }
 
-void st_conn_accept(struct st_worker *w, uv_stream_t *listener)
+void st_conn_accept(struct st_conn_host *h, uv_stream_t *listener)
 {
     struct st_conn *c = st_xcalloc(1, sizeof(*c));
-    c->w = w;
-    uv_tcp_init(&w->loop, &c->tcp);
-    uv_timer_init(&w->loop, &c->timer);
+    c->h = h;
+    uv_tcp_init(h->loop, &c->tcp);
+    uv_timer_init(h->loop, &c->timer);
     c->tcp.data = c;
     c->timer.data = c;
     c->handles_open = 2;
     c->rbuf = st_rbuf_new(CONN_RBUF_SIZE);
     st_headers_init(&c->headers);
     st_sb_init(&c->target, 256);
-    c->gen = st_gen_ref(w->gen);
+    hold_settings(c);
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     c->parser.data = c;
-    c->next = w->conns;
-    if (w->conns)
-        w->conns->prev = c;
-    w->conns = c;
-    ST_STAT_INC(&w->stats, CONN_ACCEPTED);
-    st_stat_add(&w->stats, ST_STAT_CONN_OPEN, 1);
+    c->next = h->conns;
+    if (h->conns)
+        h->conns->prev = c;
+    h->conns = c;
+    ST_STAT_INC(h->stats, CONN_ACCEPTED);
+    st_stat_add(h->stats, ST_STAT_CONN_OPEN, 1);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        st_server_conn_opened(w->srv);
+        h->ops->admit(h);
         conn_close(c);
         return;
     }
-    if (!st_server_conn_opened(w->srv)) {
-        ST_STAT_INC(&w->stats, CONN_REJECTED);
+    if (!h->ops->admit(h)) {
+        ST_STAT_INC(h->stats, CONN_REJECTED);
         conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     set_client_ip(c);
     c->state = C_HEAD;
-    arm(c, T_IDLE, c->gen->cfg->limits.header_timeout_ms);
+    arm(c, T_IDLE, c->lim->header_timeout_ms);
     update_reading(c);
 }
 
-void st_conn_drain_all(struct st_worker *w)
+void st_conn_drain_all(struct st_conn_host *h)
 {
-    struct st_conn *c = w->conns;
+    struct st_conn *c = h->conns;
     while (c) {
         struct st_conn *next = c->next;
         if (c->state == C_HEAD && !c->any_bytes)
@@ -558,10 +567,10 @@ void st_conn_drain_all(struct st_worker *w)
     }
 }
 
-void st_conn_close_all(struct st_worker *w)
+void st_conn_close_all(struct st_conn_host *h)
 {
-    while (w->conns)
-        conn_close(w->conns);
+    while (h->conns)
+        conn_close(h->conns);
 }
 
 /* --- llhttp callbacks (request parser) --- */
@@ -569,7 +578,7 @@ void st_conn_close_all(struct st_worker *w)
 static int over_head_limit(struct st_conn *c, size_t len)
 {
     c->head_bytes += len;
-    if (c->head_bytes > c->gen->cfg->limits.max_header_bytes) {
+    if (c->head_bytes > c->lim->max_header_bytes) {
         c->error_status = 431;
         return -1;
     }
@@ -581,11 +590,11 @@ static int on_message_begin(llhttp_t *p)
     struct st_conn *c = p->data;
     c->any_bytes = true;
     /* A reload between requests takes effect here. */
-    if (c->gen != c->w->gen) {
-        st_gen_unref(c->gen);
-        c->gen = st_gen_ref(c->w->gen);
+    if (c->settings != c->h->settings) {
+        c->h->ops->settings_put(c->h, c->settings);
+        hold_settings(c);
     }
-    arm(c, T_HEAD, c->gen->cfg->limits.header_timeout_ms);
+    arm(c, T_HEAD, c->lim->header_timeout_ms);
     return 0;
 }
 
@@ -623,13 +632,13 @@ static void pick_ids(struct st_conn *c)
     if (e && st_request_id_valid(st_hdr_value(&c->headers, e), e->value_len))
         memcpy(c->id, st_hdr_value(&c->headers, e), e->value_len + 1);
     else
-        st_request_id_next(c->w->id_prefix, &c->w->id_counter, c->id);
+        st_request_id_next(c->h->id_prefix, &c->h->id_counter, c->id);
 }
 
 /* Checks that need the whole head; returns a status to fail with, or 0. */
 static int check_head(struct st_conn *c, llhttp_t *p)
 {
-    const struct st_limits *lim = &c->gen->cfg->limits;
+    const struct st_limits *lim = c->lim;
     if (p->method == HTTP_CONNECT)
         return 501;
     if (c->target.len == 0 || (c->target.p[0] != '/' && !memmem(c->target.p, c->target.len,
@@ -661,10 +670,7 @@ static int on_headers_complete(llhttp_t *p)
         st_wreq_add_static(wr, cont, sizeof(cont) - 1);
         st_conn_send(c, wr);
     }
-    struct st_exchange_init in = {
-        .conn = c,
-        .w = c->w,
-        .gen = c->gen,
+    struct st_conn_request rq = {
         .req =
             {
                 .method = llhttp_method_name((llhttp_method_t)p->method),
@@ -683,11 +689,11 @@ static int on_headers_complete(llhttp_t *p)
     };
     c->state = C_BODY;
     if (has_body)
-        arm(c, T_BODY, c->gen->cfg->limits.header_timeout_ms);
+        arm(c, T_BODY, c->lim->header_timeout_ms);
     else
         disarm(c);
-    c->x = st_exchange_create(&in);
-    st_exchange_run(c->x);
+    c->x = c->h->ops->request(c->h, c, c->settings, &rq);
+    c->h->ops->start(c->x);
     return 0;
 }
 
@@ -695,12 +701,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct st_conn *c = p->data;
     c->body_bytes += len;
-    if (c->body_bytes > c->gen->cfg->limits.max_body) {
+    if (c->body_bytes > c->lim->max_body) {
         c->error_status = 413;
         return -1;
     }
     if (c->x)
-        st_exchange_request_body(c->x, c->rbuf, at, len);
+        c->h->ops->request_body(c->x, c->rbuf, at, len);
     return 0;
 }
 
@@ -711,7 +717,7 @@ static int on_message_complete(llhttp_t *p)
     if (c->tmode == T_BODY || c->tmode == T_HEAD)
         disarm(c);
     if (c->x)
-        st_exchange_request_end(c->x);
+        c->h->ops->request_end(c->x);
     return HPE_PAUSED;
 }
 

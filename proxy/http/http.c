@@ -526,3 +526,22 @@ int st_http_status_for_error(int err)
         return 502;
     }
 }
+
+const char *st_target_path(const char *target, size_t len, size_t *out_len)
+{
+    /* absolute-form: scheme://authority/path?query */
+    const char *sep = len > 0 && target[0] != '/' ? memmem(target, len, "://", 3) : NULL;
+    if (sep) {
+        const char *auth = sep + 3;
+        const char *end = target + len;
+        const char *slash = memchr(auth, '/', (size_t)(end - auth));
+        if (!slash) {
+            *out_len = 1;
+            return "/";
+        }
+        *out_len = (size_t)(end - slash);
+        return slash;
+    }
+    *out_len = len;
+    return target;
+}

@@ -84,6 +84,9 @@ struct st_request_head {
     const struct st_headers *headers;
 };
 
+/* The path of a request target (origin-form or absolute-form): *len set. */
+const char *st_target_path(const char *target, size_t target_len, size_t *len);
+
 /* What strata adds to a request on its way to the origin. */
 struct st_forward_info {
     const char *client_ip;  /* for X-Forwarded-For */
@@ -110,6 +113,17 @@ struct st_forward_info {
  */
 void st_http_build_request(struct st_sb *sb, const struct st_request_head *req,
                            const struct st_forward_info *fw);
+
+/* A response head as parsed from an origin. */
+struct st_response_head {
+    int status;
+    const char *reason;
+    size_t reason_len;
+    const struct st_headers *headers; /* valid during the callback and until on_end/on_error */
+    bool has_length;
+    uint64_t content_length;
+    bool chunked;
+};
 
 /* How the body of a response to the client is framed. */
 enum st_framing {

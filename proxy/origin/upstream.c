@@ -29,24 +29,24 @@
 
 enum up_state { UP_CONNECTING, UP_BUSY, UP_IDLE, UP_CLOSING };
 
-struct st_pool {
+struct st_upstream_pool {
     uv_loop_t *loop;
     const struct st_upstream_cfg *cfg; /* owned by the generation's config */
     struct st_stats *stats;            /* the worker's */
-    struct st_upconn *idle;            /* most recently used first */
+    struct st_upstream_conn *idle;            /* most recently used first */
     size_t n_idle;
     size_t n_conns; /* every connection not yet freed */
     size_t rr;
     bool retired;
 };
 
-struct st_upconn {
+struct st_upstream_conn {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     uv_timer_t timer;
-    struct st_pool *pool;
-    struct st_upconn *next_idle;
-    const struct st_upconn_cbs *cbs;
+    struct st_upstream_pool *pool;
+    struct st_upstream_conn *next_idle;
+    const struct st_upstream_cbs *cbs;
     void *user; /* NULL once detached */
     enum up_state state;
     int handles_open;
@@ -72,30 +72,30 @@ struct st_upconn {
 };
 
 static const llhttp_settings_t parser_settings;
-static void up_close(struct st_upconn *up);
-static void up_fail(struct st_upconn *up, int err);
+static void up_close(struct st_upstream_conn *up);
+static void up_fail(struct st_upstream_conn *up, int err);
 
-struct st_pool *st_pool_create(uv_loop_t *loop, const struct st_upstream_cfg *cfg,
+struct st_upstream_pool *st_upstream_pool_create(uv_loop_t *loop, const struct st_upstream_cfg *cfg,
                                struct st_stats *stats)
 {
-    struct st_pool *p = st_xcalloc(1, sizeof(*p));
+    struct st_upstream_pool *p = st_xcalloc(1, sizeof(*p));
     p->loop = loop;
     p->cfg = cfg;
     p->stats = stats;
     return p;
 }
 
-static void pool_maybe_free(struct st_pool *p)
+static void pool_maybe_free(struct st_upstream_pool *p)
 {
     if (p->retired && p->n_conns == 0)
         free(p);
 }
 
-void st_pool_retire(struct st_pool *p)
+void st_upstream_pool_retire(struct st_upstream_pool *p)
 {
     p->retired = true;
     while (p->idle) {
-        struct st_upconn *up = p->idle;
+        struct st_upstream_conn *up = p->idle;
         p->idle = up->next_idle;
         p->n_idle--;
         up_close(up);
@@ -103,9 +103,9 @@ void st_pool_retire(struct st_pool *p)
     pool_maybe_free(p);
 }
 
-static void idle_remove(struct st_pool *p, struct st_upconn *up)
+static void idle_remove(struct st_upstream_pool *p, struct st_upstream_conn *up)
 {
-    for (struct st_upconn **pp = &p->idle; *pp; pp = &(*pp)->next_idle) {
+    for (struct st_upstream_conn **pp = &p->idle; *pp; pp = &(*pp)->next_idle) {
         if (*pp == up) {
             *pp = up->next_idle;
             p->n_idle--;
@@ -116,10 +116,10 @@ static void idle_remove(struct st_pool *p, struct st_upconn *up)
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    struct st_upconn *up = h->data;
+    struct st_upstream_conn *up = h->data;
     if (--up->handles_open > 0)
         return;
-    struct st_pool *p = up->pool;
+    struct st_upstream_pool *p = up->pool;
     for (size_t i = 0; i < up->n_queue; i++)
         st_wreq_free(up->queue[i]);
     free(up->queue);
@@ -130,7 +130,7 @@ static void on_handle_closed(uv_handle_t *h)
     pool_maybe_free(p);
 }
 
-static void up_close(struct st_upconn *up)
+static void up_close(struct st_upstream_conn *up)
 {
     if (up->state == UP_CLOSING)
         return;
@@ -146,11 +146,11 @@ static void up_close(struct st_upconn *up)
     uv_close((uv_handle_t *)&up->timer, on_handle_closed);
 }
 
-static void arm_timer(struct st_upconn *up, uint64_t ms);
+static void arm_timer(struct st_upstream_conn *up, uint64_t ms);
 
 static void on_timer(uv_timer_t *t)
 {
-    struct st_upconn *up = t->data;
+    struct st_upstream_conn *up = t->data;
     if (up->pending_error) {
         up_fail(up, up->pending_error);
         return;
@@ -162,13 +162,13 @@ static void on_timer(uv_timer_t *t)
     up_fail(up, -ETIMEDOUT);
 }
 
-static void arm_timer(struct st_upconn *up, uint64_t ms)
+static void arm_timer(struct st_upstream_conn *up, uint64_t ms)
 {
     uv_timer_start(&up->timer, on_timer, ms, 0);
 }
 
 /* Tell the user (once) and close. */
-static void up_fail(struct st_upconn *up, int err)
+static void up_fail(struct st_upstream_conn *up, int err)
 {
     void *user = up->user;
     bool retryable = up->reused && !up->got_bytes;
@@ -190,16 +190,16 @@ static void up_fail(struct st_upconn *up, int err)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct st_upconn *up = h->data;
+    struct st_upstream_conn *up = h->data;
     (void)suggested;
     st_rbuf_reserve(&up->rbuf, 16 * 1024);
     buf->base = up->rbuf->data + up->rbuf->end;
     buf->len = up->rbuf->cap - up->rbuf->end;
 }
 
-static void release(struct st_upconn *up)
+static void release(struct st_upstream_conn *up)
 {
-    struct st_pool *p = up->pool;
+    struct st_upstream_pool *p = up->pool;
     bool reusable = llhttp_should_keep_alive(&up->parser) && up->request_done &&
                     up->pending_bytes == 0 && up->rbuf->start == up->rbuf->end;
     if (!reusable || p->retired || p->n_idle >= p->cfg->keepalive) {
@@ -218,7 +218,7 @@ static void release(struct st_upconn *up)
     arm_timer(up, IDLE_TIMEOUT_MS);
 }
 
-static void finish_response(struct st_upconn *up)
+static void finish_response(struct st_upstream_conn *up)
 {
     void *user = up->user;
     uv_timer_stop(&up->timer);
@@ -227,7 +227,7 @@ static void finish_response(struct st_upconn *up)
         up->cbs->on_end(user);
 }
 
-static void parse(struct st_upconn *up)
+static void parse(struct st_upstream_conn *up)
 {
     struct st_rbuf *b = up->rbuf;
     const char *start = b->data + b->start;
@@ -263,7 +263,7 @@ static void parse(struct st_upconn *up)
         finish_response(up);
 }
 
-static void on_eof(struct st_upconn *up)
+static void on_eof(struct st_upstream_conn *up)
 {
     if (up->state == UP_IDLE || !up->user) {
         up_close(up);
@@ -292,7 +292,7 @@ static void on_eof(struct st_upconn *up)
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    struct st_upconn *up = s->data;
+    struct st_upstream_conn *up = s->data;
     (void)buf;
     if (nread == 0 || up->state == UP_CLOSING)
         return;
@@ -318,7 +318,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_write(uv_write_t *req, int status)
 {
     struct st_wreq *w = (struct st_wreq *)req;
-    struct st_upconn *up = req->data;
+    struct st_upstream_conn *up = req->data;
     up->pending_bytes -= w->bytes;
     st_wreq_free(w);
     if (up->state == UP_CLOSING || !up->user)
@@ -333,7 +333,7 @@ static void on_write(uv_write_t *req, int status)
         up->cbs->on_drain(up->user);
 }
 
-static void send_wreq(struct st_upconn *up, struct st_wreq *w)
+static void send_wreq(struct st_upstream_conn *up, struct st_wreq *w)
 {
     w->req.data = up;
     int rc = uv_write(&w->req, (uv_stream_t *)&up->tcp, w->bufs, w->nbufs, on_write);
@@ -347,7 +347,7 @@ static void send_wreq(struct st_upconn *up, struct st_wreq *w)
 
 static void on_connect(uv_connect_t *req, int status)
 {
-    struct st_upconn *up = req->data;
+    struct st_upstream_conn *up = req->data;
     if (up->state == UP_CLOSING)
         return;
     if (status < 0) {
@@ -362,7 +362,7 @@ static void on_connect(uv_connect_t *req, int status)
     up->n_queue = 0;
 }
 
-static void reset_exchange_state(struct st_upconn *up, const struct st_upconn_cbs *cbs, void *user,
+static void reset_exchange_state(struct st_upstream_conn *up, const struct st_upstream_cbs *cbs, void *user,
                                  const char *request_id)
 {
     up->cbs = cbs;
@@ -379,9 +379,9 @@ static void reset_exchange_state(struct st_upconn *up, const struct st_upconn_cb
     snprintf(up->id, sizeof(up->id), "%s", request_id ? request_id : "-");
 }
 
-static struct st_upconn *connect_new(struct st_pool *p)
+static struct st_upstream_conn *connect_new(struct st_upstream_pool *p)
 {
-    struct st_upconn *up = st_xcalloc(1, sizeof(*up));
+    struct st_upstream_conn *up = st_xcalloc(1, sizeof(*up));
     up->pool = p;
     up->rbuf = st_rbuf_new(ST_RBUF_SIZE);
     st_headers_init(&up->headers);
@@ -407,10 +407,10 @@ static struct st_upconn *connect_new(struct st_pool *p)
     return up;
 }
 
-struct st_upconn *st_upconn_acquire(struct st_pool *p, const struct st_upconn_cbs *cbs, void *user,
+struct st_upstream_conn *st_upstream_acquire(struct st_upstream_pool *p, const struct st_upstream_cbs *cbs, void *user,
                                     bool fresh, const char *request_id)
 {
-    struct st_upconn *up;
+    struct st_upstream_conn *up;
     if (!fresh && p->idle) {
         up = p->idle;
         p->idle = up->next_idle;
@@ -427,7 +427,7 @@ struct st_upconn *st_upconn_acquire(struct st_pool *p, const struct st_upconn_cb
     return up;
 }
 
-void st_upconn_write(struct st_upconn *up, struct st_wreq *w)
+void st_upstream_write(struct st_upstream_conn *up, struct st_wreq *w)
 {
     up->pending_bytes += w->bytes;
     if (up->state == UP_BUSY) {
@@ -441,22 +441,22 @@ void st_upconn_write(struct st_upconn *up, struct st_wreq *w)
     up->queue[up->n_queue++] = w;
 }
 
-size_t st_upconn_pending(const struct st_upconn *up)
+size_t st_upstream_pending(const struct st_upstream_conn *up)
 {
     return up->pending_bytes;
 }
 
-void st_upconn_request_done(struct st_upconn *up)
+void st_upstream_request_done(struct st_upstream_conn *up)
 {
     up->request_done = true;
 }
 
-void st_upconn_expect_no_body(struct st_upconn *up)
+void st_upstream_expect_no_body(struct st_upstream_conn *up)
 {
     up->no_body = true;
 }
 
-void st_upconn_pause(struct st_upconn *up)
+void st_upstream_pause(struct st_upstream_conn *up)
 {
     if (up->paused || up->state != UP_BUSY)
         return;
@@ -465,7 +465,7 @@ void st_upconn_pause(struct st_upconn *up)
     uv_timer_stop(&up->timer);
 }
 
-void st_upconn_resume(struct st_upconn *up)
+void st_upstream_resume(struct st_upstream_conn *up)
 {
     if (!up->paused || up->state != UP_BUSY)
         return;
@@ -474,7 +474,7 @@ void st_upconn_resume(struct st_upconn *up)
     arm_timer(up, up->pool->cfg->timeout_ms);
 }
 
-void st_upconn_abort(struct st_upconn *up)
+void st_upstream_abort(struct st_upstream_conn *up)
 {
     up->user = NULL;
     up_close(up);
@@ -484,7 +484,7 @@ void st_upconn_abort(struct st_upconn *up)
 
 static int on_status(llhttp_t *p, const char *at, size_t len)
 {
-    struct st_upconn *up = p->data;
+    struct st_upstream_conn *up = p->data;
     size_t room = sizeof(up->reason) - up->reason_len;
     if (len > room)
         len = room;
@@ -495,28 +495,28 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
-    struct st_upconn *up = p->data;
+    struct st_upstream_conn *up = p->data;
     st_headers_name_piece(&up->headers, at, len);
     return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-    struct st_upconn *up = p->data;
+    struct st_upstream_conn *up = p->data;
     st_headers_value_piece(&up->headers, at, len);
     return 0;
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
-    struct st_upconn *up = p->data;
+    struct st_upstream_conn *up = p->data;
     st_headers_value_done(&up->headers);
     return 0;
 }
 
 static int on_headers_complete(llhttp_t *p)
 {
-    struct st_upconn *up = p->data;
+    struct st_upstream_conn *up = p->data;
     int status = llhttp_get_status_code(p);
     if (status == 101)
         return -1; /* we never ask for an upgrade */
@@ -524,7 +524,7 @@ static int on_headers_complete(llhttp_t *p)
         up->skip_1xx = true;
         return 0;
     }
-    struct st_upstream_head h = {
+    struct st_response_head h = {
         .status = status,
         .reason = up->reason,
         .reason_len = up->reason_len,
@@ -540,7 +540,7 @@ static int on_headers_complete(llhttp_t *p)
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
-    struct st_upconn *up = p->data;
+    struct st_upstream_conn *up = p->data;
     if (up->user)
         up->cbs->on_body(up->user, up->rbuf, at, len);
     return 0;
@@ -548,7 +548,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
 static int on_message_complete(llhttp_t *p)
 {
-    struct st_upconn *up = p->data;
+    struct st_upstream_conn *up = p->data;
     if (up->skip_1xx) {
         up->skip_1xx = false;
         up->reason_len = 0;

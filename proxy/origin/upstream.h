@@ -7,10 +7,10 @@
  * (worker.h); when that generation is retired the pool closes its idle
  * connections and closes busy ones as they come back.
  *
- * Upstream connection (st_upconn): one user (an exchange) at a time. The user
- * writes the request with st_upconn_write() (queued until connected), and
- * hears back through st_upconn_cbs. After on_end or on_error the user must
- * not touch the upconn again: it is back in the pool or closing.
+ * Upstream connection (st_upstream_conn): one user (an exchange) at a time. The user
+ * writes the request with st_upstream_write() (queued until connected), and
+ * hears back through st_upstream_cbs. After on_end or on_error the user must
+ * not touch the connection again: it is back in the pool or closing.
  *
  * Timeouts: connect_timeout until connected; then `timeout` for the response
  * head and for every gap between reads (paused reading does not count).
@@ -27,22 +27,13 @@
 #include "http/http.h"
 #include "base/stats.h"
 
-struct st_upconn;
-struct st_pool;
+struct st_upstream_conn;
+struct st_upstream_pool;
 
-struct st_upstream_head {
-    int status;
-    const char *reason;
-    size_t reason_len;
-    const struct st_headers *headers; /* valid during the callback and until on_end/on_error */
-    bool has_length;
-    uint64_t content_length;
-    bool chunked;
-};
 
-struct st_upconn_cbs {
+struct st_upstream_cbs {
     /* The final (non-1xx) response head arrived. */
-    void (*on_head)(void *user, const struct st_upstream_head *head);
+    void (*on_head)(void *user, const struct st_response_head *head);
     /* A piece of the decoded body; reference b to keep it. */
     void (*on_body)(void *user, struct st_rbuf *b, const char *p, size_t len);
     /* A read's worth of callbacks is over: flush what was batched. */
@@ -61,30 +52,30 @@ struct st_upconn_cbs {
     void (*on_drain)(void *user);
 };
 
-struct st_pool *st_pool_create(uv_loop_t *loop, const struct st_upstream_cfg *cfg,
+struct st_upstream_pool *st_upstream_pool_create(uv_loop_t *loop, const struct st_upstream_cfg *cfg,
                                struct st_stats *stats);
 /* Close idle connections; busy ones close when released. Frees when all are gone. */
-void st_pool_retire(struct st_pool *pool);
+void st_upstream_pool_retire(struct st_upstream_pool *pool);
 
 /*
  * Take a connection for one request: an idle pooled one, or a new one
  * (connecting in the background). `fresh` forces a new connection (a retry).
  * Never fails synchronously: a connect failure arrives as on_error.
  */
-struct st_upconn *st_upconn_acquire(struct st_pool *pool, const struct st_upconn_cbs *cbs,
+struct st_upstream_conn *st_upstream_acquire(struct st_upstream_pool *pool, const struct st_upstream_cbs *cbs,
                                     void *user, bool fresh, const char *request_id);
 /* Queue bytes toward the origin (takes ownership of w). */
-void st_upconn_write(struct st_upconn *up, struct st_wreq *w);
+void st_upstream_write(struct st_upstream_conn *up, struct st_wreq *w);
 /* Bytes queued or in flight toward the origin. */
-size_t st_upconn_pending(const struct st_upconn *up);
+size_t st_upstream_pending(const struct st_upstream_conn *up);
 /* The whole request has been queued. */
-void st_upconn_request_done(struct st_upconn *up);
+void st_upstream_request_done(struct st_upstream_conn *up);
 /* The request was HEAD: the response has no body whatever its headers say. */
-void st_upconn_expect_no_body(struct st_upconn *up);
+void st_upstream_expect_no_body(struct st_upstream_conn *up);
 /* Back-pressure from the client side. */
-void st_upconn_pause(struct st_upconn *up);
-void st_upconn_resume(struct st_upconn *up);
+void st_upstream_pause(struct st_upstream_conn *up);
+void st_upstream_resume(struct st_upstream_conn *up);
 /* Give up on the exchange: close the connection; no further callbacks. */
-void st_upconn_abort(struct st_upconn *up);
+void st_upstream_abort(struct st_upstream_conn *up);
 
 #endif

@@ -17,10 +17,12 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "cache/entry.h"
 #include "cache/store.h"
 #include "cache/key.h"
 #include "config/config.h"
 #include "cache/freshness.h"
+#include "http/date.h"
 #include "http/http.h"
 
 static size_t take(const uint8_t **p, size_t *n)
@@ -28,6 +30,45 @@ static size_t take(const uint8_t **p, size_t *n)
     const uint8_t *nul = memchr(*p, 0, *n);
     size_t len = nul ? (size_t)(nul - *p) : *n;
     return len;
+}
+
+/*
+ * The response stored as an entry under target, with the request's lines as
+ * its body: it must read back exactly, then is inserted, looked up and
+ * removed by tag and prefix.
+ */
+static void store_round_trip(const char *target, size_t target_len, const struct st_headers *req,
+                             const struct st_headers *resp, const char *req_head, size_t req_len)
+{
+    static struct st_store *cache;
+    if (!cache)
+        cache = st_store_create(1 << 20, 64 << 10);
+    struct st_entry_init in = {
+        .key = target, .key_len = target_len, .req = req, .resp = resp, .status = 200,
+        .body = req_head, .body_len = req_len, .lifetime_ms = 1000,
+    };
+    struct st_entry *e = st_entry_new(&in);
+    if (e) {
+        struct st_store_item *it = st_entry_item(e);
+        const char *key = st_entry_key(e);
+        if (it->key_len != target_len || memcmp(key, target, target_len) != 0 || key[target_len])
+            abort();
+        if (e->head_len < 13 || memcmp(st_entry_head(e), "HTTP/1.1 200 ", 13) != 0)
+            abort();
+        if (st_entry_body_len(e) != req_len || memcmp(st_entry_body(e), req_head, req_len) != 0)
+            abort();
+        const char *etag = st_entry_etag(e), *tags = st_entry_tags(e);
+        if ((etag && etag[st_entry_etag_len(e)]) || (tags && tags[it->tags_len]))
+            abort();
+        st_store_insert(cache, it);
+        st_store_item_unref(
+            st_store_lookup(cache, it->hash, key, it->key_len, st_entry_vary_matches, req));
+        if (tags && it->tags_len)
+            st_store_remove_tag(cache, tags, it->tags_len < 8 ? it->tags_len : 8);
+        if (target_len > 2)
+            st_store_remove_prefix(cache, target, target_len / 2);
+        st_entry_unref(e);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -91,33 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st_cache_key_build(&key, &r, target, target_len, head, head_len > 32 ? 32 : head_len);
         st_sb_finish(&key);
     }
-    static struct st_cache *cache;
-    if (!cache)
-        cache = st_cache_create(1 << 20, 64 << 10);
-    struct st_cache_entry_init in = {
-        .key = target, .key_len = target_len, .req = &req, .resp = &resp, .status = 200,
-        .body = req_head, .body_len = req_len, .lifetime_ms = 1000, .tier_slot = -1,
-    };
-    struct st_cache_entry *e = st_cache_entry_new(&in);
-    if (e) {
-        const char *key = st_cache_entry_key(e);
-        if (e->key_len != target_len || memcmp(key, target, target_len) != 0 || key[target_len])
-            abort();
-        if (e->head_len < 13 || memcmp(st_cache_entry_head(e), "HTTP/1.1 200 ", 13) != 0)
-            abort();
-        if (e->body_len != req_len || memcmp(e->body, req_head, req_len) != 0)
-            abort();
-        const char *etag = st_cache_entry_etag(e), *tags = st_cache_entry_tags(e);
-        if ((etag && etag[e->etag_len]) || (tags && tags[e->tags_len]))
-            abort();
-        st_cache_insert(cache, e);
-        st_cache_entry_unref(st_cache_lookup(cache, e->hash, key, e->key_len, &req));
-        if (tags && e->tags_len)
-            st_cache_remove_tag(cache, tags, e->tags_len < 8 ? e->tags_len : 8);
-        if (target_len > 2)
-            st_cache_remove_prefix(cache, target, target_len / 2);
-        st_cache_entry_unref(e);
-    }
+    store_round_trip(target, target_len, &req, &resp, req_head, req_len);
 
     st_sb_finish(&rh);
     st_headers_finish(&resp);

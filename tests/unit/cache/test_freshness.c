@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "cache/freshness.h"
+#include "http/date.h"
 
 #define A ST_CC_ABSENT
 #define D_MS 784111777000LL /* Sun, 06 Nov 1994 08:49:37 GMT */

@@ -1,8 +1,8 @@
 /*
  * test_config.c - config loading: every error kind at its exact
  * FILE:LINE:COL, several errors in one load, defaults, the full schema,
- * ${VAR} expansion, the unit parsers (durations, sizes, percent, addresses,
- * redis urls), the -b quick mode and the shipped example configs.
+ * ${VAR} expansion in a file, redis urls, the -b quick mode and the shipped
+ * example configs (the unit parsers have test_units.c).
  *
  * Run it under ASan/LSan: every test frees what it loads, so a leak on any
  * load path (good or bad) fails the run.
@@ -436,6 +436,46 @@ static const char full_yaml[] =
     "    methods: [POST, PATCH, OPTIONS]\n"                                        /* 46 */
     "  - { match: \"/*\", upstream: catalog, strategy: bypass, tier: hot }\n";     /* 47 */
 
+/* The routes of full_yaml, field by field. */
+static void check_full_schema_routes(const struct st_config *cfg)
+{
+    assert_int_equal(cfg->n_routes, 3);
+    const struct st_route_cfg *r = &cfg->routes[0];
+    assert_string_equal(r->match, "/api/v1/products/{id}");
+    assert_int_equal(r->pattern.n_segs, 4);
+    assert_string_equal(r->host, "api.example.com");
+    assert_int_equal(r->methods, ST_M_GET | ST_M_HEAD | ST_M_PUT | ST_M_DELETE);
+    assert_int_equal(r->upstream, 1);
+    assert_int_equal(r->strategy, ST_STRATEGY_WRITE_THROUGH);
+    assert_int_equal(r->tier, 1);
+    assert_int_equal(r->ttl_source, ST_TTL_SOURCE_TIER);
+    assert_int_equal(r->n_invalidates, 2);
+    assert_string_equal(r->invalidates[0], "/api/v1/products");
+    assert_string_equal(r->invalidates[1], "/api/v1/products/{id}/reviews");
+    assert_int_equal(r->key_query, ST_KEY_QUERY_LIST);
+    assert_int_equal(r->n_key_query_names, 2);
+    assert_string_equal(r->key_query_names[0], "page");
+    assert_string_equal(r->key_query_names[1], "sort");
+    assert_true(r->cache_authorized);
+    assert_true(r->cache_set_cookie);
+    assert_int_equal(r->line, 29);
+
+    r = &cfg->routes[1];
+    assert_int_equal(r->upstream, 0);
+    assert_int_equal(r->strategy, ST_STRATEGY_WRITE_BEHIND);
+    assert_int_equal(r->tier, 0);
+    assert_int_equal(r->key_query, ST_KEY_QUERY_NONE);
+    assert_int_equal(r->write_behind.flush_delay_ms, 250);
+    assert_int_equal(r->write_behind.max_retries, 3);
+    assert_int_equal(r->methods, ST_M_POST | ST_M_PATCH | ST_M_OPTIONS);
+    assert_int_equal(r->line, 40);
+
+    r = &cfg->routes[2];
+    assert_int_equal(r->strategy, ST_STRATEGY_BYPASS);
+    assert_int_equal(r->tier, 0); /* a bypass route may still name a tier */
+    assert_int_equal(r->line, 47);
+}
+
 static void test_full_schema(void **state)
 {
     struct st_config *cfg = expect_ok(full_yaml);
@@ -488,44 +528,10 @@ static void test_full_schema(void **state)
     assert_int_equal(u->timeout_ms, 30000);
     assert_int_equal(u->keepalive, 0);
     assert_string_equal(cfg->upstreams[1].name, "other");
-
-    assert_int_equal(cfg->n_routes, 3);
-    const struct st_route_cfg *r = &cfg->routes[0];
-    assert_string_equal(r->match, "/api/v1/products/{id}");
-    assert_int_equal(r->pattern.n_segs, 4);
-    assert_string_equal(r->host, "api.example.com");
-    assert_int_equal(r->methods, ST_M_GET | ST_M_HEAD | ST_M_PUT | ST_M_DELETE);
-    assert_int_equal(r->upstream, 1);
-    assert_int_equal(r->strategy, ST_STRATEGY_WRITE_THROUGH);
-    assert_int_equal(r->tier, 1);
-    assert_int_equal(r->ttl_source, ST_TTL_SOURCE_TIER);
-    assert_int_equal(r->n_invalidates, 2);
-    assert_string_equal(r->invalidates[0], "/api/v1/products");
-    assert_string_equal(r->invalidates[1], "/api/v1/products/{id}/reviews");
-    assert_int_equal(r->key_query, ST_KEY_QUERY_LIST);
-    assert_int_equal(r->n_key_query_names, 2);
-    assert_string_equal(r->key_query_names[0], "page");
-    assert_string_equal(r->key_query_names[1], "sort");
-    assert_true(r->cache_authorized);
-    assert_true(r->cache_set_cookie);
-    assert_int_equal(r->line, 29);
-
-    r = &cfg->routes[1];
-    assert_int_equal(r->upstream, 0);
-    assert_int_equal(r->strategy, ST_STRATEGY_WRITE_BEHIND);
-    assert_int_equal(r->tier, 0);
-    assert_int_equal(r->key_query, ST_KEY_QUERY_NONE);
-    assert_int_equal(r->write_behind.flush_delay_ms, 250);
-    assert_int_equal(r->write_behind.max_retries, 3);
-    assert_int_equal(r->methods, ST_M_POST | ST_M_PATCH | ST_M_OPTIONS);
-    assert_int_equal(r->line, 40);
-
-    r = &cfg->routes[2];
-    assert_int_equal(r->strategy, ST_STRATEGY_BYPASS);
-    assert_int_equal(r->tier, 0); /* a bypass route may still name a tier */
-    assert_int_equal(r->line, 47);
+    check_full_schema_routes(cfg);
     st_config_destroy(cfg);
 }
+
 
 static void test_workers_zero_is_one_per_core(void **state)
 {
@@ -611,208 +617,6 @@ static void test_env_expansion_in_config(void **state)
     setenv("ST_TEST_BAD_SIZE", "lots", 1);
     expect_diag(OK "cache: { memory: \"${ST_TEST_BAD_SIZE}\" }\n",
                 "t.yaml:7:18: bad size 'lots' for memory" SIZE_HINT);
-}
-
-static void test_expand_env(void **state)
-{
-    char *out = NULL;
-    const char *bad = NULL;
-    (void)state;
-    setenv("ST_TEST_A", "alpha", 1);
-    setenv("ST_TEST_EMPTY", "", 1);
-    unsetenv("ST_TEST_UNSET");
-
-    assert_int_equal(st_expand_env("x${ST_TEST_A}y${ST_TEST_A}", &out, &bad), 0);
-    assert_string_equal(out, "xalphayalpha");
-    free(out);
-    assert_int_equal(st_expand_env("${ST_TEST_UNSET:-dflt}", &out, &bad), 0);
-    assert_string_equal(out, "dflt");
-    free(out);
-    assert_int_equal(st_expand_env("${ST_TEST_EMPTY:-dflt}", &out, &bad), 0);
-    assert_string_equal(out, "dflt"); /* like the shell: ":-" also covers empty */
-    free(out);
-    assert_int_equal(st_expand_env("[${ST_TEST_EMPTY}]", &out, &bad), 0);
-    assert_string_equal(out, "[]");
-    free(out);
-    assert_int_equal(st_expand_env("${ST_TEST_A:-dflt}", &out, &bad), 0);
-    assert_string_equal(out, "alpha");
-    free(out);
-    assert_int_equal(st_expand_env("cost: $$5, $x, $", &out, &bad), 0);
-    assert_string_equal(out, "cost: $5, $x, $");
-    free(out);
-    assert_int_equal(st_expand_env("", &out, &bad), 0);
-    assert_string_equal(out, "");
-    free(out);
-
-    const char *in = "ab${ST_TEST_UNSET}cd";
-    out = (char *)1;
-    assert_int_equal(st_expand_env(in, &out, &bad), -ENOENT);
-    assert_ptr_equal(bad, in + 4);
-    in = "ab${ST_TEST_A";
-    assert_int_equal(st_expand_env(in, &out, &bad), -EINVAL);
-    assert_ptr_equal(bad, in + 4);
-    in = "${}";
-    assert_int_equal(st_expand_env(in, &out, &bad), -EINVAL);
-    assert_ptr_equal(bad, in + 2);
-}
-
-struct u64_case {
-    const char *text;
-    int rc;
-    uint64_t value;
-};
-
-static void test_durations(void **state)
-{
-    static const struct u64_case cases[] = {
-        {"0", 0, 0},
-        {"0s", 0, 0},
-        {"250ms", 0, 250},
-        {"10s", 0, 10000},
-        {"3m", 0, 180000},
-        {"1h", 0, 3600000},
-        {"18446744073709551615ms", 0, UINT64_MAX},
-        {"18446744073709551616ms", -EINVAL, 0},
-        {"18446744073709551615s", -EINVAL, 0},
-        {"5124095576030432h", -EINVAL, 0},
-        {"", -EINVAL, 0},
-        {"10", -EINVAL, 0},
-        {"s", -EINVAL, 0},
-        {"-1s", -EINVAL, 0},
-        {"+1s", -EINVAL, 0},
-        {"1.5s", -EINVAL, 0},
-        {"1 s", -EINVAL, 0},
-        {" 1s", -EINVAL, 0},
-        {"1s ", -EINVAL, 0},
-        {"1S", -EINVAL, 0},
-        {"1d", -EINVAL, 0},
-        {"1sec", -EINVAL, 0},
-        {"1h30m", -EINVAL, 0},
-    };
-    (void)state;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        uint64_t v = 12345;
-        int rc = st_parse_duration(cases[i].text, &v);
-        if (rc != cases[i].rc || (rc == 0 && v != cases[i].value))
-            fail_msg("duration '%s': rc %d value %llu", cases[i].text, rc, (unsigned long long)v);
-    }
-}
-
-static void test_sizes(void **state)
-{
-    static const struct u64_case cases[] = {
-        {"0", 0, 0},
-        {"0B", 0, 0},
-        {"512B", 0, 512},
-        {"32KiB", 0, 32768},
-        {"256MiB", 0, 256ull << 20},
-        {"1GiB", 0, 1ull << 30},
-        {"17179869183GiB", 0, 17179869183ull << 30},
-        {"17179869184GiB", -EINVAL, 0},
-        {"99999999999999999999B", -EINVAL, 0},
-        {"512", -EINVAL, 0},
-        {"1KB", -EINVAL, 0},
-        {"1MB", -EINVAL, 0},
-        {"1kib", -EINVAL, 0},
-        {"1TiB", -EINVAL, 0},
-        {"1.5MiB", -EINVAL, 0},
-        {"-1B", -EINVAL, 0},
-        {"1 MiB", -EINVAL, 0},
-        {"", -EINVAL, 0},
-        {"MiB", -EINVAL, 0},
-    };
-    (void)state;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        uint64_t v = 12345;
-        int rc = st_parse_size(cases[i].text, &v);
-        if (rc != cases[i].rc || (rc == 0 && v != cases[i].value))
-            fail_msg("size '%s': rc %d value %llu", cases[i].text, rc, (unsigned long long)v);
-    }
-}
-
-static void test_percent(void **state)
-{
-    static const struct u64_case cases[] = {
-        {"0", 0, 0},          {"10%", 0, 10},       {"10", 0, 10},
-        {"100%", 0, 100},     {"101%", -EINVAL, 0}, {"-1%", -EINVAL, 0},
-        {"1.5%", -EINVAL, 0}, {"%", -EINVAL, 0},    {"", -EINVAL, 0},
-        {"10 %", -EINVAL, 0}, {"10%%", -EINVAL, 0}, {"99999999999999999999999%", -EINVAL, 0},
-    };
-    (void)state;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        unsigned v = 777;
-        int rc = st_parse_percent(cases[i].text, &v);
-        if (rc != cases[i].rc || (rc == 0 && v != cases[i].value))
-            fail_msg("percent '%s': rc %d value %u", cases[i].text, rc, v);
-    }
-}
-
-static void test_addresses(void **state)
-{
-    static const struct {
-        const char *text;
-        int family;
-        const char *host; /* numeric form, as inet_ntop prints it */
-        int port;
-    } good[] = {
-        {"127.0.0.1:8080", AF_INET, "127.0.0.1", 8080},
-        {"0.0.0.0:80", AF_INET, "0.0.0.0", 80},
-        {"localhost:8080", AF_INET, "127.0.0.1", 8080},
-        {"10.1.2.3:65535", AF_INET, "10.1.2.3", 65535},
-        {"[::1]:8080", AF_INET6, "::1", 8080},
-        {"[::]:1", AF_INET6, "::", 1},
-        {"[2001:db8::5]:443", AF_INET6, "2001:db8::5", 443},
-    };
-    static const char *const bad[] = {
-        "127.0.0.1",
-        "127.0.0.1:",
-        "127.0.0.1:0",
-        "127.0.0.1:65536",
-        "127.0.0.1:-1",
-        "127.0.0.1:8x",
-        ":8080",
-        "example.com:80",
-        "::1:8080",
-        "[::1]",
-        "[::1]8080",
-        "[::1:8080",
-        "1.2.3:80",
-        "256.1.1.1:80",
-        "127.0.0.1 :80",
-        "",
-        "LOCALHOST:80",
-        "[127.0.0.1]:80",
-        "127.0.0.1:99999999999999999999",
-    };
-    (void)state;
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        struct st_addr a;
-        char buf[64];
-        assert_int_equal(st_parse_addr(good[i].text, &a), 0);
-        assert_string_equal(a.text, good[i].text);
-        assert_int_equal(a.sa.ss_family, good[i].family);
-        if (good[i].family == AF_INET) {
-            const struct sockaddr_in *s = (const struct sockaddr_in *)&a.sa;
-            assert_int_equal(a.len, sizeof(*s));
-            assert_int_equal(ntohs(s->sin_port), good[i].port);
-            inet_ntop(AF_INET, &s->sin_addr, buf, sizeof(buf));
-        } else {
-            const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&a.sa;
-            assert_int_equal(a.len, sizeof(*s));
-            assert_int_equal(ntohs(s->sin6_port), good[i].port);
-            inet_ntop(AF_INET6, &s->sin6_addr, buf, sizeof(buf));
-        }
-        assert_string_equal(buf, good[i].host);
-        st_addr_finish(&a);
-        assert_null(a.text);
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct st_addr a;
-        memset(&a, 0, sizeof(a));
-        if (st_parse_addr(bad[i], &a) != -EINVAL)
-            fail_msg("address '%s' was accepted", bad[i]);
-        assert_null(a.text);
-    }
 }
 
 static void test_names(void **state)
@@ -999,11 +803,6 @@ int main(void)
         cmocka_unit_test(test_workers_zero_is_one_per_core),
         cmocka_unit_test(test_redis_defaults_and_urls),
         cmocka_unit_test(test_env_expansion_in_config),
-        cmocka_unit_test(test_expand_env),
-        cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_percent),
-        cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_from_backend),
         cmocka_unit_test(test_shipped_examples),

@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "core/router.h"
+#include "http/http.h"
 
 static const char yaml[] = "upstreams:\n"
                            "  a: { servers: [\"127.0.0.1:9001\"] }\n"

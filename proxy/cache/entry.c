@@ -1,0 +1,220 @@
+/*
+ * entry.c - entry encoding: which response headers are stored, the
+ * serialized head, the Vary variant and its matching, validators.
+ * See entry.h for the layout.
+ */
+#include "cache/entry.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "base/buf.h"
+#include "http/date.h"
+
+/* Response headers that are never stored: framing, per-answer and hop-by-hop ones. */
+static bool stored_header(const struct st_headers *h, const struct st_hdr *e)
+{
+    static const char *const skip[] = {
+        "content-length", "age", "cache-status", "x-request-id", "cdn-cache-control", NULL,
+    };
+    const char *name = st_hdr_name(h, e);
+    for (int i = 0; skip[i]; i++)
+        if (st_name_eq(name, e->name_len, skip[i]))
+            return false;
+    return !st_http_is_hop_by_hop(h, e);
+}
+
+/* The next header line named `name` at or after *i, or NULL (then *i == req->n). */
+static const struct st_hdr *next_line(const struct st_headers *req, const char *name, size_t len,
+                                      size_t *i)
+{
+    for (; req && *i < req->n; (*i)++) {
+        const struct st_hdr *e = &req->v[*i];
+        if (e->name_len == len && strncasecmp(st_hdr_name(req, e), name, len) == 0) {
+            (*i)++;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* The request's value for a Vary header: every line, joined by ", ". */
+static void vary_value(const struct st_headers *req, const char *name, size_t len,
+                       struct st_sb *out)
+{
+    size_t i = 0;
+    const struct st_hdr *e;
+    for (bool first = true; (e = next_line(req, name, len, &i)) != NULL; first = false) {
+        if (!first)
+            st_sb_add(out, ", ", 2);
+        st_sb_add(out, st_hdr_value(req, e), e->value_len);
+    }
+    st_sb_add(out, "", 1); /* the NUL that ends the value */
+}
+
+/* "name\0value\0" for each Vary field name; returns the count, or -1 when too many. */
+static int build_vary(const struct st_headers *req, const struct st_headers *resp,
+                      struct st_sb *out)
+{
+    int n = 0;
+    for (size_t i = 0; i < resp->n; i++) {
+        const struct st_hdr *e = &resp->v[i];
+        if (!st_name_eq(st_hdr_name(resp, e), e->name_len, "vary"))
+            continue;
+        const char *v = st_hdr_value(resp, e);
+        size_t len = e->value_len, p = 0;
+        while (p < len) {
+            while (p < len && (v[p] == ',' || v[p] == ' ' || v[p] == '\t'))
+                p++;
+            size_t s = p;
+            while (p < len && v[p] != ',' && v[p] != ' ' && v[p] != '\t')
+                p++;
+            if (p == s)
+                continue;
+            if (++n > ST_ENTRY_MAX_VARY)
+                return -1;
+            for (size_t k = s; k < p; k++) {
+                char c = v[k];
+                st_sb_add(out, &(char){c >= 'A' && c <= 'Z' ? (char)(c + 32) : c}, 1);
+            }
+            st_sb_add(out, "", 1);
+            vary_value(req, v + s, p - s, out);
+        }
+    }
+    return n;
+}
+
+static int32_t clamp_i32(int64_t v)
+{
+    return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
+}
+
+/* The serialized head (status line + stored headers); sets the ones entries keep apart. */
+static void build_head(const struct st_entry_init *in, struct st_sb *head, const struct st_hdr **etag,
+                       const struct st_hdr **tags, const struct st_hdr **last_modified)
+{
+    st_sb_addf(head, "HTTP/1.1 %d ", in->status);
+    if (in->reason_len)
+        st_sb_add(head, in->reason, in->reason_len);
+    else
+        st_sb_adds(head, st_http_reason(in->status));
+    st_sb_add(head, "\r\n", 2);
+    *etag = *tags = *last_modified = NULL;
+    for (size_t i = 0; i < in->resp->n; i++) {
+        const struct st_hdr *e = &in->resp->v[i];
+        if (!stored_header(in->resp, e))
+            continue;
+        const char *name = st_hdr_name(in->resp, e);
+        if (st_name_eq(name, e->name_len, "etag"))
+            *etag = e;
+        if (st_name_eq(name, e->name_len, "surrogate-key"))
+            *tags = e;
+        if (!*last_modified && st_name_eq(name, e->name_len, "last-modified"))
+            *last_modified = e; /* the first, as st_headers_get() and freshness.c read it */
+        st_sb_add(head, name, e->name_len);
+        st_sb_add(head, ": ", 2);
+        st_sb_add(head, st_hdr_value(in->resp, e), e->value_len);
+        st_sb_add(head, "\r\n", 2);
+    }
+}
+
+/* Last-Modified as whole seconds, UINT32_MAX when absent or out of range. */
+static uint32_t last_modified_s(const struct st_headers *resp, const struct st_hdr *lm)
+{
+    if (!lm)
+        return UINT32_MAX;
+    int64_t ms = st_http_date_parse(st_hdr_value(resp, lm), lm->value_len);
+    return ms >= 0 && ms / 1000 < UINT32_MAX ? (uint32_t)(ms / 1000) : UINT32_MAX;
+}
+
+static void set_record(struct st_entry *e, const struct st_entry_init *in, size_t head_len,
+                       uint32_t lm_s)
+{
+    e->stored_ms = in->stored_ms;
+    e->lifetime_ms = in->lifetime_ms;
+    e->initial_age_ms = clamp_i32(in->initial_age_ms);
+    e->swr_ms = clamp_i32(in->swr_ms);
+    e->sie_ms = clamp_i32(in->sie_ms);
+    e->head_len = (uint32_t)head_len;
+    e->last_modified_s = lm_s;
+    e->status = (uint16_t)in->status;
+    e->no_stale = in->no_stale;
+    e->always_revalidate = in->always_revalidate;
+}
+
+struct st_entry *st_entry_new(const struct st_entry_init *in)
+{
+    struct st_sb head, vary;
+    st_sb_init(&head, 512);
+    st_sb_init(&vary, 64);
+    struct st_store_item *it = NULL;
+    if (build_vary(in->req, in->resp, &vary) < 0)
+        goto out;
+    const struct st_hdr *etag, *tags, *lm;
+    build_head(in, &head, &etag, &tags, &lm);
+    size_t etag_len = etag ? etag->value_len : 0;
+    if (head.len > UINT32_MAX / 2 || etag_len >= UINT16_MAX)
+        goto out;
+    struct st_store_item_init si = {
+        .key = in->key,
+        .key_len = in->key_len,
+        .variant = vary.p,
+        .variant_len = vary.len,
+        .tags = tags ? st_hdr_value(in->resp, tags) : NULL,
+        .tags_len = tags ? tags->value_len : 0,
+        .user_size = sizeof(struct st_entry),
+        .extra_len = head.len + etag_len + 1,
+        .blob = in->body,
+        .blob_len = in->body_len,
+    };
+    it = st_store_item_new(&si);
+    if (!it)
+        goto out;
+    char *extra = st_store_item_extra(it);
+    memcpy(extra, head.p, head.len);
+    if (etag_len)
+        memcpy(extra + head.len, st_hdr_value(in->resp, etag), etag_len);
+    extra[head.len + etag_len] = '\0';
+    set_record(st_entry_of(it), in, head.len, last_modified_s(in->resp, lm));
+out:
+    st_sb_finish(&head);
+    st_sb_finish(&vary);
+    return st_entry_of(it);
+}
+
+/*
+ * Is the request's value for header `name` (every line, joined by ", " as
+ * vary_value() stores it) equal to `want`? Compared in place: this runs on
+ * the hit path of every Vary'd entry (Vary: Accept-Encoding is common).
+ */
+static bool vary_value_is(const struct st_headers *req, const char *name, size_t len,
+                          const char *want)
+{
+    size_t i = 0;
+    const struct st_hdr *e;
+    for (bool first = true; (e = next_line(req, name, len, &i)) != NULL; first = false) {
+        if (!first) {
+            if (want[0] != ',' || want[1] != ' ')
+                return false;
+            want += 2;
+        }
+        if (strncmp(want, st_hdr_value(req, e), e->value_len) != 0)
+            return false;
+        want += e->value_len;
+    }
+    return *want == '\0';
+}
+
+bool st_entry_vary_matches(const struct st_store_item *it, const void *req_headers)
+{
+    const struct st_headers *req = req_headers;
+    const char *p = st_store_item_variant(it), *end = p + it->variant_len;
+    while (p < end) {
+        size_t nlen = strlen(p);
+        const char *val = p + nlen + 1;
+        if (!vary_value_is(req, p, nlen, val))
+            return false;
+        p = val + strlen(val) + 1;
+    }
+    return true;
+}

@@ -1,0 +1,111 @@
+/*
+ * tier.h - the cache tier interface: what strategies look up, store and
+ * invalidate through, whatever holds the entries.
+ *
+ * A tier is a struct st_cache_tier with its operations. Today the memory
+ * tier (memtier.h) implements it alone; the Redis tier chains behind it
+ * (L1 -> L2) with the same operations, so a strategy never names a store.
+ *
+ * Threads: lookup is for worker threads registered with base/qsbr.h: the
+ * entry it returns carries no reference and stays valid until the thread's
+ * next quiescent point (the end of its loop iteration); take one
+ * (st_entry_ref) to keep it longer. Every other operation may be called
+ * from any thread.
+ *
+ * Flights: concurrent misses for one key join one flight (cache/flight.h);
+ * the tier decides how far a flight reaches (one process for the memory
+ * tier; every instance once a shared tier holds the lock).
+ */
+#ifndef ST_CACHE_TIER_H
+#define ST_CACHE_TIER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/entry.h"
+#include "cache/flight.h"
+#include "cache/store.h"
+
+struct st_cache_tier;
+
+struct st_cache_tier_stats {
+    struct st_store_stats l1;
+};
+
+struct st_cache_tier_ops {
+    /* The entry for key whose Vary values match req, or NULL (no reference: see above). */
+    struct st_entry *(*lookup)(struct st_cache_tier *t, uint64_t hash, const char *key,
+                               size_t key_len, const struct st_headers *req);
+    /* Publish e (the tier takes its own reference). False when e is too large to store. */
+    bool (*insert)(struct st_cache_tier *t, struct st_entry *e);
+    /* Removals: every entry with this key / key prefix / tag. Return how many. */
+    size_t (*remove_key)(struct st_cache_tier *t, const char *key, size_t len);
+    size_t (*remove_prefix)(struct st_cache_tier *t, const char *prefix, size_t len);
+    size_t (*remove_tag)(struct st_cache_tier *t, const char *tag, size_t len);
+    /* Drop e if it is still the published one (an expired entry the origin no longer backs). */
+    void (*expire)(struct st_cache_tier *t, struct st_entry *e);
+    enum st_flight_role (*flight_join)(struct st_cache_tier *t, uint64_t hash, const char *key,
+                                       size_t key_len, struct st_flight_waiter *waiter);
+    void (*flight_done)(struct st_cache_tier *t, uint64_t hash, const char *key, size_t key_len,
+                        enum st_flight_result result, int status);
+    void (*stats)(struct st_cache_tier *t, struct st_cache_tier_stats *out);
+    void (*destroy)(struct st_cache_tier *t);
+};
+
+struct st_cache_tier {
+    const struct st_cache_tier_ops *ops;
+    uint64_t max_object; /* largest body any tier of the chain stores */
+};
+
+/* The hash every tier keys entries by. */
+static inline uint64_t st_cache_tier_hash(const char *key, size_t len)
+{
+    return st_store_hash(key, len);
+}
+
+static inline struct st_entry *st_cache_tier_lookup(struct st_cache_tier *t, uint64_t hash,
+                                                    const char *key, size_t key_len,
+                                                    const struct st_headers *req)
+{
+    return t->ops->lookup(t, hash, key, key_len, req);
+}
+
+static inline bool st_cache_tier_insert(struct st_cache_tier *t, struct st_entry *e)
+{
+    return t->ops->insert(t, e);
+}
+
+static inline void st_cache_tier_expire(struct st_cache_tier *t, struct st_entry *e)
+{
+    t->ops->expire(t, e);
+}
+
+static inline enum st_flight_role st_cache_tier_flight_join(struct st_cache_tier *t,
+                                                            uint64_t hash, const char *key,
+                                                            size_t key_len,
+                                                            struct st_flight_waiter *waiter)
+{
+    return t->ops->flight_join(t, hash, key, key_len, waiter);
+}
+
+static inline void st_cache_tier_flight_done(struct st_cache_tier *t, uint64_t hash,
+                                             const char *key, size_t key_len,
+                                             enum st_flight_result result, int status)
+{
+    t->ops->flight_done(t, hash, key, key_len, result, status);
+}
+
+static inline void st_cache_tier_stats(struct st_cache_tier *t, struct st_cache_tier_stats *out)
+{
+    t->ops->stats(t, out);
+}
+
+/* NULL is a no-op. */
+static inline void st_cache_tier_destroy(struct st_cache_tier *t)
+{
+    if (t)
+        t->ops->destroy(t);
+}
+
+#endif

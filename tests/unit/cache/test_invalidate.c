@@ -1,0 +1,178 @@
+/*
+ * test_invalidate.c - invalidation semantics through the tier interface:
+ * a URI without a query drops every query and host of its path, a URI with
+ * a query only that query (on every host), a prefix every key under it, a
+ * tag its entries; st_invalidate counts and publishes, st_invalidate_apply
+ * (what the bus delivers) does neither.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/qsbr.h"
+#include "base/stats.h"
+#include "cache/invalidate.h"
+#include "cache/key.h"
+#include "cache/memtier.h"
+
+static void hdr(struct st_headers *h, const char *name, const char *value)
+{
+    st_headers_name_piece(h, name, strlen(name));
+    st_headers_value_piece(h, value, strlen(value));
+    st_headers_value_done(h);
+}
+
+/* Store an entry under the key of (target, host) with optional Surrogate-Key tags. */
+static void put(struct st_cache_tier *t, const char *target, const char *host, const char *tags)
+{
+    struct st_route_cfg r;
+    memset(&r, 0, sizeof(r));
+    struct st_sb key;
+    st_sb_init(&key, 64);
+    st_cache_key_build(&key, &r, target, strlen(target), host, strlen(host));
+    struct st_headers req, resp;
+    st_headers_init(&req);
+    st_headers_init(&resp);
+    if (tags)
+        hdr(&resp, "Surrogate-Key", tags);
+    struct st_entry_init in = {.key = key.p, .key_len = key.len, .req = &req, .resp = &resp,
+                               .status = 200, .body = "x", .body_len = 1, .lifetime_ms = 60000};
+    struct st_entry *e = st_entry_new(&in);
+    assert_non_null(e);
+    assert_true(st_cache_tier_insert(t, e));
+    st_entry_unref(e);
+    st_headers_finish(&req);
+    st_headers_finish(&resp);
+    st_sb_finish(&key);
+}
+
+static bool present(struct st_cache_tier *t, const char *target, const char *host)
+{
+    struct st_route_cfg r;
+    memset(&r, 0, sizeof(r));
+    struct st_sb key;
+    st_sb_init(&key, 64);
+    st_cache_key_build(&key, &r, target, strlen(target), host, strlen(host));
+    struct st_headers req;
+    st_headers_init(&req);
+    bool found = st_cache_tier_lookup(t, st_cache_tier_hash(key.p, key.len), key.p, key.len,
+                                      &req) != NULL;
+    st_headers_finish(&req);
+    st_sb_finish(&key);
+    return found;
+}
+
+static struct st_cache_tier *filled(void)
+{
+    struct st_cache_tier *t = st_memtier_create(4 << 20, 64 * 1024);
+    put(t, "/p", "a", "t1");
+    put(t, "/p", "b", NULL);
+    put(t, "/p?x=1", "a", "t1 t2");
+    put(t, "/p?x=2", "a", NULL);
+    put(t, "/pq", "a", NULL);
+    put(t, "/p/child", "a", "t2");
+    return t;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return st_qsbr_register() ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    st_qsbr_offline();
+    st_qsbr_unregister();
+    return 0;
+}
+
+static void test_uri_without_query(void **state)
+{
+    (void)state;
+    struct st_cache_tier *t = filled();
+    assert_int_equal(st_invalidate_apply(t, ST_INVAL_URI, "/p", 2), 4);
+    assert_false(present(t, "/p", "a"));
+    assert_false(present(t, "/p", "b"));
+    assert_false(present(t, "/p?x=1", "a"));
+    assert_true(present(t, "/pq", "a"));      /* another path that starts alike */
+    assert_true(present(t, "/p/child", "a")); /* below it: only a prefix drops that */
+    st_cache_tier_destroy(t);
+}
+
+static void test_uri_with_query(void **state)
+{
+    (void)state;
+    struct st_cache_tier *t = filled();
+    assert_int_equal(st_invalidate_apply(t, ST_INVAL_URI, "/p?x=1", 6), 1);
+    assert_false(present(t, "/p?x=1", "a"));
+    assert_true(present(t, "/p?x=2", "a"));
+    assert_true(present(t, "/p", "a"));
+    st_cache_tier_destroy(t);
+}
+
+static void test_prefix_and_tag(void **state)
+{
+    (void)state;
+    struct st_cache_tier *t = filled();
+    assert_int_equal(st_invalidate_apply(t, ST_INVAL_TAG, "t2", 2), 2);
+    assert_false(present(t, "/p/child", "a"));
+    assert_true(present(t, "/p", "a"));
+    assert_int_equal(st_invalidate_apply(t, ST_INVAL_PREFIX, "/p", 2), 4);
+    assert_false(present(t, "/pq", "a"));
+    assert_int_equal(st_invalidate_apply(t, ST_INVAL_TAG, "t1", 2), 0);
+    st_cache_tier_destroy(t);
+}
+
+struct published {
+    int calls;
+    enum st_inval_kind kind;
+    char value[32];
+};
+
+static void on_publish(enum st_inval_kind kind, const char *value, size_t len, void *arg)
+{
+    struct published *p = arg;
+    p->calls++;
+    p->kind = kind;
+    memcpy(p->value, value, len);
+    p->value[len] = '\0';
+}
+
+static void test_counts_and_publishes(void **state)
+{
+    (void)state;
+    struct st_cache_tier *t = filled();
+    static struct st_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    struct published pub = {0};
+    st_invalidate_set_bus(on_publish, &pub);
+    assert_int_equal(st_invalidate(t, &stats, ST_INVAL_PREFIX, "/p/", 3), 1);
+    assert_int_equal(pub.calls, 1);
+    assert_int_equal(pub.kind, ST_INVAL_PREFIX);
+    assert_string_equal(pub.value, "/p/");
+    assert_int_equal(stats.v[ST_STAT_INVAL_LOCAL], 1);
+    assert_int_equal(stats.v[ST_STAT_INVAL_ENTRIES], 1);
+    /* What the bus delivers is applied, not published again or counted as local. */
+    assert_int_equal(st_invalidate_apply(t, ST_INVAL_URI, "/pq", 3), 1);
+    assert_int_equal(pub.calls, 1);
+    assert_int_equal(stats.v[ST_STAT_INVAL_LOCAL], 1);
+    st_invalidate_set_bus(NULL, NULL);
+    st_cache_tier_destroy(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uri_without_query),
+        cmocka_unit_test(test_uri_with_query),
+        cmocka_unit_test(test_prefix_and_tag),
+        cmocka_unit_test(test_counts_and_publishes),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
