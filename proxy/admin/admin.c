@@ -13,7 +13,7 @@
 #include <string.h>
 #include <llhttp.h>
 
-#include "admin/stats_render.h"
+#include "admin/stats.h"
 #include "base/alloc.h"
 #include "cache/tier.h"
 #include "cache/invalidate.h"

@@ -1,5 +1,5 @@
 /*
- * cachekey.c - cache key canonicalization.
+ * key.c - cache key canonicalization.
  */
 #include "cache/key.h"
 

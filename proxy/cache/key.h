@@ -1,5 +1,5 @@
 /*
- * cachekey.h - the cache key of a request.
+ * key.h - the cache key of a request.
  *
  *   "<path>[?<query>]" 0x1f "<host>"
  *

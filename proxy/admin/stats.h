@@ -1,5 +1,5 @@
 /*
- * admin_stats.h - rendering of /stats and /metrics.
+ * stats.h - rendering of /stats and /metrics.
  */
 #ifndef ST_ADMIN_STATS_H
 #define ST_ADMIN_STATS_H

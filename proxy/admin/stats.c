@@ -1,11 +1,11 @@
 /*
- * admin_stats.c - /stats (JSON) and /metrics (Prometheus) from the summed
+ * stats.c - /stats (JSON) and /metrics (Prometheus) from the summed
  * counters of every thread, the per-route and per-tier counters of the
  * current config, the memory tier and the origin latency histograms.
  *
  * hit_ratio = (hits + stale) / (hits + stale + misses); 0 with no lookups.
  */
-#include "admin/stats_render.h"
+#include "admin/stats.h"
 
 #include <stdio.h>
 #include <string.h>
