@@ -32,6 +32,7 @@
 #include "cache/freshness.h"
 #include "cache/invalidate.h"
 #include "cache/key.h"
+#include "base/rand.h"
 #include "cache/tier.h"
 #include "core/strategy.h"
 #include "strategies/strategies.h"
@@ -149,7 +150,7 @@ static void serve(struct st_exchange *x, struct ca *ca, struct st_entry *e, int6
 {
     const struct st_request_head *req = st_exchange_request(x);
     bool nm = e->status == 200 &&
-              st_conditional_not_modified(req->headers, st_entry_etag(e), st_entry_etag_len(e),
+              st_freshness_not_modified(req->headers, st_entry_etag(e), st_entry_etag_len(e),
                                           st_entry_last_modified_ms(e));
     if (nm)
         ST_STAT_INC(stats_of(x), CACHE_NOT_MODIFIED);
@@ -459,7 +460,7 @@ static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
         bool fresh = age < e->lifetime_ms && !e->always_revalidate;
         enum st_req_verdict v = e->always_revalidate
                                     ? ST_REQ_REVALIDATE
-                                    : st_request_allows(&ca->req_cc, age, e->lifetime_ms,
+                                    : st_freshness_request_allows(&ca->req_cc, age, e->lifetime_ms,
                                                         e->no_stale);
         if (v == ST_REQ_USE) {
             if (fresh)

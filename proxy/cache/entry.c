@@ -90,8 +90,9 @@ static int32_t clamp_i32(int64_t v)
 }
 
 /* The serialized head (status line + stored headers); sets the ones entries keep apart. */
-static void build_head(const struct st_entry_init *in, struct st_sb *head, const struct st_hdr **etag,
-                       const struct st_hdr **tags, const struct st_hdr **last_modified)
+static void build_head(const struct st_entry_init *in, struct st_sb *head,
+                       const struct st_hdr **etag, const struct st_hdr **tags,
+                       const struct st_hdr **last_modified)
 {
     st_sb_addf(head, "HTTP/1.1 %d ", in->status);
     if (in->reason_len)

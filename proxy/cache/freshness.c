@@ -270,7 +270,7 @@ void st_cc_parse_headers(const struct st_headers *h, const char *name, struct st
 
 /* ---- storability and lifetime ------------------------------------------ */
 
-bool st_status_cacheable_by_default(int status)
+bool st_freshness_status_cacheable(int status)
 {
     switch (status) {
     case 200: case 203: case 204: case 300: case 301: case 308:
@@ -372,7 +372,7 @@ static const char *refuse_reason(int status, const struct st_headers *req,
         return "response has Set-Cookie";
     if (st_headers_has_token(resp, "vary", "*"))
         return "Vary: *";
-    if (!has_explicit(rv) && !st_status_cacheable_by_default(status) && !c->public_)
+    if (!has_explicit(rv) && !st_freshness_status_cacheable(status) && !c->public_)
         return "status not cacheable without explicit freshness";
     if (!has_explicit(rv) && pol->tier_ttl_ms == 0)
         return "no explicit freshness and tier ttl is 0";
@@ -452,7 +452,7 @@ void st_freshness_evaluate(int status, const struct st_headers *req,
 
 /* ---- request directives ------------------------------------------------ */
 
-enum st_req_verdict st_request_allows(const struct st_cc *req, int64_t age_ms,
+enum st_req_verdict st_freshness_request_allows(const struct st_cc *req, int64_t age_ms,
                                       int64_t lifetime_ms, bool no_stale)
 {
     if (req->no_cache || req->max_age_invalid)
@@ -486,7 +486,7 @@ static size_t opaque_tag(const char *p, size_t len, const char **out)
     return 0;
 }
 
-bool st_if_none_match(const char *list, size_t len, const char *etag, size_t etag_len)
+bool st_freshness_if_none_match(const char *list, size_t len, const char *etag, size_t etag_len)
 {
     const char *want = NULL;
     size_t want_len = etag ? opaque_tag(etag, etag_len, &want) : 0;
@@ -515,7 +515,7 @@ static bool inm_matches(const struct st_headers *req, const char *etag, size_t e
     for (size_t i = 0; i < req->n; i++) {
         const struct st_hdr *e = &req->v[i];
         if (st_name_eq(st_hdr_name(req, e), e->name_len, "if-none-match") &&
-            st_if_none_match(st_hdr_value(req, e), e->value_len, etag, etag_len))
+            st_freshness_if_none_match(st_hdr_value(req, e), e->value_len, etag, etag_len))
             return true;
     }
     return false;
@@ -529,7 +529,7 @@ static size_t count_headers(const struct st_headers *h, const char *name)
     return n;
 }
 
-bool st_conditional_not_modified(const struct st_headers *req, const char *etag, size_t etag_len,
+bool st_freshness_not_modified(const struct st_headers *req, const char *etag, size_t etag_len,
                                  int64_t last_modified_ms)
 {
     if (st_headers_get(req, "if-none-match"))

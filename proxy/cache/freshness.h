@@ -40,7 +40,7 @@ void st_cc_parse(const char *v, size_t len, struct st_cc *cc);
 void st_cc_init(struct st_cc *cc);
 
 /* Can this status be stored when the origin gave no explicit freshness (RFC 9110 15.1)? */
-bool st_status_cacheable_by_default(int status);
+bool st_freshness_status_cacheable(int status);
 
 struct st_store_policy {
     uint64_t tier_ttl_ms;  /* applies when the origin gives no explicit freshness; 0 = do not store such */
@@ -85,21 +85,21 @@ enum st_req_verdict {
  * age_ms is the entry's current age; lifetime_ms its freshness lifetime;
  * no_stale the entry's must-revalidate. `Pragma` is ignored.
  */
-enum st_req_verdict st_request_allows(const struct st_cc *req, int64_t age_ms,
+enum st_req_verdict st_freshness_request_allows(const struct st_cc *req, int64_t age_ms,
                                       int64_t lifetime_ms, bool no_stale);
 
 /*
  * If-None-Match against an entity tag (weak comparison, RFC 9110 13.1.2):
  * true when the list contains "*" or a tag weakly equal to etag.
  */
-bool st_if_none_match(const char *list, size_t len, const char *etag, size_t etag_len);
+bool st_freshness_if_none_match(const char *list, size_t len, const char *etag, size_t etag_len);
 
 /*
  * Should a conditional GET be answered 304 from an entry with these
  * validators? If-None-Match, when present, decides alone; otherwise
  * If-Modified-Since against last_modified_ms (-1 = entry has none).
  */
-bool st_conditional_not_modified(const struct st_headers *req, const char *etag, size_t etag_len,
+bool st_freshness_not_modified(const struct st_headers *req, const char *etag, size_t etag_len,
                                  int64_t last_modified_ms);
 
 #endif

@@ -22,8 +22,7 @@ static struct memtier *mt(struct st_cache_tier *t)
 static struct st_entry *lookup(struct st_cache_tier *t, uint64_t hash, const char *key,
                                size_t key_len, const struct st_headers *req)
 {
-    return st_entry_of(
-        st_store_peek(mt(t)->store, hash, key, key_len, st_entry_vary_matches, req));
+    return st_entry_of(st_store_peek(mt(t)->store, hash, key, key_len, st_entry_vary_matches, req));
 }
 
 static bool insert(struct st_cache_tier *t, struct st_entry *e)

@@ -85,7 +85,8 @@ static unsigned random_height(uint64_t *r)
     return h;
 }
 
-/* The next space-separated tag of v at or after *pos: its start in *start, its length returned (0: none left). */
+/* The next space-separated tag of v at or after *pos: its start in *start, its length returned (0:
+ * none left). */
 static size_t next_tag(const char *v, size_t len, size_t *pos, size_t *start)
 {
     size_t p = *pos;
@@ -421,8 +422,8 @@ static void evict_one(struct shard *s)
     shard_remove(s, e);
 }
 
-static struct st_store_item *find(struct table *t, uint64_t hash, const char *key,
-                                  size_t key_len, st_store_match_cb match, const void *arg)
+static struct st_store_item *find(struct table *t, uint64_t hash, const char *key, size_t key_len,
+                                  st_store_match_cb match, const void *arg)
 {
     struct st_store_item *e = atomic_load_explicit(bucket_of(t, hash), memory_order_acquire);
     for (; e; e = next_of(e))
@@ -468,8 +469,8 @@ bool st_store_insert(struct st_store *c, struct st_store_item *e)
     if (e->blob_len > c->max_object || e->charge > s->budget)
         return false;
     uv_mutex_lock(&s->lock);
-    struct st_store_item *o = atomic_load_explicit(bucket_of(wtable(s), e->hash),
-                                                    memory_order_relaxed);
+    struct st_store_item *o =
+        atomic_load_explicit(bucket_of(wtable(s), e->hash), memory_order_relaxed);
     for (; o; o = atomic_load_explicit(&o->h_next, memory_order_relaxed)) {
         if (key_eq(o, e->hash, st_store_item_key(e), e->key_len) && same_variant(o, e)) {
             shard_remove(s, o);
@@ -509,8 +510,8 @@ size_t st_store_remove_key(struct st_store *c, const char *key, size_t len)
     struct shard *s = shard_of(c, hash);
     size_t n = 0;
     uv_mutex_lock(&s->lock);
-    struct st_store_item *e = atomic_load_explicit(bucket_of(wtable(s), hash),
-                                                    memory_order_relaxed);
+    struct st_store_item *e =
+        atomic_load_explicit(bucket_of(wtable(s), hash), memory_order_relaxed);
     while (e) {
         struct st_store_item *next = atomic_load_explicit(&e->h_next, memory_order_relaxed);
         if (key_eq(e, hash, key, len)) {

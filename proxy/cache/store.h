@@ -137,8 +137,8 @@ struct st_store_item_init {
     size_t variant_len;
     const char *tags; /* space separated; the first ST_STORE_MAX_TAGS are indexed */
     size_t tags_len;
-    size_t user_size;  /* the owner's record (rounded up to 8); zeroed */
-    size_t extra_len;  /* the owner's extra bytes; the owner writes them before publishing */
+    size_t user_size; /* the owner's record (rounded up to 8); zeroed */
+    size_t extra_len; /* the owner's extra bytes; the owner writes them before publishing */
     const char *blob;
     size_t blob_len;
 };

@@ -81,9 +81,8 @@ static inline void st_cache_tier_expire(struct st_cache_tier *t, struct st_entry
     t->ops->expire(t, e);
 }
 
-static inline enum st_flight_role st_cache_tier_flight_join(struct st_cache_tier *t,
-                                                            uint64_t hash, const char *key,
-                                                            size_t key_len,
+static inline enum st_flight_role st_cache_tier_flight_join(struct st_cache_tier *t, uint64_t hash,
+                                                            const char *key, size_t key_len,
                                                             struct st_flight_waiter *waiter)
 {
     return t->ops->flight_join(t, hash, key, key_len, waiter);

@@ -6,7 +6,9 @@
  * A connection holds the worker's config generation as its settings; a
  * request's stream is its exchange.
  */
-#include <stdlib.h>
+#include "core/client.h"
+
+#include <stddef.h>
 
 #include "core/exchange.h"
 #include "core/server.h"
@@ -85,13 +87,13 @@ static void host_freed(struct st_conn_host *h)
 static void host_settings_hold(struct st_conn_host *h, void *settings)
 {
     (void)h;
-    st_gen_ref(settings);
+    st_worker_gen_ref(settings);
 }
 
 static void host_settings_put(struct st_conn_host *h, void *settings)
 {
     (void)h;
-    st_gen_unref(settings);
+    st_worker_gen_unref(settings);
 }
 
 static const struct st_limits *host_limits(void *settings)

@@ -28,6 +28,7 @@
 #include "core/strategy.h"
 #include "core/worker.h"
 #include "http/date.h"
+#include "http/ids.h"
 #include "origin/upstream.h"
 
 #define UPLOAD_HIGH_WATER (1024 * 1024)
@@ -92,7 +93,7 @@ static void free_exchange(struct st_exchange *x)
     st_wreq_free(x->out);
     st_headers_finish(&x->own_headers);
     free(x->own_target);
-    st_gen_unref(x->gen);
+    st_worker_gen_unref(x->gen);
     free(x);
 }
 
@@ -290,7 +291,7 @@ struct st_exchange *st_exchange_create(const struct st_exchange_init *in)
     x->cops = in->client_ops;
     x->client = in->client;
     x->w = in->w;
-    x->gen = st_gen_ref(in->gen);
+    x->gen = st_worker_gen_ref(in->gen);
     x->req = in->req;
     copy_bounded(x->client_ip, sizeof(x->client_ip), in->client_ip);
     copy_bounded(x->id, sizeof(x->id), in->request_id);
@@ -754,7 +755,7 @@ struct st_exchange *st_exchange_spawn_background(struct st_exchange *x)
         return NULL;
     struct st_exchange *b = st_xcalloc(1, sizeof(*b));
     b->w = x->w;
-    b->gen = st_gen_ref(x->gen);
+    b->gen = st_worker_gen_ref(x->gen);
     b->route = x->route;
     st_headers_init(&b->own_headers);
     st_headers_copy(&b->own_headers, x->req.headers);

@@ -15,10 +15,12 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "core/client.h"
 #include "core/exchange.h"
-#include "http/http.h"
+#include "http/ids.h"
 #include "base/log.h"
 #include "base/qsbr.h"
+#include "base/rand.h"
 #include "core/server.h"
 #include "origin/upstream.h"
 
@@ -37,13 +39,13 @@ static struct st_gen *gen_create(struct st_worker *w, struct st_server_cfg *cref
     return g;
 }
 
-struct st_gen *st_gen_ref(struct st_gen *g)
+struct st_gen *st_worker_gen_ref(struct st_gen *g)
 {
     g->refs++;
     return g;
 }
 
-void st_gen_unref(struct st_gen *g)
+void st_worker_gen_unref(struct st_gen *g)
 {
     ST_CHECK(g->refs > 0);
     if (--g->refs > 0)
@@ -76,7 +78,7 @@ void st_worker_maybe_done(struct st_worker *w)
     if (!w->clients.draining || w->clients.conns)
         return;
     if (w->gen) {
-        st_gen_unref(w->gen); /* closes the idle origin connections */
+        st_worker_gen_unref(w->gen); /* closes the idle origin connections */
         w->gen = NULL;
         w->clients.settings = NULL;
     }
@@ -156,7 +158,7 @@ static void on_wake(uv_async_t *a)
     struct st_gen *old = w->gen;
     w->gen = gen_create(w, cref);
     w->clients.settings = w->gen;
-    st_gen_unref(old);
+    st_worker_gen_unref(old);
 }
 
 /* The loop is about to block: nothing read from the cache without a reference is held. */

@@ -36,8 +36,8 @@ struct st_gen {
     struct st_upstream_pool **pools; /* owned; one per cfg->upstreams */
 };
 
-struct st_gen *st_gen_ref(struct st_gen *g);
-void st_gen_unref(struct st_gen *g);
+struct st_gen *st_worker_gen_ref(struct st_gen *g);
+void st_worker_gen_unref(struct st_gen *g);
 
 /* An exchange parked on a flight: woken on the leader's thread, resumed on its own. */
 struct st_waiter {
@@ -88,8 +88,5 @@ void st_worker_post(struct st_worker *w, struct st_waiter *waiter);
 
 /* A client connection closed: a draining worker may now be done. */
 void st_worker_maybe_done(struct st_worker *w);
-
-/* core/client.c: set up w->clients (the connection host of this worker). */
-void st_client_host_init(struct st_worker *w);
 
 #endif

@@ -32,6 +32,7 @@
 
 #include "base/alloc.h"
 #include "http/http.h"
+#include "http/ids.h"
 #include "base/log.h"
 
 enum c_state { C_HEAD, C_BODY, C_WAIT, C_CLOSING };

@@ -68,8 +68,12 @@ static int64_t to_ms(int year, int mon, int day, int hh, int mm, int ss)
         return -1;
     if (day > mdays[mon] + (mon == 1 && is_leap(year)))
         return -1;
-    struct tm tm = {.tm_year = year - 1900, .tm_mon = mon, .tm_mday = day,
-                    .tm_hour = hh, .tm_min = mm, .tm_sec = ss};
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = mon,
+                    .tm_mday = day,
+                    .tm_hour = hh,
+                    .tm_min = mm,
+                    .tm_sec = ss};
     time_t t = timegm(&tm);
     return t < 0 ? -1 : (int64_t)t * 1000;
 }

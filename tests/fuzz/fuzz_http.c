@@ -116,9 +116,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct st_cc cc;
     st_cc_init(&cc);
     st_cc_parse_headers(&req, "cache-control", &cc);
-    st_request_allows(&cc, 1000, 60000, false);
-    st_conditional_not_modified(&req, head, head_len > 16 ? 16 : head_len, now);
-    st_if_none_match(req_head, req_len, head, head_len > 8 ? 8 : head_len);
+    st_freshness_request_allows(&cc, 1000, 60000, false);
+    st_freshness_not_modified(&req, head, head_len > 16 ? 16 : head_len, now);
+    st_freshness_if_none_match(req_head, req_len, head, head_len > 8 ? 8 : head_len);
     st_http_date_parse(head, head_len);
 
     static const char *names[] = {"a", "id", "page"};

@@ -44,7 +44,7 @@ static void test_rbuf_new_ref_unref(void **state)
     assert_int_equal(b->refs, 2);
     st_rbuf_unref(b);
     assert_int_equal(b->refs, 1);
-    st_rbuf_unref(b); /* frees */
+    st_rbuf_unref(b);    /* frees */
     st_rbuf_unref(NULL); /* no-op */
 }
 

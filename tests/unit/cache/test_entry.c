@@ -41,8 +41,14 @@ static struct st_entry *make(const char *key, const char *vary, const char *req_
     if (tags)
         hdr(&resp, "Surrogate-Key", tags);
     struct st_entry_init in = {
-        .key = key, .key_len = strlen(key), .req = &req, .resp = &resp, .status = 200,
-        .body = body, .body_len = n, .lifetime_ms = 60000,
+        .key = key,
+        .key_len = strlen(key),
+        .req = &req,
+        .resp = &resp,
+        .status = 200,
+        .body = body,
+        .body_len = n,
+        .lifetime_ms = 60000,
     };
     struct st_entry *e = st_entry_new(&in);
     st_headers_finish(&req);
@@ -91,7 +97,8 @@ static void test_head_is_stored_without_framing(void **state)
     st_entry_unref(e);
 }
 
-/* Last-Modified of an entry stored with the given header lines (NULL-terminated name, value pairs). */
+/* Last-Modified of an entry stored with the given header lines (NULL-terminated name, value pairs).
+ */
 static int64_t stored_last_modified(const char *const *lines)
 {
     static const char body[] = "{}";
@@ -101,8 +108,14 @@ static int64_t stored_last_modified(const char *const *lines)
     for (size_t i = 0; lines[i]; i += 2)
         hdr(&resp, lines[i], lines[i + 1]);
     struct st_entry_init in = {
-        .key = "/lm", .key_len = 3, .req = &req, .resp = &resp, .status = 200,
-        .body = body, .body_len = 2, .lifetime_ms = 60000,
+        .key = "/lm",
+        .key_len = 3,
+        .req = &req,
+        .resp = &resp,
+        .status = 200,
+        .body = body,
+        .body_len = 2,
+        .lifetime_ms = 60000,
     };
     struct st_entry *e = st_entry_new(&in);
     assert_non_null(e);
@@ -120,8 +133,8 @@ static void test_last_modified_kept_in_seconds(void **state)
     const char *imf[] = {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT", NULL};
     const char *rfc850[] = {"Last-Modified", "Sunday, 06-Nov-94 08:49:37 GMT", NULL};
     const char *epoch[] = {"Last-Modified", "Thu, 01 Jan 1970 00:00:00 GMT", NULL};
-    const char *two[] = {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT",
-                         "Last-Modified", "Mon, 07 Nov 1994 08:49:37 GMT", NULL};
+    const char *two[] = {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT", "Last-Modified",
+                         "Mon, 07 Nov 1994 08:49:37 GMT", NULL};
     const char *bad[] = {"Last-Modified", "yesterday", NULL};
     const char *far[] = {"Last-Modified", "Fri, 31 Dec 9999 23:59:59 GMT", NULL};
     const char *hop[] = {"Connection", "Last-Modified", "Last-Modified",
@@ -167,8 +180,14 @@ static void test_vary_joins_header_lines(void **state)
     hdr(&req, "Accept-Language", "fr");
     hdr(&resp, "Vary", "Accept-Language");
     struct st_entry_init in = {
-        .key = "/j\x1fh", .key_len = 4, .req = &req, .resp = &resp, .status = 200,
-        .body = "b", .body_len = 1, .lifetime_ms = 60000,
+        .key = "/j\x1fh",
+        .key_len = 4,
+        .req = &req,
+        .resp = &resp,
+        .status = 200,
+        .body = "b",
+        .body_len = 1,
+        .lifetime_ms = 60000,
     };
     insert(c, st_entry_new(&in));
     st_headers_finish(&req);
@@ -201,9 +220,21 @@ static void test_validators_and_tags(void **state)
     hdr(&resp, "ETag", "\"v1\"");
     hdr(&resp, "Surrogate-Key", "a b");
     struct st_entry_init in = {
-        .key = "/t", .key_len = 2, .req = &req, .resp = &resp, .status = 203, .reason = "Fine",
-        .reason_len = 4, .body = "{}", .body_len = 2, .stored_ms = 5, .initial_age_ms = 6,
-        .lifetime_ms = 7, .swr_ms = 8, .sie_ms = (int64_t)1 << 40, .no_stale = true,
+        .key = "/t",
+        .key_len = 2,
+        .req = &req,
+        .resp = &resp,
+        .status = 203,
+        .reason = "Fine",
+        .reason_len = 4,
+        .body = "{}",
+        .body_len = 2,
+        .stored_ms = 5,
+        .initial_age_ms = 6,
+        .lifetime_ms = 7,
+        .swr_ms = 8,
+        .sie_ms = (int64_t)1 << 40,
+        .no_stale = true,
     };
     struct st_entry *e = st_entry_new(&in);
     assert_non_null(e);

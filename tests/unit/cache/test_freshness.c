@@ -365,10 +365,10 @@ static void test_status_cacheable_by_default(void **state)
     static const int yes[] = {200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501};
     int n = 0;
     for (int s = 100; s < 600; s++)
-        n += st_status_cacheable_by_default(s);
+        n += st_freshness_status_cacheable(s);
     assert_int_equal(n, (int)(sizeof(yes) / sizeof(yes[0])));
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
-        assert_true(st_status_cacheable_by_default(yes[i]));
+        assert_true(st_freshness_status_cacheable(yes[i]));
 }
 
 /* ---- lifetimes --------------------------------------------------------- */
@@ -567,7 +567,7 @@ static void test_request_allows_table(void **state)
         print_message("request: '%s' age %lld\n", c->req, (long long)c->age_ms);
         build(&h, c->req);
         st_cc_parse_headers(&h, "cache-control", &cc);
-        assert_int_equal(st_request_allows(&cc, c->age_ms, c->lifetime_ms, c->no_stale), c->want);
+        assert_int_equal(st_freshness_request_allows(&cc, c->age_ms, c->lifetime_ms, c->no_stale), c->want);
         st_headers_finish(&h);
     }
 }
@@ -614,7 +614,7 @@ static void test_if_none_match_table(void **state)
     for (size_t i = 0; i < sizeof(inm_cases) / sizeof(inm_cases[0]); i++) {
         const struct inm_case *c = &inm_cases[i];
         print_message("inm: '%s' vs '%s'\n", c->list, c->etag ? c->etag : "(none)");
-        assert_int_equal(st_if_none_match(c->list, strlen(c->list), c->etag,
+        assert_int_equal(st_freshness_if_none_match(c->list, strlen(c->list), c->etag,
                                           c->etag ? strlen(c->etag) : 0),
                          c->match);
     }
@@ -653,7 +653,7 @@ static void test_conditional_table(void **state)
         struct st_headers h;
         print_message("conditional: %s\n", c->name);
         build(&h, c->req);
-        assert_int_equal(st_conditional_not_modified(&h, c->etag, c->etag ? strlen(c->etag) : 0,
+        assert_int_equal(st_freshness_not_modified(&h, c->etag, c->etag ? strlen(c->etag) : 0,
                                                      c->last_modified_ms),
                          c->not_modified);
         st_headers_finish(&h);

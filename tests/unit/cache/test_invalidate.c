@@ -39,8 +39,14 @@ static void put(struct st_cache_tier *t, const char *target, const char *host, c
     st_headers_init(&resp);
     if (tags)
         hdr(&resp, "Surrogate-Key", tags);
-    struct st_entry_init in = {.key = key.p, .key_len = key.len, .req = &req, .resp = &resp,
-                               .status = 200, .body = "x", .body_len = 1, .lifetime_ms = 60000};
+    struct st_entry_init in = {.key = key.p,
+                               .key_len = key.len,
+                               .req = &req,
+                               .resp = &resp,
+                               .status = 200,
+                               .body = "x",
+                               .body_len = 1,
+                               .lifetime_ms = 60000};
     struct st_entry *e = st_entry_new(&in);
     assert_non_null(e);
     assert_true(st_cache_tier_insert(t, e));
@@ -59,8 +65,8 @@ static bool present(struct st_cache_tier *t, const char *target, const char *hos
     st_cache_key_build(&key, &r, target, strlen(target), host, strlen(host));
     struct st_headers req;
     st_headers_init(&req);
-    bool found = st_cache_tier_lookup(t, st_cache_tier_hash(key.p, key.len), key.p, key.len,
-                                      &req) != NULL;
+    bool found =
+        st_cache_tier_lookup(t, st_cache_tier_hash(key.p, key.len), key.p, key.len, &req) != NULL;
     st_headers_finish(&req);
     st_sb_finish(&key);
     return found;

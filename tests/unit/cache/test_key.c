@@ -48,7 +48,10 @@ struct key_case {
     size_t want_len;
 };
 
-#define K(target, host, want) {target, host, want, sizeof(want) - 1}
+#define K(target, host, want)                                                                      \
+    {                                                                                              \
+        target, host, want, sizeof(want) - 1                                                       \
+    }
 
 static void run_table(const struct st_route_cfg *r, const struct key_case *cases, size_t n)
 {
@@ -88,10 +91,10 @@ static void test_query_all_sorted(void **state)
         K("/p?b=2&a=1", "h", "/p?a=1&b=2" SEP "h"),
         K("/p?a=1&b=2", "h", "/p?a=1&b=2" SEP "h"),
         K("/p?c=3&a=1&b=2", "h", "/p?a=1&b=2&c=3" SEP "h"),
-        K("/p?a=2&a=1", "h", "/p?a=1&a=2" SEP "h"),          /* duplicates kept, by value */
-        K("/p?b&a=1&a", "h", "/p?a&a=1&b" SEP "h"),          /* a prefix sorts first */
-        K("/p?ab=1&a=2", "h", "/p?a=2&ab=1" SEP "h"),        /* bytewise: '=' < 'b' */
-        K("/p?B=1&a=1", "h", "/p?B=1&a=1" SEP "h"),          /* bytewise: 'B' < 'a' */
+        K("/p?a=2&a=1", "h", "/p?a=1&a=2" SEP "h"),           /* duplicates kept, by value */
+        K("/p?b&a=1&a", "h", "/p?a&a=1&b" SEP "h"),           /* a prefix sorts first */
+        K("/p?ab=1&a=2", "h", "/p?a=2&ab=1" SEP "h"),         /* bytewise: '=' < 'b' */
+        K("/p?B=1&a=1", "h", "/p?B=1&a=1" SEP "h"),           /* bytewise: 'B' < 'a' */
         K("/p?q=%20x&p=a+b", "h", "/p?p=a+b&q=%20x" SEP "h"), /* encodings as sent */
         K("/p?x=1=2&x", "h", "/p?x&x=1=2" SEP "h"),
     };
@@ -104,11 +107,11 @@ static void test_query_empty_parts(void **state)
     struct st_route_cfg r;
     route_init(&r, ST_KEY_QUERY_ALL, NULL, 0);
     static const struct key_case cases[] = {
-        K("/p?", "h", "/p" SEP "h"),   /* an empty query is no query */
-        K("/p?&", "h", "/p" SEP "h"),  /* only empty parameters: none */
+        K("/p?", "h", "/p" SEP "h"),  /* an empty query is no query */
+        K("/p?&", "h", "/p" SEP "h"), /* only empty parameters: none */
         K("/p?&&", "h", "/p" SEP "h"),
         K("/p?&&b=2&&a=1&", "h", "/p?a=1&b=2" SEP "h"), /* empty parameters dropped */
-        K("/p?=", "h", "/p?=" SEP "h"),                   /* not empty: an empty name */
+        K("/p?=", "h", "/p?=" SEP "h"),                 /* not empty: an empty name */
         K("/?z", "h", "/?z" SEP "h"),
         K("/p?a=", "h", "/p?a=" SEP "h"),
     };
@@ -141,13 +144,13 @@ static void test_query_list(void **state)
         K("/p", "h", "/p" SEP "h"),
         K("/p?id=7", "h", "/p?id=7" SEP "h"),
         K("/p?utm=x&page=2&id=7", "h", "/p?id=7&page=2" SEP "h"),
-        K("/p?utm=x", "h", "/p" SEP "h"),                      /* none kept: no '?' */
-        K("/p?idx=1&ID=2&pid=3&i=4", "h", "/p" SEP "h"),       /* whole, exact names only */
-        K("/p?id&page=", "h", "/p?id&page=" SEP "h"),          /* no value, empty value */
-        K("/p?id=2&x=0&id=1", "h", "/p?id=1&id=2" SEP "h"),    /* repeated: all, sorted */
+        K("/p?utm=x", "h", "/p" SEP "h"),                   /* none kept: no '?' */
+        K("/p?idx=1&ID=2&pid=3&i=4", "h", "/p" SEP "h"),    /* whole, exact names only */
+        K("/p?id&page=", "h", "/p?id&page=" SEP "h"),       /* no value, empty value */
+        K("/p?id=2&x=0&id=1", "h", "/p?id=1&id=2" SEP "h"), /* repeated: all, sorted */
         K("/p?page=1&id=9&&utm", "h", "/p?id=9&page=1" SEP "h"),
-        K("/p?id=a=b", "h", "/p?id=a=b" SEP "h"),              /* the name ends at the first '=' */
-        K("/p?a=id", "h", "/p" SEP "h"),                       /* a value is no name */
+        K("/p?id=a=b", "h", "/p?id=a=b" SEP "h"), /* the name ends at the first '=' */
+        K("/p?a=id", "h", "/p" SEP "h"),          /* a value is no name */
     };
     run_table(&r, cases, sizeof(cases) / sizeof(cases[0]));
 
@@ -167,9 +170,9 @@ static void test_host_lowercased_path_as_sent(void **state)
         K("/p", "[::1]:443", "/p" SEP "[::1]:443"),
         K("/p", "[2001:DB8::A]", "/p" SEP "[2001:db8::a]"),
         K("/p", "a-Z_0.9", "/p" SEP "a-z_0.9"),
-        K("/p", "", "/p" SEP ""),                                 /* no Host */
-        K("/Mixed/CASE?Q=V", "H", "/Mixed/CASE?Q=V" SEP "h"),     /* path and query untouched */
-        K("/a%2Fb//c/./d", "h", "/a%2Fb//c/./d" SEP "h"),         /* no path normalization */
+        K("/p", "", "/p" SEP ""),                             /* no Host */
+        K("/Mixed/CASE?Q=V", "H", "/Mixed/CASE?Q=V" SEP "h"), /* path and query untouched */
+        K("/a%2Fb//c/./d", "h", "/a%2Fb//c/./d" SEP "h"),     /* no path normalization */
         K("/", "h", "/" SEP "h"),
     };
     run_table(&r, cases, sizeof(cases) / sizeof(cases[0]));
@@ -238,8 +241,12 @@ static void test_cache_keys_examples(void **state)
     struct st_route_cfg r;
     memset(&r, 0, sizeof(r));
     r.key_query = ST_KEY_QUERY_ALL;
-    KEY(&r, "/p?b=2&a=1", "Example.COM", "/p?a=1&b=2\x1f" "example.com");
-    KEY(&r, "/p?a=1&b=2", "example.com", "/p?a=1&b=2\x1f" "example.com");
+    KEY(&r, "/p?b=2&a=1", "Example.COM",
+        "/p?a=1&b=2\x1f"
+        "example.com");
+    KEY(&r, "/p?a=1&b=2", "example.com",
+        "/p?a=1&b=2\x1f"
+        "example.com");
     KEY(&r, "/p?", "h", "/p\x1fh");
     KEY(&r, "/p?&&a=1&", "h", "/p?a=1\x1fh");
     KEY(&r, "http://h/p?z", "h", "/p?z\x1fh");

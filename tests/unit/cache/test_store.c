@@ -20,8 +20,7 @@
 #include <uv.h>
 
 /* An item for key with an optional variant and tags and a blob of n bytes of 'x'. */
-static struct st_store_item *make(const char *key, const char *variant, const char *tags,
-                                  size_t n)
+static struct st_store_item *make(const char *key, const char *variant, const char *tags, size_t n)
 {
     static char blob[70000];
     memset(blob, 'x', sizeof(blob));
@@ -123,8 +122,8 @@ static void test_too_large_parts_are_refused(void **state)
 {
     (void)state;
     static char variant[UINT16_MAX + 1];
-    struct st_store_item_init in = {.key = "/k", .key_len = 2, .variant = variant,
-                                    .variant_len = sizeof(variant)};
+    struct st_store_item_init in = {
+        .key = "/k", .key_len = 2, .variant = variant, .variant_len = sizeof(variant)};
     assert_null(st_store_item_new(&in));
 }
 
@@ -188,8 +187,8 @@ static void test_prefix_removal(void **state)
 {
     (void)state;
     struct st_store *c = st_store_create(4 << 20, 64 * 1024);
-    const char *keys[] = {"/api/a\x1fh", "/api/b?x=1\x1fh", "/api/b\x1fother", "/apis\x1fh",
-                          "/other\x1fh", "/ap\x1fh"};
+    const char *keys[] = {"/api/a\x1fh", "/api/b?x=1\x1fh", "/api/b\x1fother",
+                          "/apis\x1fh",  "/other\x1fh",     "/ap\x1fh"};
     for (size_t i = 0; i < 6; i++)
         insert(c, make(keys[i], NULL, NULL, 3));
     assert_int_equal(st_store_remove_prefix(c, "/api/", 5), 3);
@@ -275,11 +274,12 @@ static void reader(void *p)
         r ^= r >> 7;
         r ^= r << 17;
         int len = snprintf(key, sizeof(key), "/r/%u\x1fh", (unsigned)(r % 3000));
-        struct st_store_item *e =
-            st_store_peek(a->c, st_store_hash(key, (size_t)len), key, (size_t)len, variant_is, NULL);
+        struct st_store_item *e = st_store_peek(a->c, st_store_hash(key, (size_t)len), key,
+                                                (size_t)len, variant_is, NULL);
         if (e) {
             a->found++;
-            if (memcmp(st_store_item_key(e), key, (size_t)len) == 0 && e->blob[e->blob_len - 1] == 'x')
+            if (memcmp(st_store_item_key(e), key, (size_t)len) == 0 &&
+                e->blob[e->blob_len - 1] == 'x')
                 a->checked++;
         }
         if (i % 64 == 0) {

@@ -27,7 +27,10 @@ struct u64_case {
     uint64_t want; /* when rc == 0 */
 };
 
-#define BAD(s) {s, -EINVAL, 0}
+#define BAD(s)                                                                                     \
+    {                                                                                              \
+        s, -EINVAL, 0                                                                              \
+    }
 
 static void run_u64_table(const char *what, int (*parse)(const char *, uint64_t *),
                           const struct u64_case *cases, size_t n)
