@@ -109,6 +109,7 @@ static inline size_t st_entry_body_len(const struct st_entry *e)
     return st_entry_item(e)->blob_len;
 }
 
+/* Every entry comes from st_entry_new: its extra bytes are the head, the ETag, a NUL. */
 static inline size_t st_entry_etag_len(const struct st_entry *e)
 {
     return st_entry_item(e)->extra_len - e->head_len - 1;

@@ -25,7 +25,7 @@ static size_t drop_prefix_with(struct st_cache_tier *t, const char *v, size_t le
     st_sb_init(&sb, len + 2);
     st_sb_add(&sb, v, len);
     st_sb_add(&sb, &last, 1);
-    size_t n = t->ops->remove_prefix(t, sb.p, sb.len);
+    size_t n = st_cache_tier_remove_prefix(t, sb.p, sb.len);
     st_sb_finish(&sb);
     return n;
 }
@@ -39,9 +39,9 @@ size_t st_invalidate_apply(struct st_cache_tier *t, enum st_inval_kind kind, con
             return drop_prefix_with(t, v, len, ST_KEY_SEP);
         return drop_prefix_with(t, v, len, ST_KEY_SEP) + drop_prefix_with(t, v, len, '?');
     case ST_INVAL_PREFIX:
-        return t->ops->remove_prefix(t, v, len);
+        return st_cache_tier_remove_prefix(t, v, len);
     case ST_INVAL_TAG:
-        return t->ops->remove_tag(t, v, len);
+        return st_cache_tier_remove_tag(t, v, len);
     }
     return 0;
 }

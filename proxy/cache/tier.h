@@ -76,6 +76,24 @@ static inline bool st_cache_tier_insert(struct st_cache_tier *t, struct st_entry
     return t->ops->insert(t, e);
 }
 
+static inline size_t st_cache_tier_remove_key(struct st_cache_tier *t, const char *key,
+                                              size_t len)
+{
+    return t->ops->remove_key(t, key, len);
+}
+
+static inline size_t st_cache_tier_remove_prefix(struct st_cache_tier *t, const char *prefix,
+                                                 size_t len)
+{
+    return t->ops->remove_prefix(t, prefix, len);
+}
+
+static inline size_t st_cache_tier_remove_tag(struct st_cache_tier *t, const char *tag,
+                                              size_t len)
+{
+    return t->ops->remove_tag(t, tag, len);
+}
+
 static inline void st_cache_tier_expire(struct st_cache_tier *t, struct st_entry *e)
 {
     t->ops->expire(t, e);

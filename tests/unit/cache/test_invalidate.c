@@ -135,6 +135,18 @@ static void test_prefix_and_tag(void **state)
     st_cache_tier_destroy(t);
 }
 
+static void test_tier_remove_key_is_exact(void **state)
+{
+    (void)state;
+    struct st_cache_tier *t = filled();
+    /* The key of "/p" on host "a": exactly that entry, no query variant, no other host. */
+    assert_int_equal(st_cache_tier_remove_key(t, "/p\x1f" "a", 4), 1);
+    assert_false(present(t, "/p", "a"));
+    assert_true(present(t, "/p", "b"));
+    assert_true(present(t, "/p?x=1", "a"));
+    st_cache_tier_destroy(t);
+}
+
 struct published {
     int calls;
     enum st_inval_kind kind;
@@ -178,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_uri_without_query),
         cmocka_unit_test(test_uri_with_query),
         cmocka_unit_test(test_prefix_and_tag),
+        cmocka_unit_test(test_tier_remove_key_is_exact),
         cmocka_unit_test(test_counts_and_publishes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
