@@ -17,6 +17,7 @@
  */
 #include "config/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -118,6 +119,7 @@ static void h_limits(struct st_walk *w, const yaml_node_t *val, void *obj,
         {"header_timeout", st_field_duration, LIM(header_timeout_ms)},
         {"idle_timeout", st_field_duration, LIM(idle_timeout_ms)},
         {"max_connections", st_field_u64, LIM(max_connections)},
+        {"underscores_in_headers", st_field_bool, LIM(underscores_in_headers)},
     };
 #undef LIM
     (void)f;
@@ -464,10 +466,30 @@ static void h_key_query(struct st_walk *w, const yaml_node_t *val, void *obj,
             st_walk_error(w, val, "key.query names must not be empty");
 }
 
+/* key.headers: request header names that are part of the key (and forwarded as sent). */
+static void h_key_headers(struct st_walk *w, const yaml_node_t *val, void *obj,
+                          const struct st_walk_field *f)
+{
+    struct st_route_cfg *r = obj;
+    (void)f;
+    if (!st_field_string_list(w, val, "key.headers", &r->key_headers, &r->n_key_headers, NULL))
+        return;
+    for (size_t i = 0; i < r->n_key_headers; i++) {
+        char *n = r->key_headers[i];
+        if (!n[0] || strcspn(n, " \t:()<>@,;\\\"/[]?={}") != strlen(n)) {
+            st_walk_error(w, val, "key.headers: '%s' is not a header name", n);
+            continue;
+        }
+        for (; *n; n++)
+            *n = (char)tolower((unsigned char)*n);
+    }
+}
+
 static void h_key(struct st_walk *w, const yaml_node_t *val, void *obj,
                   const struct st_walk_field *f)
 {
-    static const struct st_walk_field fields[] = {{"query", h_key_query, 0}};
+    static const struct st_walk_field fields[] = {{"query", h_key_query, 0},
+                                                  {"headers", h_key_headers, 0}};
     char *where = route_where(w, obj, ".key");
     (void)f;
     st_walk_map(w, val, where, fields, ARRAY_LEN(fields), obj, NULL);
@@ -868,6 +890,7 @@ static void route_finish(struct st_route_cfg *r)
     free(r->host);
     free_strings(r->invalidates, r->n_invalidates);
     free_strings(r->key_query_names, r->n_key_query_names);
+    free_strings(r->key_headers, r->n_key_headers);
 }
 
 void st_config_destroy(struct st_config *cfg)

@@ -99,6 +99,8 @@ struct st_route_cfg {
     enum st_key_query key_query;
     char **key_query_names; /* owned array of n_key_query_names */
     size_t n_key_query_names;
+    char **key_headers; /* owned array of n_key_headers, lowercase: part of the key, forwarded */
+    size_t n_key_headers;
     bool cache_authorized; /* allow storing answers to requests with Authorization */
     bool cache_set_cookie; /* allow storing answers with Set-Cookie */
     struct {
@@ -115,6 +117,7 @@ struct st_limits {
     uint64_t header_timeout_ms; /* default 10s */
     uint64_t idle_timeout_ms;   /* default 60s */
     uint64_t max_connections;   /* default 10000 (per instance) */
+    bool underscores_in_headers; /* default false: request headers with '_' are not forwarded */
 };
 
 struct st_redis_cfg {

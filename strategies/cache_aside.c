@@ -45,6 +45,7 @@ struct ca {
     struct st_cc req_cc;
     struct st_entry *stale; /* expired entry: revalidation, stale-if-error (reference) */
     bool revalidating;      /* we sent stale's validators to the origin */
+    bool forced;            /* stale was fresh, but the request's directives forbade it */
     bool leader;            /* must end the flight */
     enum st_flight_result result;
     int fail_status;
@@ -125,7 +126,7 @@ static struct ca *ca_new(struct st_exchange *x)
     ca->tiers = st_exchange_ctx(x)->tiers;
     st_sb_init(&ca->key, 128);
     st_cache_key_build(&ca->key, st_exchange_route(x), req->target, req->target_len,
-                       host ? host : "", host_len);
+                       host ? host : "", host_len, req->headers);
     ca->hash = st_cache_tier_hash(ca->key.p, ca->key.len);
     st_cc_parse_headers(req->headers, "cache-control", &ca->req_cc);
     ca->result = ST_FLIGHT_UNCACHEABLE;
@@ -191,6 +192,14 @@ static bool stale_if_error_ok(const struct st_entry *e, int64_t now)
 }
 
 /* --- filling the cache from the origin --- */
+
+/* Why this fetch goes forward (RFC 9211 fwd): nothing stored, stored but stale, or the request. */
+static const char *fwd_of(const struct ca *ca)
+{
+    if (!ca->stale)
+        return "strata; fwd=miss";
+    return ca->forced ? "strata; fwd=request" : "strata; fwd=stale";
+}
 
 static struct st_store_policy policy_of(struct st_exchange *x)
 {
@@ -311,7 +320,7 @@ static bool fill_on_head(struct st_exchange *x, const struct st_response_head *h
     ca->filling = ca->fr.storable && fits && !st_exchange_is_head(x) && !ca->req_cc.no_store;
     if (ca->filling)
         st_sb_init(&ca->body, h->has_length && h->content_length ? h->content_length + 1 : 4096);
-    set_status(x, ca->stale ? "strata; fwd=stale" : "strata; fwd=miss", NULL,
+    set_status(x, fwd_of(ca), NULL,
                ca->filling && h->has_length ? "; stored" : NULL, NULL);
     return true;
 }
@@ -347,7 +356,7 @@ static void answer_absorbed(struct st_exchange *x, struct ca *ca)
         st_cache_tier_expire(ca->tiers, ca->stale);
     }
     struct st_entry *use = e ? e : ca->stale;
-    set_status(x, "strata; fwd=stale; stored", NULL, NULL, NULL);
+    set_status(x, fwd_of(ca), NULL, "; stored", NULL);
     serve(x, ca, use, age_of(use, now));
     st_entry_unref(e);
 }
@@ -414,6 +423,8 @@ static void fetch(struct st_exchange *x, struct ca *ca)
     ca->request_ms = now_ms(x);
     if (!st_exchange_is_background(x))
         count(x, ST_STAT_CACHE_MISSES, ST_RS_MISSES);
+    /* What an error answer says, should the origin fail before its head arrives. */
+    set_status(x, fwd_of(ca), NULL, NULL, NULL);
     st_exchange_fetch(x, &fill_hooks, ca, has_rv ? &rv : NULL);
 }
 
@@ -480,10 +491,11 @@ static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
             return;
         }
         ca->stale = st_entry_ref(e); /* kept for revalidation and stale-if-error */
+        ca->forced = fresh;
     } else if (ca->req_cc.only_if_cached) {
         set_status(x, "strata; fwd=miss; detail=only-if-cached", NULL, NULL, NULL);
         ca_free(ca);
-        st_exchange_respond_error(x, 504);
+        st_exchange_respond_error(x, 504, "only-if-cached: the response is not in the cache");
         return;
     }
     if (may_park && park(x, ca))
@@ -598,7 +610,8 @@ static void on_resume(struct st_exchange *x, enum st_flight_result result, int s
             serve_stale(x, ca, e, age_of(e, now), "stale-if-error");
         } else {
             count(x, ST_STAT_CACHE_COLLAPSED, ST_RS_COLLAPSED);
-            st_exchange_respond_error(x, status ? status : 502);
+            st_exchange_respond_error(x, status ? status : 502,
+                                      "the origin failed for the request this one waited for");
         }
         ca_free(ca);
         return;

@@ -457,7 +457,8 @@ enum st_req_verdict st_freshness_request_allows(const struct st_cc *req, int64_t
 {
     if (req->no_cache || req->max_age_invalid)
         return ST_REQ_REVALIDATE;
-    if (req->max_age != ST_CC_ABSENT && age_ms > req->max_age * 1000)
+    /* max-age=0 is how clients ask for a fresh answer: an entry aged 0 ms does not do. */
+    if (req->max_age != ST_CC_ABSENT && (req->max_age == 0 || age_ms > req->max_age * 1000))
         return ST_REQ_REVALIDATE;
     if (req->min_fresh != ST_CC_ABSENT && lifetime_ms - age_ms < req->min_fresh * 1000)
         return ST_REQ_REVALIDATE;

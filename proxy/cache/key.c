@@ -77,8 +77,30 @@ static void add_host(struct st_sb *sb, const char *host, size_t len)
             sb->p[i] = (char)(sb->p[i] + 32);
 }
 
+static void add_headers(struct st_sb *sb, const struct st_route_cfg *r,
+                        const struct st_headers *req)
+{
+    for (size_t k = 0; k < r->n_key_headers; k++) {
+        const char *name = r->key_headers[k];
+        st_sb_add(sb, &(char){ST_KEY_SEP}, 1);
+        st_sb_adds(sb, name);
+        st_sb_add(sb, ":", 1);
+        bool first = true;
+        for (size_t i = 0; req && i < req->n; i++) {
+            const struct st_hdr *e = &req->v[i];
+            if (!st_name_eq(st_hdr_name(req, e), e->name_len, name))
+                continue;
+            if (!first)
+                st_sb_add(sb, ", ", 2);
+            st_sb_add(sb, st_hdr_value(req, e), e->value_len);
+            first = false;
+        }
+    }
+}
+
 void st_cache_key_build(struct st_sb *sb, const struct st_route_cfg *r, const char *target,
-                        size_t target_len, const char *host, size_t host_len)
+                        size_t target_len, const char *host, size_t host_len,
+                        const struct st_headers *req)
 {
     size_t plen;
     const char *path = st_target_path(target, target_len, &plen);
@@ -88,4 +110,5 @@ void st_cache_key_build(struct st_sb *sb, const struct st_route_cfg *r, const ch
     if (q)
         add_query(sb, r, q + 1, plen - path_only - 1);
     add_host(sb, host, host_len);
+    add_headers(sb, r, req);
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "cache/entry.h"
 #include "cache/tier.h"
@@ -196,7 +197,7 @@ static struct st_wreq *out_room(struct st_exchange *x, unsigned nbufs, size_t sm
     return x->out;
 }
 
-static void respond_error(struct st_exchange *x, int status)
+static void respond_error(struct st_exchange *x, int status, const char *detail)
 {
     if (x->up) {
         st_upstream_abort(x->up);
@@ -220,7 +221,16 @@ static void respond_error(struct st_exchange *x, int status)
     struct st_sb sb;
     st_sb_init(&sb, 512);
     bool keep_alive = x->client_keep_alive && !st_worker_draining(x->w);
-    st_http_build_error(&sb, status, x->id, keep_alive, x->head_request);
+    struct st_error_info ei = {
+        .status = status,
+        .detail = detail,
+        .request_id = x->id,
+        .cache_status = x->cache_status,
+        .now_ms = st_clock_wall_ms(),
+        .keep_alive = keep_alive,
+        .head_only = x->head_request,
+    };
+    st_http_build_error(&sb, &ei);
     size_t len;
     char *p = st_sb_take(&sb, &len);
     st_wreq_add_owned(out_room(x, 1, 0), p, len);
@@ -231,9 +241,9 @@ static void respond_error(struct st_exchange *x, int status)
     finish(x);
 }
 
-void st_exchange_respond_error(struct st_exchange *x, int status)
+void st_exchange_respond_error(struct st_exchange *x, int status, const char *detail)
 {
-    respond_error(x, status);
+    respond_error(x, status, detail);
 }
 
 static unsigned method_bit(const char *m)
@@ -254,7 +264,7 @@ static void route_and_run(struct st_exchange *x)
     x->route = st_router_match(x->gen->cfg, x->host, x->host_len, method_bit(x->req.method),
                                x->req.target, x->req.target_len);
     if (!x->route) {
-        respond_error(x, 404);
+        respond_error(x, 404, "no route matches this request");
         return;
     }
     st_stat_bump(&x->w->stats.route[x->route->stats_slot][ST_RS_REQUESTS], 1);
@@ -263,7 +273,7 @@ static void route_and_run(struct st_exchange *x)
         /* Config validation keeps this from happening; fail the one exchange. */
         st_log(ST_LOG_ERROR, "exchange", x->id, "route %s: strategy not available",
                x->route->match);
-        respond_error(x, 501);
+        respond_error(x, 501, "the route's strategy is not available");
         return;
     }
     s->on_request(x);
@@ -342,6 +352,10 @@ static void send_head(struct st_exchange *x)
         .has_body = x->has_body,
         .chunked = x->chunked,
         .content_length = x->content_length,
+        .keep_underscores = x->gen->cfg->limits.underscores_in_headers,
+        .caching = x->route->strategy != ST_STRATEGY_BYPASS,
+        .keyed = x->route->key_headers,
+        .n_keyed = x->route->n_key_headers,
     };
     char ims[30];
     if (x->has_rv) {
@@ -442,7 +456,7 @@ void st_exchange_resume(struct st_exchange *x, enum st_flight_result result, int
     if (s && s->on_resume)
         s->on_resume(x, result, status);
     else
-        respond_error(x, 502);
+        respond_error(x, 502, "no strategy resumed the request");
 }
 
 static struct st_wreq *body_piece(struct st_exchange *x, struct st_rbuf *b, const char *p,
@@ -633,7 +647,7 @@ static void on_up_end(void *user)
         /* The strategy kept the answer and did not respond: nothing usable came. */
         st_log(ST_LOG_ERROR, "exchange", x->id, "absorbed origin answer left unanswered");
         x->phase = PH_FORWARDING;
-        respond_error(x, 502);
+        respond_error(x, 502, "the origin's answer could not be used");
         return;
     }
     if (x->framing == ST_FRAME_CHUNKED)
@@ -652,7 +666,7 @@ static void on_up_error(void *user, int err, bool retryable)
         start_origin(x, true);
         return;
     }
-    if (retryable && err != -ETIMEDOUT)
+    if (retryable)
         ST_STAT_INC(&x->w->stats, ORIGIN_ERRORS);
     if (x->hooks && x->hooks->on_error && (x->phase == PH_FORWARDING || x->absorb)) {
         x->depth++;
@@ -662,7 +676,7 @@ static void on_up_error(void *user, int err, bool retryable)
     }
     if (x->absorb)
         x->phase = PH_FORWARDING; /* nothing was relayed: an error response is still possible */
-    respond_error(x, st_http_status_for_error(err));
+    respond_error(x, st_http_status_for_error(err), st_http_error_detail(err));
 }
 
 static void on_up_drain(void *user)

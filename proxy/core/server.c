@@ -108,12 +108,6 @@ struct st_cache_tier *st_server_tier(struct st_server *srv)
     return srv->tier;
 }
 
-int64_t st_server_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The slot of a name, assigned on first sight; the last slot is shared by any overflow. */
 static unsigned slot_for(struct slot_registry *r, const char *name)

@@ -40,8 +40,6 @@ size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_
 struct st_stats *st_server_main_stats(struct st_server *srv);
 /* The cache tiers, shared by every worker; they live as long as the process. */
 struct st_cache_tier *st_server_tier(struct st_server *srv);
-/* Wall clock in unix milliseconds (the strategies' clock). */
-int64_t st_server_now_ms(void);
 bool st_server_draining(struct st_server *srv);
 uint64_t st_server_uptime_ms(struct st_server *srv);
 

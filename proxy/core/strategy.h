@@ -125,8 +125,8 @@ const struct st_config *st_exchange_config(const struct st_exchange *x);
 bool st_exchange_is_head(const struct st_exchange *x);
 /* The Host header value (NULL, 0 when absent). */
 const char *st_exchange_host(const struct st_exchange *x, size_t *len);
-/* Answer with strata's own error response. */
-void st_exchange_respond_error(struct st_exchange *x, int status);
+/* Answer with strata's own error response; detail says why (NULL: the status's general text). */
+void st_exchange_respond_error(struct st_exchange *x, int status, const char *detail);
 /* The Cache-Status value to send (static storage, or the exchange's buffer). */
 void st_exchange_set_cache_status(struct st_exchange *x, const char *value);
 /* Count this exchange as answered without the cache. */

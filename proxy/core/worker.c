@@ -15,6 +15,7 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "base/clock.h"
 #include "core/client.h"
 #include "core/exchange.h"
 #include "http/ids.h"
@@ -25,6 +26,12 @@
 #include "origin/upstream.h"
 
 #define DRAIN_DEADLINE_MS 10000
+
+/* The strategies' clock. */
+static int64_t now_ms(void)
+{
+    return st_clock_wall_ms();
+}
 
 static struct st_gen *gen_create(struct st_worker *w, struct st_server_cfg *cref)
 {
@@ -218,7 +225,7 @@ int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, 
         .tiers = st_server_tier(srv),
         .stats = &w->stats,
         .rand = w->rand,
-        .now_ms = st_server_now_ms,
+        .now_ms = now_ms,
     };
     rc = uv_tcp_open(&w->listener, listen_fd);
     if (rc == 0)

@@ -27,10 +27,12 @@
 #include <errno.h>
 #include <llhttp.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "http/http.h"
 #include "http/ids.h"
 #include "base/log.h"
@@ -69,6 +71,8 @@ struct st_conn {
     int handles_open;
     int depth;
     int error_status; /* set by a parser callback that fails the request */
+    const char *error_detail; /* and why (static), or NULL for the status's general text */
+    char error_buf[128];
     size_t head_bytes;
     uint64_t body_bytes;
     size_t write_queue;
@@ -272,9 +276,17 @@ static void close_when_flushed(struct st_conn *c)
 /* strata's own answer to a request that failed before or while it was read. */
 static void send_error(struct st_conn *c, int status)
 {
+    if (!c->id[0]) /* failed before its head was complete: still an id to quote */
+        st_request_id_next(c->h->id_prefix, &c->h->id_counter, c->id);
     struct st_sb sb;
     st_sb_init(&sb, 512);
-    st_http_build_error(&sb, status, c->id[0] ? c->id : NULL, false, false);
+    struct st_error_info ei = {
+        .status = status,
+        .detail = c->error_detail,
+        .request_id = c->id,
+        .now_ms = st_clock_wall_ms(),
+    };
+    st_http_build_error(&sb, &ei);
     size_t len;
     char *p = st_sb_take(&sb, &len);
     struct st_wreq *wr = st_wreq_new();
@@ -282,8 +294,8 @@ static void send_error(struct st_conn *c, int status)
     st_stats_count_status(c->h->stats, status);
     if (!c->x)
         ST_STAT_INC(c->h->stats, REQUESTS);
-    st_log(ST_LOG_INFO, "conn", c->id[0] ? c->id : NULL, "%s: %d %s", c->client_ip, status,
-           st_http_reason(status));
+    st_log(ST_LOG_INFO, "conn", c->id, "%s: %d %s", c->client_ip, status,
+           c->error_detail ? c->error_detail : st_http_reason(status));
     st_conn_send(c, wr);
     close_when_flushed(c);
 }
@@ -381,6 +393,7 @@ static void next_request(struct st_conn *c)
     c->req_complete = false;
     c->resp_done = false;
     c->error_status = 0;
+    c->error_detail = NULL;
     c->id[0] = '\0';
     c->state = C_HEAD;
     if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
@@ -428,7 +441,10 @@ static int status_for_parse_error(struct st_conn *c, enum llhttp_errno err)
 {
     if (c->error_status)
         return c->error_status;
-    (void)err;
+    const char *why = llhttp_get_error_reason(&c->parser);
+    snprintf(c->error_buf, sizeof(c->error_buf), "malformed request: %s (%s)",
+             why ? why : "parse error", llhttp_errno_name(err));
+    c->error_detail = c->error_buf;
     return 400;
 }
 
@@ -469,8 +485,10 @@ static void process(struct st_conn *c)
                 return;
         }
     }
-    if (c->state == C_HEAD && c->any_bytes && c->head_bytes > c->lim->max_header_bytes)
+    if (c->state == C_HEAD && c->any_bytes && c->head_bytes > c->lim->max_header_bytes) {
+        c->error_detail = "request line and headers larger than limits.max_header_bytes";
         fail_request(c, 431);
+    }
 }
 
 static void on_timer(uv_timer_t *t)
@@ -493,7 +511,11 @@ static void on_timer(uv_timer_t *t)
     c->tmode = T_NONE;
     switch (mode) {
     case T_HEAD:
+        c->error_detail = "request head not complete within limits.header_timeout";
+        fail_request(c, 408);
+        break;
     case T_BODY:
+        c->error_detail = "request body paused longer than limits.header_timeout";
         fail_request(c, 408);
         break;
     case T_IDLE:
@@ -581,6 +603,7 @@ static int over_head_limit(struct st_conn *c, size_t len)
     c->head_bytes += len;
     if (c->head_bytes > c->lim->max_header_bytes) {
         c->error_status = 431;
+        c->error_detail = "request line and headers larger than limits.max_header_bytes";
         return -1;
     }
     return 0;
@@ -637,19 +660,54 @@ static void pick_ids(struct st_conn *c)
 }
 
 /* Checks that need the whole head; returns a status to fail with, or 0. */
+/* RFC 9112 3.2: exactly one valid Host in HTTP/1.1, at most one (valid) in HTTP/1.0. */
+static const char *host_problem(const struct st_headers *h, bool http11)
+{
+    const struct st_hdr *host = NULL;
+    for (size_t i = 0; i < h->n; i++) {
+        if (!st_name_eq(st_hdr_name(h, &h->v[i]), h->v[i].name_len, "host"))
+            continue;
+        if (host)
+            return "more than one Host header";
+        host = &h->v[i];
+    }
+    if (!host)
+        return http11 ? "missing Host header (required in HTTP/1.1)" : NULL;
+    if (!st_http_host_valid(st_hdr_value(h, host), host->value_len))
+        return "invalid Host header value";
+    return NULL;
+}
+
+static const char *header_name_problem(const struct st_headers *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (!st_http_is_token(st_hdr_name(h, &h->v[i]), h->v[i].name_len))
+            return "invalid header field name (not a token)";
+    return NULL;
+}
+
+/* Checks that need the whole head; returns a status to fail with (detail set), or 0. */
 static int check_head(struct st_conn *c, llhttp_t *p)
 {
     const struct st_limits *lim = c->lim;
-    if (p->method == HTTP_CONNECT)
+    if (p->method == HTTP_CONNECT) {
+        c->error_detail = "CONNECT is not supported";
         return 501;
+    }
     if (c->target.len == 0 || (c->target.p[0] != '/' && !memmem(c->target.p, c->target.len,
                                                                  "://", 3) &&
-                               !(p->method == HTTP_OPTIONS && !strcmp(c->target.p, "*"))))
+                               !(p->method == HTTP_OPTIONS && !strcmp(c->target.p, "*")))) {
+        c->error_detail = "malformed request target";
         return 400;
-    if (p->http_major == 1 && p->http_minor >= 1 && !st_headers_get(&c->headers, "host"))
+    }
+    if ((c->error_detail = header_name_problem(&c->headers)) != NULL)
         return 400;
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > lim->max_body)
+    if ((c->error_detail = host_problem(&c->headers, p->http_major == 1 && p->http_minor >= 1)))
+        return 400;
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > lim->max_body) {
+        c->error_detail = "request body larger than limits.max_body";
         return 413;
+    }
     return 0;
 }
 
@@ -704,6 +762,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     c->body_bytes += len;
     if (c->body_bytes > c->lim->max_body) {
         c->error_status = 413;
+        c->error_detail = "request body larger than limits.max_body";
         return -1;
     }
     if (c->x)

@@ -3,12 +3,14 @@
  */
 #include "http/http.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "base/alloc.h"
+#include "http/date.h"
 
 void st_headers_init(struct st_headers *h)
 {
@@ -264,12 +266,31 @@ static const char *const request_replaced[] = {
     "expect",          "content-length",    "via",          NULL,
 };
 
+/* Request headers that change many origins' answers: not forwarded on a caching route unless keyed. */
+static const char *const request_unkeyed[] = {
+    "x-forwarded-host", "x-forwarded-scheme", "x-original-url", "x-rewrite-url",
+    "x-http-method-override", "forwarded", NULL,
+};
+
 static bool is_replaced(const char *name, size_t len, const char *const *list)
 {
     for (int i = 0; list[i]; i++)
         if (st_name_eq(name, len, list[i]))
             return true;
     return false;
+}
+
+/* Should this client header stay out of the request to the origin? */
+static bool dropped(const struct st_forward_info *fw, const char *name, size_t len)
+{
+    if (!fw->keep_underscores && memchr(name, '_', len))
+        return true;
+    if (!fw->caching || !is_replaced(name, len, request_unkeyed))
+        return false;
+    for (size_t i = 0; i < fw->n_keyed; i++)
+        if (st_name_eq(name, len, fw->keyed[i]))
+            return false;
+    return true;
 }
 
 void st_http_build_request(struct st_sb *sb, const struct st_request_head *req,
@@ -289,7 +310,8 @@ void st_http_build_request(struct st_sb *sb, const struct st_request_head *req,
             xff = e;
         if (st_name_eq(name, e->name_len, "via") && !via)
             via = e;
-        if (is_replaced(name, e->name_len, request_replaced) || st_http_is_hop_by_hop(h, e))
+        if (is_replaced(name, e->name_len, request_replaced) || st_http_is_hop_by_hop(h, e) ||
+            dropped(fw, name, e->name_len))
             continue;
         if (fw->replace_conditionals && (st_name_eq(name, e->name_len, "if-none-match") ||
                                          st_name_eq(name, e->name_len, "if-modified-since")))
@@ -407,25 +429,31 @@ static const char *error_text(int status)
     }
 }
 
-void st_http_build_error(struct st_sb *sb, int status, const char *request_id, bool keep_alive,
-                         bool head_only)
+void st_http_build_error(struct st_sb *sb, const struct st_error_info *ei)
 {
     struct st_sb body;
     st_sb_init(&body, 128);
-    st_sb_addf(&body, "{\"error\":\"%s\",\"status\":%d", error_text(status), status);
-    if (request_id)
-        st_sb_addf(&body, ",\"request_id\":\"%s\"", request_id);
+    const char *detail = ei->detail ? ei->detail : error_text(ei->status);
+    st_sb_adds(&body, "{\"error\":");
+    st_sb_add_json_str(&body, detail, strlen(detail));
+    st_sb_addf(&body, ",\"status\":%d", ei->status);
+    if (ei->request_id)
+        st_sb_addf(&body, ",\"request_id\":\"%s\"", ei->request_id);
     st_sb_adds(&body, "}\n");
 
-    st_sb_addf(sb, "HTTP/1.1 %d %s\r\n", status, st_http_reason(status));
+    char date[30];
+    st_http_date_format(ei->now_ms, date);
+    st_sb_addf(sb, "HTTP/1.1 %d %s\r\n", ei->status, st_http_reason(ei->status));
+    add_header(sb, "Date", date);
     add_header(sb, "Content-Type", "application/json");
     st_sb_addf(sb, "Content-Length: %zu\r\n", body.len);
-    if (request_id)
-        add_header(sb, "X-Request-Id", request_id);
-    add_header(sb, "Cache-Status", "strata; fwd=bypass");
-    add_header(sb, "Connection", keep_alive ? "keep-alive" : "close");
+    if (ei->request_id)
+        add_header(sb, "X-Request-Id", ei->request_id);
+    add_header(sb, "Cache-Status", ei->cache_status ? ei->cache_status : "strata; fwd=bypass");
+    add_header(sb, "Via", "1.1 strata");
+    add_header(sb, "Connection", ei->keep_alive ? "keep-alive" : "close");
     st_sb_add(sb, "\r\n", 2);
-    if (!head_only)
+    if (!ei->head_only)
         st_sb_add(sb, body.p, body.len);
     st_sb_finish(&body);
 }
@@ -438,6 +466,87 @@ int st_http_status_for_error(int err)
     default:
         return 502;
     }
+}
+
+const char *st_http_error_detail(int err)
+{
+    switch (err) {
+    case -ETIMEDOUT: return "origin timed out";
+    case -ECONNREFUSED: return "origin refused the connection";
+    case -ECONNRESET: return "origin reset the connection";
+    case -EPROTO: return "origin sent a response that is not valid HTTP";
+    case -EPIPE:
+    case -ECONNABORTED: return "origin closed the connection before answering";
+    default: return "origin unreachable";
+    }
+}
+
+/* RFC 9110 5.6.2 tchar */
+static bool is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+bool st_http_is_token(const char *p, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar(p[i]))
+            return false;
+    return true;
+}
+
+/* RFC 3986 unreserved / sub-delims / pct-encoded, as allowed in a reg-name. */
+static bool reg_name_ok(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~!$&'()*+,;=", c))
+            continue;
+        if (c == '%' && i + 2 < len && isxdigit((unsigned char)p[i + 1]) &&
+            isxdigit((unsigned char)p[i + 2])) {
+            i += 2;
+            continue;
+        }
+        return false;
+    }
+    return true;
+}
+
+/* An IP-literal's inside: hex digits, colons and dots (IPv6, IPv4-mapped), or "v..." futures. */
+static bool ip_literal_ok(const char *p, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isxdigit((unsigned char)p[i]) && p[i] != ':' && p[i] != '.')
+            return false;
+    return true;
+}
+
+bool st_http_host_valid(const char *p, size_t len)
+{
+    size_t host_end = len;
+    if (len > 0 && p[0] == '[') {
+        const char *close = memchr(p, ']', len);
+        if (!close || !ip_literal_ok(p + 1, (size_t)(close - p - 1)))
+            return false;
+        host_end = (size_t)(close - p) + 1;
+        if (host_end < len && p[host_end] != ':')
+            return false;
+    } else {
+        const char *colon = memchr(p, ':', len);
+        host_end = colon ? (size_t)(colon - p) : len;
+        if (!reg_name_ok(p, host_end))
+            return false;
+    }
+    for (size_t i = host_end + 1; i < len; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+    return true;
 }
 
 const char *st_target_path(const char *target, size_t len, size_t *out_len)

@@ -101,13 +101,22 @@ struct st_forward_info {
     const char *if_none_match; /* may be NULL */
     size_t if_none_match_len;
     const char *if_modified_since; /* an HTTP-date, may be NULL */
+    /* Header filtering: */
+    bool keep_underscores; /* forward header names with '_' (default: dropped) */
+    bool caching;          /* the answer may be shared: drop unkeyed forwarding headers */
+    char *const *keyed;    /* lowercase names that are part of the cache key: kept */
+    size_t n_keyed;
 };
 
 /*
  * Serialize the request head sent to the origin into sb: the client's
  * request line (as HTTP/1.1), its end-to-end headers (hop-by-hop removed,
  * and the client's X-Forwarded-For, X-Forwarded-Proto, X-Request-Id,
- * traceparent, Expect, Content-Length replaced by ours), then
+ * traceparent, Expect, Content-Length replaced by ours; names with '_'
+ * dropped unless keep_underscores; on a caching route the headers that
+ * change an origin's answer without being in the key - X-Forwarded-Host,
+ * X-Forwarded-Scheme, X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override,
+ * Forwarded - dropped unless keyed), then
  * X-Forwarded-For (appended to the client's), X-Forwarded-Proto, Via,
  * X-Request-Id, traceparent and body framing.
  */
@@ -156,14 +165,36 @@ void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
 /* The standard reason phrase of a status code ("Unknown" for others). */
 const char *st_http_reason(int status);
 
+/* One of strata's own error answers. */
+struct st_error_info {
+    int status;
+    const char *detail;       /* what went wrong, for the body; NULL: the status's general text */
+    const char *request_id;   /* may be NULL */
+    const char *cache_status; /* NULL: "strata; fwd=bypass" */
+    int64_t now_ms;           /* for Date */
+    bool keep_alive;
+    bool head_only;
+};
+
 /*
- * A complete error response from strata itself (JSON body
- * {"error":"...","status":N,"request_id":"..."}), into sb.
+ * A complete error response from strata itself, into sb: Date, Via,
+ * X-Request-Id, Cache-Status and a JSON body
+ * {"error":"<detail>","status":N,"request_id":"..."}.
  */
-void st_http_build_error(struct st_sb *sb, int status, const char *request_id, bool keep_alive,
-                         bool head_only);
+void st_http_build_error(struct st_sb *sb, const struct st_error_info *ei);
 
 /* Map a negative errno from the upstream side to the status strata answers. */
 int st_http_status_for_error(int err);
+/* What an upstream-side negative errno means, for an error body. */
+const char *st_http_error_detail(int err);
+
+/*
+ * Is this a valid Host field value (RFC 9112 3.2, RFC 3986 authority
+ * without userinfo): empty, a reg-name or IPv4 address or [IP-literal],
+ * then an optional :port of digits?
+ */
+bool st_http_host_valid(const char *p, size_t len);
+/* Is this a token (RFC 9110 5.6.2: one or more tchar)? */
+bool st_http_is_token(const char *p, size_t len);
 
 #endif

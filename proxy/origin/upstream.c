@@ -171,7 +171,8 @@ static void arm_timer(struct st_upstream_conn *up, uint64_t ms)
 static void up_fail(struct st_upstream_conn *up, int err)
 {
     void *user = up->user;
-    bool retryable = up->reused && !up->got_bytes;
+    /* A timeout is never retried: the client would wait twice, the origin work twice. */
+    bool retryable = up->reused && !up->got_bytes && err != -ETIMEDOUT;
     up->user = NULL;
     if (user) {
         /* A retryable failure is counted by the user: as a retry, or as an error. */

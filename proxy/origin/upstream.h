@@ -43,7 +43,8 @@ struct st_upstream_cbs {
     /*
      * The exchange with the origin failed (negative errno: -ETIMEDOUT,
      * -ECONNREFUSED, -EPROTO for a bad response, ...). `retryable`: the
-     * connection was a reused pooled one and not a byte of response came;
+     * connection was a reused pooled one, not a byte of response came, and
+     * it was not a timeout (a timeout is never retried);
      * such a failure is not counted in origin.errors here: the user counts
      * it as a retry or as an error.
      */

@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r.n_key_query_names = 3;
         struct st_sb key;
         st_sb_init(&key, 64);
-        st_cache_key_build(&key, &r, target, target_len, head, head_len > 32 ? 32 : head_len);
+        st_cache_key_build(&key, &r, target, target_len, head, head_len > 32 ? 32 : head_len, NULL);
         st_sb_finish(&key);
     }
     store_round_trip(target, target_len, &req, &resp, req_head, req_len);

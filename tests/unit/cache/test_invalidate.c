@@ -33,7 +33,7 @@ static void put(struct st_cache_tier *t, const char *target, const char *host, c
     memset(&r, 0, sizeof(r));
     struct st_sb key;
     st_sb_init(&key, 64);
-    st_cache_key_build(&key, &r, target, strlen(target), host, strlen(host));
+    st_cache_key_build(&key, &r, target, strlen(target), host, strlen(host), NULL);
     struct st_headers req, resp;
     st_headers_init(&req);
     st_headers_init(&resp);
@@ -62,7 +62,7 @@ static bool present(struct st_cache_tier *t, const char *target, const char *hos
     memset(&r, 0, sizeof(r));
     struct st_sb key;
     st_sb_init(&key, 64);
-    st_cache_key_build(&key, &r, target, strlen(target), host, strlen(host));
+    st_cache_key_build(&key, &r, target, strlen(target), host, strlen(host), NULL);
     struct st_headers req;
     st_headers_init(&req);
     bool found =

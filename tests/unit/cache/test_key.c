@@ -33,7 +33,7 @@ static void check_key(const struct st_route_cfg *r, const char *target, const ch
 {
     struct st_sb sb;
     st_sb_init(&sb, 0);
-    st_cache_key_build(&sb, r, target, strlen(target), host, strlen(host));
+    st_cache_key_build(&sb, r, target, strlen(target), host, strlen(host), NULL);
     print_message("key of \"%s\" host \"%s\"\n", target, host);
     assert_int_equal(sb.len, want_len);
     assert_memory_equal(sb.p, want, want_len);
@@ -68,7 +68,7 @@ static void test_separator_and_layout(void **state)
 
     struct st_sb sb;
     st_sb_init(&sb, 0);
-    st_cache_key_build(&sb, &r, "/a/b?x=1", 8, "h.example", 9);
+    st_cache_key_build(&sb, &r, "/a/b?x=1", 8, "h.example", 9, NULL);
     /* Path first (prefix invalidation is a range), one separator, then the host. */
     assert_int_equal(sb.len, 8 + 1 + 9);
     assert_memory_equal(sb.p, "/a/b?x=1", 8);
@@ -199,8 +199,8 @@ static void test_absolute_form(void **state)
     st_sb_init(&a, 0);
     st_sb_init(&o, 0);
     const char *abs = "http://h.example/r?z=1&y=2", *org = "/r?y=2&z=1";
-    st_cache_key_build(&a, &r, abs, strlen(abs), "h.example", 9);
-    st_cache_key_build(&o, &r, org, strlen(org), "H.Example", 9);
+    st_cache_key_build(&a, &r, abs, strlen(abs), "h.example", 9, NULL);
+    st_cache_key_build(&o, &r, org, strlen(org), "H.Example", 9, NULL);
     assert_int_equal(a.len, o.len);
     assert_memory_equal(a.p, o.p, a.len);
     st_sb_finish(&a);
@@ -218,17 +218,49 @@ static void test_appends_and_uses_lengths(void **state)
     /* Only target_len / host_len bytes count: the rest of each string is ignored. */
     const char *target = "/q?b=1&a=2 trailing junk";
     const char *host = "HOST.example:80 junk";
-    st_cache_key_build(&sb, &r, target, 10, host, 12);
+    st_cache_key_build(&sb, &r, target, 10, host, 12, NULL);
     static const char want[] = "pfx:/q?a=2&b=1" SEP "host.example";
     assert_int_equal(sb.len, sizeof(want) - 1);
     assert_memory_equal(sb.p, want, sizeof(want) - 1);
 
     /* A second key appends after the first. */
-    st_cache_key_build(&sb, &r, "/z", 2, "Z", 1);
+    st_cache_key_build(&sb, &r, "/z", 2, "Z", 1, NULL);
     static const char want2[] = "pfx:/q?a=2&b=1" SEP "host.example/z" SEP "z";
     assert_int_equal(sb.len, sizeof(want2) - 1);
     assert_memory_equal(sb.p, want2, sizeof(want2) - 1);
     st_sb_finish(&sb);
+}
+
+static void test_key_headers(void **state)
+{
+    (void)state;
+    struct st_route_cfg r;
+    memset(&r, 0, sizeof(r));
+    char *names[] = {"x-forwarded-host", "accept-language"};
+    r.key_headers = names;
+    r.n_key_headers = 2;
+    struct st_headers h;
+    st_headers_init(&h);
+    const char *lines[][2] = {{"X-Forwarded-Host", "a.example"}, {"Accept-Language", "en"},
+                              {"accept-language", "fr"}, {"Other", "x"}};
+    for (int i = 0; i < 4; i++) {
+        st_headers_name_piece(&h, lines[i][0], strlen(lines[i][0]));
+        st_headers_value_piece(&h, lines[i][1], strlen(lines[i][1]));
+        st_headers_value_done(&h);
+    }
+    struct st_sb sb;
+    st_sb_init(&sb, 64);
+    st_cache_key_build(&sb, &r, "/p", 2, "h", 1, &h);
+    const char want[] = "/p\x1fh\x1fx-forwarded-host:a.example\x1f" "accept-language:en, fr";
+    assert_int_equal(sb.len, sizeof(want) - 1);
+    assert_memory_equal(sb.p, want, sizeof(want) - 1);
+    sb.len = 0;
+    st_cache_key_build(&sb, &r, "/p", 2, "h", 1, NULL); /* absent: empty values, still keyed */
+    const char none[] = "/p\x1fh\x1fx-forwarded-host:\x1f" "accept-language:";
+    assert_int_equal(sb.len, sizeof(none) - 1);
+    assert_memory_equal(sb.p, none, sizeof(none) - 1);
+    st_sb_finish(&sb);
+    st_headers_finish(&h);
 }
 
 /* want is a string literal (it may hold the separator). */
@@ -272,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_absolute_form),
         cmocka_unit_test(test_appends_and_uses_lengths),
         cmocka_unit_test(test_cache_keys_examples),
+        cmocka_unit_test(test_key_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -215,7 +215,8 @@ static void test_build_error(void **state)
     (void)state;
     struct st_sb sb;
     st_sb_init(&sb, 64);
-    st_http_build_error(&sb, 502, "abc", false, false);
+    struct st_error_info ei = {.status = 502, .request_id = "abc", .now_ms = 784111777000LL};
+    st_http_build_error(&sb, &ei);
     assert_true(strncmp(sb.p, "HTTP/1.1 502 Bad Gateway\r\n", 26) == 0);
     assert_non_null(strstr(sb.p, "Connection: close\r\n"));
     const char *body = strstr(sb.p, "\r\n\r\n") + 4;
@@ -224,10 +225,37 @@ static void test_build_error(void **state)
     char cl[64];
     snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", strlen(body));
     assert_non_null(strstr(sb.p, cl));
+    assert_non_null(strstr(sb.p, "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
+    assert_non_null(strstr(sb.p, "Via: 1.1 strata\r\n"));
+    assert_non_null(strstr(sb.p, "Cache-Status: strata; fwd=bypass\r\n"));
     sb.len = 0;
-    st_http_build_error(&sb, 404, NULL, true, true);
+    ei = (struct st_error_info){.status = 404, .keep_alive = true, .head_only = true,
+                                .cache_status = "strata; fwd=miss"};
+    st_http_build_error(&sb, &ei);
     assert_string_equal(strstr(sb.p, "\r\n\r\n"), "\r\n\r\n");
+    assert_non_null(strstr(sb.p, "Cache-Status: strata; fwd=miss\r\n"));
+    sb.len = 0;
+    ei = (struct st_error_info){.status = 400, .detail = "bad \"Host\""};
+    st_http_build_error(&sb, &ei);
+    assert_string_equal(strstr(sb.p, "\r\n\r\n") + 4, "{\"error\":\"bad \\\"Host\\\"\",\"status\":400}\n");
     st_sb_finish(&sb);
+}
+
+static void test_host_and_token_checks(void **state)
+{
+    (void)state;
+    const char *good[] = {"", "example.com", "example.com:8080", "127.0.0.1", "[::1]",
+                          "[::1]:80", "a-b_c.d~e", "%41b", "host:", NULL};
+    const char *bad[] = {"exa mple.com", "a/b", "a@b", "[::1", "[::1]x", "h:8x", "h:80:80",
+                         "%4", "[zz]", "a\"b", NULL};
+    for (int i = 0; good[i]; i++)
+        assert_true(st_http_host_valid(good[i], strlen(good[i])));
+    for (int i = 0; bad[i]; i++)
+        assert_false(st_http_host_valid(bad[i], strlen(bad[i])));
+    assert_true(st_http_is_token("X-Forwarded_For", 15));
+    assert_false(st_http_is_token("Transfer Encoding", 17));
+    assert_false(st_http_is_token("a:b", 3));
+    assert_false(st_http_is_token("", 0));
 }
 
 static void test_status_for_error(void **state)
@@ -275,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_build_request),
         cmocka_unit_test(test_build_response),
         cmocka_unit_test(test_build_error),
+        cmocka_unit_test(test_host_and_token_checks),
         cmocka_unit_test(test_status_for_error),
         cmocka_unit_test(test_number_formatting),
     };
