@@ -750,7 +750,7 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_entry *e, int64_t 
     st_fbuf_i64(&f, age_s);
     st_fbuf_adds(&f, "\r\nCache-Status: ");
     st_fbuf_adds(&f, x->cache_status);
-    st_fbuf_adds(&f, "\r\nX-Request-Id: ");
+    st_fbuf_adds(&f, "\r\nVia: 1.1 strata\r\nX-Request-Id: ");
     st_fbuf_adds(&f, x->id);
     st_fbuf_adds(&f, x->keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"
                                    : "\r\nConnection: close\r\n\r\n");

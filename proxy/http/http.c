@@ -371,6 +371,7 @@ void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
     }
     if (ri->cache_status)
         add_header(sb, "Cache-Status", ri->cache_status);
+    add_header(sb, "Via", "1.1 strata");
     if (ri->request_id)
         add_header(sb, "X-Request-Id", ri->request_id);
     if (ri->framing == ST_FRAME_LENGTH ||

@@ -157,7 +157,8 @@ struct st_response_info {
 /*
  * Serialize a response head for the client: status line, the origin's
  * end-to-end headers (hop-by-hop and framing removed; may be NULL), then
- * Cache-Status, X-Request-Id, framing and Connection.
+ * Cache-Status, Via (ours, after any the origin sent), X-Request-Id,
+ * framing and Connection.
  */
 void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
                             const struct st_headers *origin);

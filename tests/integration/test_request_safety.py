@@ -142,3 +142,17 @@ def test_error_on_a_caching_route_is_not_fwd_bypass(origin, strata):
     assert r.status == 502
     assert "fwd=bypass" not in r.header("Cache-Status"), r.header("Cache-Status")
     assert "fwd=miss" in r.header("Cache-Status")
+
+
+def test_via_on_every_answer(origin, strata):
+    """RFC 9110 7.6.3: a proxy adds itself to Via on responses too."""
+    s = strata(config_text=lambda s: cache_config(s, [cache_route()], {"hot": {"ttl": "60s"}}))
+    origin.script("/c/v", lambda req: (200, [("Via", "1.1 upstream-lb"),
+                                             ("Cache-Control", "max-age=60")], b"v"))
+    miss = get(s.port, "/c/v")
+    hit = get(s.port, "/c/v")
+    passed = get(s.port, "/echo")
+    for r in (miss, hit):
+        assert r.header_all("Via") == ["1.1 upstream-lb", "1.1 strata"], r.headers
+    assert passed.header_all("Via") == ["1.1 strata"]
+    assert origin.count("/c/v") == 1
