@@ -180,6 +180,7 @@ static void test_build_response(void **state)
                        "Content-Type: application/json\r\n"
                        "ETag: \"v1\"\r\n"
                        "Cache-Status: strata; fwd=bypass\r\n"
+                       "Via: 1.1 strata\r\n"
                        "X-Request-Id: rid\r\n"
                        "Content-Length: 42\r\n"
                        "Connection: keep-alive\r\n"
