@@ -195,6 +195,7 @@ static void test_build_response(void **state)
     st_http_build_response(&sb, &ri, NULL);
     assert_string_equal(sb.p, "HTTP/1.1 404 Not Found\r\n"
                               "Cache-Status: strata; fwd=bypass\r\n"
+                              "Via: 1.1 strata\r\n"
                               "X-Request-Id: rid\r\n"
                               "Transfer-Encoding: chunked\r\n"
                               "Connection: close\r\n\r\n");
