@@ -84,3 +84,16 @@ def test_metrics_prometheus_text(origin, strata):
     assert _metric(text, "strata_requests_total") == 3, text[:2000]
     assert _metric(text, "strata_responses_total", 'class="2xx"') == 2, text[:2000]
     assert _metric(text, "strata_responses_total", 'class="5xx"') == 1, text[:2000]
+
+
+def test_admin_off_loopback_without_token_refuses_to_start(strata_bin, tmp_path):
+    import subprocess
+    cfg = tmp_path / "open-admin.yaml"
+    cfg.write_text('admin: { listen: "0.0.0.0:18081" }\n'
+                   'upstreams: { o: { servers: ["127.0.0.1:9"] } }\n'
+                   'routes: [ { match: "/*", upstream: o, strategy: bypass } ]\n')
+    for args in (["--check", "-c", str(cfg)], ["-c", str(cfg)]):
+        p = subprocess.run([strata_bin] + args, capture_output=True, text=True, timeout=10)
+        assert p.returncode == 1, (args, p.returncode, p.stdout, p.stderr)
+        assert f"{cfg}:1:18: admin.listen 0.0.0.0:18081 is not a loopback address" in p.stderr
+        assert "admin.token" in p.stderr

@@ -619,6 +619,21 @@ static void test_env_expansion_in_config(void **state)
                 "t.yaml:7:18: bad size 'lots' for memory" SIZE_HINT);
 }
 
+static void test_admin_off_loopback_needs_a_token(void **state)
+{
+    (void)state;
+    expect_diag(OK "admin: { listen: \"0.0.0.0:9091\" }\n",
+                "t.yaml:7:18: admin.listen 0.0.0.0:9091 is not a loopback address and "
+                "admin.token is not set: set one (token: \"${STRATA_ADMIN_TOKEN}\", then clients "
+                "send Authorization: Bearer <token>) or listen on 127.0.0.1");
+    struct st_config *cfg = expect_ok(OK "admin: { listen: \"0.0.0.0:9091\", token: t }\n");
+    st_config_destroy(cfg);
+    cfg = expect_ok(OK "admin: { listen: \"127.0.0.2:9091\" }\n");
+    st_config_destroy(cfg);
+    cfg = expect_ok(OK "admin: { listen: \"[::1]:9091\" }\n");
+    st_config_destroy(cfg);
+}
+
 static void test_names(void **state)
 {
     static const char *const names[] = {"bypass", "cache-aside", "write-through", "write-behind"};
@@ -720,6 +735,22 @@ static void test_shipped_examples(void **state)
     st_config_destroy(cfg);
     unsetenv("STRATA_ADMIN_TOKEN");
 
+    /* The container's config: refused without a token, a catch-all cache with one. */
+    char path[4096];
+    struct st_diag d = {0};
+    snprintf(path, sizeof(path), "%s/config/examples/docker.yaml", ST_SOURCE_ROOT);
+    assert_int_equal(st_config_load_file(path, &cfg, &d), -EINVAL);
+    assert_int_equal(d.n, 1);
+    assert_non_null(strstr(d.lines[0], "docker.yaml:8:"));
+    assert_non_null(strstr(d.lines[0], "admin.token is not set"));
+    st_diag_finish(&d);
+    setenv("STRATA_ADMIN_TOKEN", "abc", 1);
+    load_example("docker.yaml", &cfg);
+    assert_int_equal(cfg->n_routes, 1);
+    assert_int_equal(cfg->routes[0].strategy, ST_STRATEGY_CACHE_ASIDE);
+    st_config_destroy(cfg);
+    unsetenv("STRATA_ADMIN_TOKEN");
+
     load_example("demo.yaml", &cfg);
     assert_false(cfg->redis.enabled);
     assert_string_equal(cfg->listen.text, "127.0.0.1:8080");
@@ -803,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_workers_zero_is_one_per_core),
         cmocka_unit_test(test_redis_defaults_and_urls),
         cmocka_unit_test(test_env_expansion_in_config),
+        cmocka_unit_test(test_admin_off_loopback_needs_a_token),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_from_backend),
         cmocka_unit_test(test_shipped_examples),
