@@ -84,14 +84,17 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
 }
 
+/* One admin answer; allow (may be NULL) is the Allow header of a 405. */
 static void respond(struct admin_conn *c, int status, const char *ctype, struct st_sb *body,
-                    bool keep_alive, bool head_only)
+                    bool keep_alive, bool head_only, const char *allow)
 {
     struct st_sb sb;
     st_sb_init(&sb, body->len + 256);
-    st_sb_addf(&sb, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                    "Cache-Control: no-store\r\nConnection: %s\r\n\r\n",
-               status, st_http_reason(status), ctype, body->len,
+    st_sb_addf(&sb, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n",
+               status, st_http_reason(status), ctype, body->len);
+    if (allow)
+        st_sb_addf(&sb, "Allow: %s\r\n", allow);
+    st_sb_addf(&sb, "Cache-Control: no-store\r\nConnection: %s\r\n\r\n",
                keep_alive ? "keep-alive" : "close");
     if (!head_only)
         st_sb_add(&sb, body->p, body->len);
@@ -199,37 +202,75 @@ static int invalidate(struct admin_conn *c, struct st_sb *out)
     return 400;
 }
 
-static void handle(struct admin_conn *c, llhttp_t *p)
+enum endpoint { EP_NONE, EP_LIVE, EP_READY, EP_STATS, EP_METRICS, EP_INVALIDATE };
+
+static const struct {
+    const char *path;
+    enum endpoint ep;
+} endpoints[] = {
+    {"/healthz", EP_LIVE},  {"/health", EP_LIVE},      {"/health/live", EP_LIVE},
+    {"/readyz", EP_READY},  {"/health/ready", EP_READY}, {"/stats", EP_STATS},
+    {"/metrics", EP_METRICS}, {"/invalidate", EP_INVALIDATE},
+};
+
+static enum endpoint endpoint_of(const struct st_sb *url)
+{
+    for (size_t i = 0; i < sizeof(endpoints) / sizeof(endpoints[0]); i++)
+        if (path_is(url, endpoints[i].path))
+            return endpoints[i].ep;
+    return EP_NONE;
+}
+
+/* The body and status of endpoint ep (its method already checked). */
+static int answer(struct admin_conn *c, enum endpoint ep, struct st_sb *body, const char **ctype)
 {
     struct st_server *srv = c->admin->srv;
+    switch (ep) {
+    case EP_LIVE:
+        st_sb_adds(body, "{\"status\":\"ok\"}\n");
+        return 200;
+    case EP_READY:
+        if (st_server_draining(srv)) {
+            st_sb_adds(body, "{\"status\":\"unavailable\",\"reason\":\"draining\"}\n");
+            return 503;
+        }
+        st_sb_adds(body, "{\"status\":\"ready\"}\n");
+        return 200;
+    case EP_STATS:
+        st_admin_stats_json(srv, body);
+        return 200;
+    case EP_METRICS:
+        st_admin_stats_prometheus(srv, body);
+        *ctype = "text/plain; version=0.0.4";
+        return 200;
+    case EP_INVALIDATE:
+        return invalidate(c, body);
+    case EP_NONE:
+        break;
+    }
+    st_sb_adds(body, "{\"error\":\"no such admin endpoint\"}\n");
+    return 404;
+}
+
+static void handle(struct admin_conn *c, llhttp_t *p)
+{
     bool keep_alive = llhttp_should_keep_alive(p);
     struct st_sb body;
     st_sb_init(&body, 512);
-    const char *json = "application/json";
-    int status = 200;
-    bool get = p->method == HTTP_GET || p->method == HTTP_HEAD;
-    if (get && (path_is(&c->url, "/healthz") || path_is(&c->url, "/health") ||
-                path_is(&c->url, "/health/live"))) {
-        st_sb_adds(&body, "{\"status\":\"ok\"}\n");
-    } else if (get && (path_is(&c->url, "/readyz") || path_is(&c->url, "/health/ready"))) {
-        if (st_server_draining(srv)) {
-            status = 503;
-            st_sb_adds(&body, "{\"status\":\"unavailable\",\"reason\":\"draining\"}\n");
-        } else {
-            st_sb_adds(&body, "{\"status\":\"ready\"}\n");
-        }
-    } else if (get && path_is(&c->url, "/stats")) {
-        st_admin_stats_json(srv, &body);
-    } else if (get && path_is(&c->url, "/metrics")) {
-        st_admin_stats_prometheus(srv, &body);
-        json = "text/plain; version=0.0.4";
-    } else if (p->method == HTTP_POST && path_is(&c->url, "/invalidate")) {
-        status = invalidate(c, &body);
+    const char *ctype = "application/json";
+    enum endpoint ep = endpoint_of(&c->url);
+    const char *allow = ep == EP_INVALIDATE ? "POST" : "GET, HEAD";
+    bool method_ok = ep == EP_INVALIDATE ? p->method == HTTP_POST
+                                         : p->method == HTTP_GET || p->method == HTTP_HEAD;
+    int status;
+    if (ep != EP_NONE && !method_ok) {
+        status = 405;
+        st_sb_addf(&body, "{\"error\":\"method not allowed: use %s\"}\n", allow);
     } else {
-        status = 404;
-        st_sb_adds(&body, "{\"error\":\"no such admin endpoint\"}\n");
+        status = answer(c, ep, &body, &ctype);
     }
-    respond(c, status, json, &body, keep_alive, p->method == HTTP_HEAD);
+    respond(c, status, ctype, &body, keep_alive, p->method == HTTP_HEAD,
+            status == 405 ? allow : NULL);
     st_sb_finish(&body);
 }
 
@@ -255,7 +296,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         struct st_sb body;
         st_sb_init(&body, 64);
         st_sb_adds(&body, "{\"error\":\"malformed request\"}\n");
-        respond(c, 400, "application/json", &body, false, false);
+        respond(c, 400, "application/json", &body, false, false, NULL);
         st_sb_finish(&body);
         uv_read_stop(s);
     }

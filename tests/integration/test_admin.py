@@ -97,3 +97,16 @@ def test_admin_off_loopback_without_token_refuses_to_start(strata_bin, tmp_path)
         assert p.returncode == 1, (args, p.returncode, p.stdout, p.stderr)
         assert f"{cfg}:1:18: admin.listen 0.0.0.0:18081 is not a loopback address" in p.stderr
         assert "admin.token" in p.stderr
+
+
+def test_wrong_method_on_a_known_endpoint_is_405_with_allow(strata):
+    from harness import request
+    s = strata()
+    for method, path, allow in [("POST", "/stats", "GET, HEAD"), ("DELETE", "/healthz", "GET, HEAD"),
+                                ("GET", "/invalidate", "POST"), ("PUT", "/metrics", "GET, HEAD")]:
+        r = request(s.admin_port, method, path, body=b"{}" if method != "GET" else None)
+        assert r.status == 405, (method, path, r.status)
+        assert r.header("Allow") == allow
+        assert allow in r.json()["error"]
+    assert request(s.admin_port, "POST", "/nope", body=b"{}").status == 404
+    assert request(s.admin_port, "HEAD", "/stats").status == 200
