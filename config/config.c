@@ -17,8 +17,6 @@
  */
 #include "config/config.h"
 
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -80,17 +78,6 @@ static void h_log_format(struct st_walk *w, const yaml_node_t *val, void *obj,
         *ST_FIELD_AT(obj, f, enum st_log_format) = (enum st_log_format)i;
 }
 
-static bool is_loopback(const struct st_addr *a)
-{
-    if (a->sa.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->sa;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (a->sa.ss_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
-    return false;
-}
-
 static void h_admin(struct st_walk *w, const yaml_node_t *val, void *obj,
                     const struct st_walk_field *f)
 {
@@ -104,7 +91,7 @@ static void h_admin(struct st_walk *w, const yaml_node_t *val, void *obj,
     if (!st_walk_map(w, val, "admin", fields, ARRAY_LEN(fields), obj, seen) || !seen[0])
         return;
     /* Anyone who reaches the admin listener could purge the cache: off loopback, a token. */
-    if (cfg->admin_listen.text && !is_loopback(&cfg->admin_listen) &&
+    if (cfg->admin_listen.text && !st_addr_is_loopback(&cfg->admin_listen) &&
         (!cfg->admin_token || !cfg->admin_token[0]))
         st_walk_error(w, seen[0],
                       "admin.listen %s is not a loopback address and admin.token is not set: "

@@ -193,6 +193,8 @@ int st_parse_percent(const char *s, unsigned *pct);
 /* "HOST:PORT" with a numeric IPv4, "[IPv6]" or "localhost" -> address. 0 or -EINVAL. */
 int st_parse_addr(const char *s, struct st_addr *out);
 void st_addr_finish(struct st_addr *a);
+/* Is a in 127.0.0.0/8 or ::1? */
+bool st_addr_is_loopback(const struct st_addr *a);
 /*
  * Expand ${VAR} and ${VAR:-default} from the environment into a new string
  * (*out, caller frees). An unset ${VAR} without default is an error: returns

@@ -155,6 +155,17 @@ int st_parse_addr(const char *s, struct st_addr *out)
     return 0;
 }
 
+bool st_addr_is_loopback(const struct st_addr *a)
+{
+    if (a->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a->sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a->sa.ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+    return false;
+}
+
 void st_addr_finish(struct st_addr *a)
 {
     free(a->text);

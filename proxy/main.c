@@ -3,10 +3,15 @@
  * [--version]) and the table of strategies handed to the server.
  */
 #include <errno.h>
+#include <hiredis/hiredis.h>
+#include <llhttp.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
+#include <xxhash.h>
+#include <yaml.h>
 
 #include "admin/admin.h"
 #include "config/config.h"
@@ -23,19 +28,55 @@ static const struct st_strategy_table strategies = {
         },
 };
 
-static const struct st_server_wiring wiring = {
-    .strategies = &strategies,
-    .admin_start = st_admin_start,
-    .admin_stop = st_admin_stop,
-};
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: strata [-c FILE] [-b HOST:PORT] [--check] [--version]\n"
-               "  -c, --config FILE    config file (YAML)\n"
-               "  -b, --backend ADDR   no config: proxy everything to ADDR, cache-aside, ttl 60s\n"
-               "      --check          validate the config and exit (0 = ok)\n"
-               "      --version        print the version and exit\n");
+    fprintf(f,
+            "usage: strata [-c FILE | -b HOST:PORT [-l HOST:PORT] [-a HOST:PORT]] [--check]\n"
+            "              [--takeover] [-V] [-h]\n"
+            "  -c, --config FILE    config file (YAML)\n"
+            "  -b, --backend ADDR   no config: proxy everything to ADDR, cache-aside, ttl 60s\n"
+            "  -l, --listen ADDR    with -b: listen here (default 127.0.0.1:8080)\n"
+            "  -a, --admin ADDR     with -b: admin listener here (default 127.0.0.1:8081;\n"
+            "                       loopback only: quick mode has no admin token)\n"
+            "      --check          validate the config and exit (0 = ok)\n"
+            "      --takeover       share the listen address with a running strata\n"
+            "                       (SO_REUSEPORT, for a restart without downtime)\n"
+            "  -V, --version        print the version, build options and libraries\n"
+            "  -h, --help           print this help\n");
+}
+
+static void version(void)
+{
+    printf("strata %s\n", ST_VERSION);
+    printf("build: jemalloc %s\n", ST_HAVE_JEMALLOC ? "yes" : "no (system allocator)");
+    unsigned xxh = XXH_versionNumber();
+    printf("libraries: libuv %s, llhttp %d.%d.%d, hiredis %d.%d.%d, xxhash %u.%u.%u, "
+           "libyaml %s\n",
+           uv_version_string(), LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR,
+           LLHTTP_VERSION_PATCH, HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH, xxh / 10000,
+           xxh / 100 % 100, xxh % 100, yaml_get_version_string());
+}
+
+/* -l / -a in quick mode: replace *a with addr, or say why not. */
+static int set_addr(struct st_addr *a, const char *opt, const char *addr, bool loopback_only,
+                    struct st_diag *diag)
+{
+    struct st_addr nu;
+    if (st_parse_addr(addr, &nu) < 0) {
+        st_diag_add(diag, "%s: bad address '%s' (want HOST:PORT, e.g. 127.0.0.1:8080)", opt, addr);
+        return -EINVAL;
+    }
+    if (loopback_only && !st_addr_is_loopback(&nu)) {
+        st_diag_add(diag, "%s: %s is not a loopback address; quick mode has no admin token "
+                          "(use a config file with admin.token to listen there)",
+                    opt, addr);
+        st_addr_finish(&nu);
+        return -EINVAL;
+    }
+    st_addr_finish(a);
+    *a = nu;
+    return 0;
 }
 
 static void print_diags(const struct st_diag *d)
@@ -44,33 +85,64 @@ static void print_diags(const struct st_diag *d)
         fprintf(stderr, "%s\n", d->lines[i]);
 }
 
-int main(int argc, char **argv)
+struct cli {
+    const char *file, *backend, *listen, *admin;
+    bool check, takeover;
+};
+
+/* Parse argv into cli; returns -1 to go on, else the exit code. */
+static int parse_cli(int argc, char **argv, struct cli *o)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"backend", required_argument, NULL, 'b'},
-        {"check", no_argument, NULL, 'k'},        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'}, {"admin", required_argument, NULL, 'a'},
+        {"check", no_argument, NULL, 'k'},        {"takeover", no_argument, NULL, 't'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    const char *file = NULL, *backend = NULL;
-    int check = 0, opt;
-    while ((opt = getopt_long(argc, argv, "c:b:h", opts, NULL)) != -1) {
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:b:l:a:Vh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': file = optarg; break;
-        case 'b': backend = optarg; break;
-        case 'k': check = 1; break;
-        case 'V': printf("strata %s\n", ST_VERSION); return 0;
+        case 'c': o->file = optarg; break;
+        case 'b': o->backend = optarg; break;
+        case 'l': o->listen = optarg; break;
+        case 'a': o->admin = optarg; break;
+        case 'k': o->check = true; break;
+        case 't': o->takeover = true; break;
+        case 'V': version(); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || (file && backend) || (!file && !backend)) {
+    if (optind < argc || (o->file && o->backend) || (!o->file && !o->backend) ||
+        (o->file && (o->listen || o->admin))) {
         usage(stderr);
         return 2;
     }
+    return -1;
+}
+
+static int load(const struct cli *o, struct st_config **cfg, struct st_diag *diag)
+{
+    if (o->file)
+        return st_config_load_file(o->file, cfg, diag);
+    int rc = st_config_from_backend(o->backend, cfg, diag);
+    if (rc == 0 && o->listen)
+        rc = set_addr(&(*cfg)->listen, "-l", o->listen, false, diag);
+    if (rc == 0 && o->admin)
+        rc = set_addr(&(*cfg)->admin_listen, "-a", o->admin, true, diag);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli o = {0};
+    int exit_code = parse_cli(argc, argv, &o);
+    if (exit_code >= 0)
+        return exit_code;
     struct st_diag diag = {0};
     struct st_config *cfg = NULL;
-    int rc = file ? st_config_load_file(file, &cfg, &diag)
-                  : st_config_from_backend(backend, &cfg, &diag);
+    int rc = load(&o, &cfg, &diag);
     if (rc == 0)
         rc = st_server_check_config(cfg, &strategies, &diag);
     if (rc < 0) {
@@ -80,10 +152,16 @@ int main(int argc, char **argv)
         return 1;
     }
     st_diag_finish(&diag);
-    if (check) {
+    if (o.check) {
         printf("ok\n");
         st_config_destroy(cfg);
         return 0;
     }
+    const struct st_server_wiring wiring = {
+        .strategies = &strategies,
+        .admin_start = st_admin_start,
+        .admin_stop = st_admin_stop,
+        .takeover = o.takeover,
+    };
     return st_server_run(cfg, &wiring);
 }

@@ -167,15 +167,19 @@ int st_server_check_config(const struct st_config *cfg, const struct st_strategy
     return rc;
 }
 
-/* A listening socket that several workers can each bind (SO_REUSEPORT). */
-static int bind_reuseport(const struct st_addr *a)
+/*
+ * A socket bound to a (not listening yet): with reuseport, one that several
+ * workers can each bind (SO_REUSEPORT); without, one that fails with
+ * -EADDRINUSE while anyone listens there, another strata included.
+ */
+static int bind_addr(const struct st_addr *a, bool reuseport)
 {
     int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+    if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
         bind(fd, (const struct sockaddr *)&a->sa, a->len) < 0) {
         int err = -errno;
         close(fd);
@@ -265,9 +269,22 @@ static int start_workers(struct st_server *srv, const struct st_config *cfg)
 {
     srv->n_workers = cfg->workers ? cfg->workers : 1;
     srv->workers = st_xcalloc(srv->n_workers, sizeof(*srv->workers));
+    /* SO_REUSEPORT would let a second strata share the port silently: refuse, unless asked. */
+    if (!srv->wiring->takeover) {
+        int probe = bind_addr(&cfg->listen, false);
+        if (probe < 0) {
+            st_log(ST_LOG_ERROR, "server", NULL,
+                   "listen %s: %s (is another strata running? --takeover shares the port "
+                   "with it)",
+                   cfg->listen.text, strerror(-probe));
+            srv->n_workers = 0;
+            return probe;
+        }
+        close(probe);
+    }
     int fds[srv->n_workers];
     for (unsigned i = 0; i < srv->n_workers; i++) {
-        fds[i] = bind_reuseport(&cfg->listen);
+        fds[i] = bind_addr(&cfg->listen, true);
         if (fds[i] < 0) {
             st_log(ST_LOG_ERROR, "server", NULL, "listen %s: %s", cfg->listen.text,
                    strerror(-fds[i]));

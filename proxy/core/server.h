@@ -62,6 +62,7 @@ struct st_server_wiring {
     int (*admin_start)(uv_loop_t *loop, struct st_server *srv, const struct st_addr *addr,
                        struct st_admin **out);
     void (*admin_stop)(struct st_admin *a);
+    bool takeover; /* share listen with a running strata (SO_REUSEPORT) instead of failing */
 };
 
 /*

@@ -1,50 +1,98 @@
 """The -b quick mode and the log formats."""
 
 import json
+import re
 import signal
 import socket
 import subprocess
 
-import pytest
-
-from harness import HOST, get, wait_until
+from harness import HOST, assert_still_serving, free_port, get, wait_until
 
 
-def port_free(port):
-    with socket.socket() as s:
-        try:
-            s.bind((HOST, port))
-            return True
-        except OSError:
-            return False
+def run(strata_bin, *args):
+    return subprocess.run([strata_bin, *args], capture_output=True, text=True, timeout=10)
 
 
 def test_quick_mode_caches_in_front_of_one_backend(strata_bin, origin, tmp_path):
-    if not (port_free(8080) and port_free(8081)):
-        pytest.skip("-b mode listens on 127.0.0.1:8080/8081, which are taken on this machine")
+    port, admin = free_port(), free_port()
     log = open(tmp_path / "quick.log", "wb")
-    p = subprocess.Popen([strata_bin, "-b", origin.addr], stderr=log)
+    p = subprocess.Popen([strata_bin, "-b", origin.addr, "-l", f"{HOST}:{port}",
+                          "-a", f"{HOST}:{admin}"], stderr=log)
     try:
         def ready():
+            if p.poll() is not None:
+                raise AssertionError(f"strata -b exited {p.returncode}")
             try:
-                return get(8081, "/healthz", timeout=0.5).status == 200
+                return get(admin, "/healthz", timeout=0.5).status == 200
             except OSError:
                 return False
         wait_until(ready, 10, msg="-b mode up")
         origin.script("/qm", lambda req: (200, [("Content-Type", "text/plain")], b"quick\n"))
-        first = get(8080, "/qm")
-        second = get(8080, "/qm")
+        first = get(port, "/qm")
+        second = get(port, "/qm")
         assert first.body == second.body == b"quick\n"
         assert "fwd=miss" in first.header("Cache-Status")
         assert second.header("Cache-Status").startswith("strata; hit; ttl=")
         assert origin.count("/qm") == 1
-        st = json.loads(get(8081, "/stats").body)
+        st = json.loads(get(admin, "/stats").body)
         assert st["routes"]["/*"]["strategy"] == "cache-aside"
         assert st["routes"]["/*"]["tier"] == "default"
     finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            assert p.wait(10) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            log.close()
+
+
+def test_help_and_version(strata_bin):
+    for flag in ("-h", "--help"):
+        r = run(strata_bin, flag)
+        assert r.returncode == 0 and "usage: strata" in r.stdout and "--takeover" in r.stdout
+    for flag in ("-V", "--version"):
+        r = run(strata_bin, flag)
+        assert r.returncode == 0
+        lines = r.stdout.splitlines()
+        assert re.fullmatch(r"strata \d+\.\d+\.\d+", lines[0]), lines
+        assert lines[1].startswith("build: jemalloc ")
+        for lib in ("libuv 1.", "llhttp 8.", "hiredis 0.14", "xxhash 0.8", "libyaml 0."):
+            assert lib in lines[2], lines[2]
+
+
+def test_quick_mode_address_errors(strata_bin):
+    r = run(strata_bin, "-b", "127.0.0.1:9", "-l", "nowhere", "--check")
+    assert r.returncode == 1 and "-l: bad address 'nowhere'" in r.stderr
+    r = run(strata_bin, "-b", "127.0.0.1:9", "-a", "0.0.0.0:18081", "--check")
+    assert r.returncode == 1 and "not a loopback address" in r.stderr
+    r = run(strata_bin, "-c", "x.yaml", "-l", "127.0.0.1:1")
+    assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_second_strata_on_the_same_listen_address_fails(strata_bin, origin, strata, tmp_path):
+    s = strata()
+    cfg = tmp_path / "second.yaml"
+    cfg.write_text(open(s.config_path).read().replace(f":{s.admin_port}", f":{free_port()}"))
+    r = subprocess.run([strata_bin, "-c", str(cfg)], capture_output=True, text=True, timeout=15)
+    assert r.returncode == 1, (r.returncode, r.stderr[-500:])
+    assert "Address already in use" in r.stderr and "--takeover" in r.stderr
+    # With --takeover it shares the port (a restart without downtime), and stops cleanly.
+    p = subprocess.Popen([strata_bin, "-c", str(cfg), "--takeover"], stderr=subprocess.PIPE)
+
+    def listening():
+        if p.poll() is not None:
+            raise AssertionError(f"strata --takeover exited {p.returncode}")
+        return b"listening on" in p.stderr.peek(4096)
+
+    try:
+        wait_until(listening, 10, msg="--takeover listening")
+    finally:
         p.send_signal(signal.SIGTERM)
         assert p.wait(10) == 0
-        log.close()
+    assert_still_serving(s)
 
 
 def test_json_logs_with_access_lines(strata):
