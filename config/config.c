@@ -365,6 +365,15 @@ static void h_match(struct st_walk *w, const yaml_node_t *val, void *obj,
         st_walk_error(w, val, "bad pattern '%s': %s", s, why);
 }
 
+static void h_name(struct st_walk *w, const yaml_node_t *val, void *obj,
+                   const struct st_walk_field *f)
+{
+    struct st_route_cfg *r = obj;
+    st_field_string(w, val, obj, f);
+    if (r->name && !r->name[0])
+        st_walk_error(w, val, "name must not be empty (leave it out to use the match)");
+}
+
 static void h_host(struct st_walk *w, const yaml_node_t *val, void *obj,
                    const struct st_walk_field *f)
 {
@@ -535,6 +544,7 @@ enum route_field {
     RF_CACHE_AUTHORIZED,
     RF_CACHE_SET_COOKIE,
     RF_WRITE_BEHIND,
+    RF_NAME,
     RF_COUNT
 };
 
@@ -553,6 +563,7 @@ static const struct st_walk_field route_fields[RF_COUNT] = {
     [RF_CACHE_SET_COOKIE] = {"cache_set_cookie", st_field_bool,
                              offsetof(struct st_route_cfg, cache_set_cookie)},
     [RF_WRITE_BEHIND] = {"write_behind", h_write_behind, 0},
+    [RF_NAME] = {"name", h_name, offsetof(struct st_route_cfg, name)},
 };
 
 static bool has_capture(const struct st_pattern *p, const char *name, size_t len)
@@ -621,6 +632,26 @@ static void check_route(struct st_walk *w, const yaml_node_t *node, const yaml_n
                       "strategy write-behind needs redis (add a redis: section)");
     if (seen[RF_INVALIDATES])
         parse_invalidates(w, seen[RF_INVALIDATES], r);
+    if (r->match)
+        r->id = r->name ? st_xstrdup(r->name)
+                : r->host ? st_xasprintf("%s@%s", r->match, r->host)
+                          : st_xstrdup(r->match);
+}
+
+/* Route ids name the routes in /stats and /metrics: one per route. */
+static void check_ids(struct st_walk *w, const yaml_node_t *val, const struct st_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        for (size_t j = 0; j < i && cfg->routes[i].id; j++) {
+            if (!cfg->routes[j].id || strcmp(cfg->routes[i].id, cfg->routes[j].id) != 0)
+                continue;
+            st_walk_error(w, st_walk_node(w, val->data.sequence.items.start[i]),
+                          "route '%s' has the same id as the route on line %u: give one of "
+                          "them a name (routes are told apart by name, else match@host)",
+                          cfg->routes[i].id, cfg->routes[j].line);
+            break;
+        }
+    }
 }
 
 static void parse_route(struct st_walk *w, const yaml_node_t *node, struct st_route_cfg *r)
@@ -650,6 +681,7 @@ static void parse_routes(struct st_walk *w, const yaml_node_t *val, struct st_co
         route_init(&cfg->routes[i]);
         parse_route(w, st_walk_node(w, val->data.sequence.items.start[i]), &cfg->routes[i]);
     }
+    check_ids(w, val, cfg);
 }
 
 /* ---- top level ---- */
@@ -871,6 +903,7 @@ int st_config_from_backend(const char *hostport, struct st_config **out, struct 
     cfg->n_routes = 1;
     route_init(&cfg->routes[0]);
     cfg->routes[0].match = st_xstrdup("/*");
+    cfg->routes[0].id = st_xstrdup("/*");
     const char *why;
     ST_CHECK(st_pattern_compile("/*", &cfg->routes[0].pattern, &why) == 0);
     cfg->routes[0].strategy = ST_STRATEGY_CACHE_ASIDE;
@@ -897,6 +930,8 @@ static void upstream_finish(struct st_upstream_cfg *u)
 static void route_finish(struct st_route_cfg *r)
 {
     free(r->match);
+    free(r->name);
+    free(r->id);
     st_pattern_finish(&r->pattern);
     free(r->host);
     free_strings(r->invalidates, r->n_invalidates);

@@ -85,7 +85,9 @@ enum st_key_query {
 };
 
 struct st_route_cfg {
-    char *match; /* owned: the pattern as written, also the route's name in /stats */
+    char *match; /* owned: the pattern as written */
+    char *name;  /* owned; optional */
+    char *id;    /* owned: name, else match, else match@host: the route in /stats (unique) */
     struct st_pattern pattern;
     char *host;       /* owned; NULL = any host. Compared case-insensitively, port ignored */
     unsigned methods; /* st_method_bit set; 0 = all methods */

@@ -46,12 +46,17 @@ static uint64_t sum_rs(const struct snapshot *s, bool tier, unsigned slot, enum 
     return n;
 }
 
-static void sum_latency(const struct snapshot *s, unsigned slot, uint64_t out[ST_LAT_BUCKETS])
+/* The upstream slot's histogram summed over every thread; returns the sum of latencies in us. */
+static uint64_t sum_latency(const struct snapshot *s, unsigned slot, uint64_t out[ST_LAT_BUCKETS])
 {
+    uint64_t sum_us = 0;
     memset(out, 0, sizeof(uint64_t) * ST_LAT_BUCKETS);
-    for (size_t i = 0; i < s->n_blocks; i++)
+    for (size_t i = 0; i < s->n_blocks; i++) {
         for (unsigned b = 0; b < ST_LAT_BUCKETS; b++)
             out[b] += atomic_load_explicit(&s->blocks[i]->latency[slot][b], memory_order_relaxed);
+        sum_us += atomic_load_explicit(&s->blocks[i]->latency_sum_us[slot], memory_order_relaxed);
+    }
+    return sum_us;
 }
 
 static double ratio(uint64_t good, uint64_t total)
@@ -80,13 +85,15 @@ static void group_extra(struct st_sb *sb, const char *group, const uint64_t v[ST
         st_sb_adds(sb, ",\"latency\":{");
         for (size_t i = 0; i < cfg->n_upstreams; i++) {
             uint64_t b[ST_LAT_BUCKETS], n = 0;
-            sum_latency(s, cfg->upstreams[i].stats_slot, b);
+            uint64_t sum_us = sum_latency(s, cfg->upstreams[i].stats_slot, b);
             for (unsigned k = 0; k < ST_LAT_BUCKETS; k++)
                 n += b[k];
             st_sb_addf(sb, "%s", i ? "," : "");
             st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
-            st_sb_addf(sb, ":{\"count\":%llu,\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
-                       (unsigned long long)n, (double)st_latency_quantile_us(b, 0.50) / 1000.0,
+            st_sb_addf(sb,
+                       ":{\"count\":%llu,\"sum_ms\":%.3f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
+                       (unsigned long long)n, (double)sum_us / 1000.0,
+                       (double)st_latency_quantile_us(b, 0.50) / 1000.0,
                        (double)st_latency_quantile_us(b, 0.99) / 1000.0);
         }
         st_sb_adds(sb, "}");
@@ -120,9 +127,16 @@ static void json_routes(struct st_sb *sb, const struct snapshot *s)
         for (int k = 0; k < ST_RS__COUNT; k++)
             v[k] = sum_rs(s, false, r->stats_slot, (enum st_rstat)k);
         st_sb_addf(sb, "%s", i ? "," : "");
+        st_sb_add_json_str(sb, r->id, strlen(r->id));
+        st_sb_adds(sb, ":{\"match\":");
         st_sb_add_json_str(sb, r->match, strlen(r->match));
+        st_sb_adds(sb, ",\"host\":");
+        if (r->host)
+            st_sb_add_json_str(sb, r->host, strlen(r->host));
+        else
+            st_sb_adds(sb, "null");
         st_sb_addf(sb,
-                   ":{\"requests\":%llu,\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,"
+                   ",\"requests\":%llu,\"hits\":%llu,\"misses\":%llu,\"stale\":%llu,"
                    "\"collapsed\":%llu,\"bypass\":%llu,\"hit_ratio\":%.4f,"
                    "\"byte_hit_ratio\":%.4f,\"strategy\":\"%s\",\"tier\":",
                    (unsigned long long)v[ST_RS_REQUESTS], (unsigned long long)v[ST_RS_HITS],
@@ -172,15 +186,15 @@ static void prom_label(struct st_sb *sb, const char *metric, const char *label, 
 
 /* strata_<label>_<name>_total{<label>="..."} for every route or tier of the config. */
 static void prom_family(struct st_sb *sb, const struct snapshot *s, bool tier, const char *label,
-                        const char *name, enum st_rstat k)
+                        const char *name, const char *help, enum st_rstat k)
 {
     const struct st_config *cfg = s->cref->cfg;
     char metric[64];
     snprintf(metric, sizeof(metric), "strata_%s_%s_total", label, name);
-    st_sb_addf(sb, "# TYPE %s counter\n", metric);
+    st_sb_addf(sb, "# HELP %s %s, per %s\n# TYPE %s counter\n", metric, help, label, metric);
     size_t n = tier ? cfg->n_tiers : cfg->n_routes;
     for (size_t i = 0; i < n; i++) {
-        const char *value = tier ? cfg->tiers[i].name : cfg->routes[i].match;
+        const char *value = tier ? cfg->tiers[i].name : cfg->routes[i].id;
         unsigned slot = tier ? cfg->tiers[i].stats_slot : cfg->routes[i].stats_slot;
         prom_label(sb, metric, label, value, sum_rs(s, tier, slot, k));
     }
@@ -191,10 +205,20 @@ static void prom_routes_tiers(struct st_sb *sb, const struct snapshot *s)
     static const char *const names[ST_RS__COUNT] = {
         "requests", "hits", "misses", "stale", "collapsed", "bypass", "bytes", "bytes_hit",
     };
+    static const char *const help[ST_RS__COUNT] = {
+        "Client requests",
+        "Requests answered from a fresh cache entry",
+        "Cacheable requests that went to the origin",
+        "Requests answered from a stale entry",
+        "Requests that waited for another request's origin fetch",
+        "Requests answered without the cache",
+        "Body bytes sent",
+        "Body bytes sent from the cache",
+    };
     for (int k = 0; k < ST_RS__COUNT; k++)
-        prom_family(sb, s, false, "route", names[k], (enum st_rstat)k);
+        prom_family(sb, s, false, "route", names[k], help[k], (enum st_rstat)k);
     for (int k = ST_RS_HITS; k <= ST_RS_STALE; k++)
-        prom_family(sb, s, true, "tier", names[k], (enum st_rstat)k);
+        prom_family(sb, s, true, "tier", names[k], help[k], (enum st_rstat)k);
 }
 
 static void prom_latency(struct st_sb *sb, const struct snapshot *s)
@@ -204,8 +228,9 @@ static void prom_latency(struct st_sb *sb, const struct snapshot *s)
                    "# TYPE strata_origin_latency_seconds histogram\n");
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         uint64_t b[ST_LAT_BUCKETS], cum = 0;
-        sum_latency(s, cfg->upstreams[i].stats_slot, b);
-        for (unsigned k = 0; k < ST_LAT_BUCKETS; k++) {
+        uint64_t sum_us = sum_latency(s, cfg->upstreams[i].stats_slot, b);
+        /* The last bucket also holds what is over its bound: it is only counted in +Inf. */
+        for (unsigned k = 0; k < ST_LAT_BUCKETS - 1; k++) {
             cum += b[k];
             st_sb_adds(sb, "strata_origin_latency_seconds_bucket{upstream=");
             st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
@@ -214,7 +239,11 @@ static void prom_latency(struct st_sb *sb, const struct snapshot *s)
         }
         st_sb_adds(sb, "strata_origin_latency_seconds_bucket{upstream=");
         st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+        cum += b[ST_LAT_BUCKETS - 1];
         st_sb_addf(sb, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        st_sb_adds(sb, "strata_origin_latency_seconds_sum{upstream=");
+        st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+        st_sb_addf(sb, "} %.6f\n", (double)sum_us / 1e6);
         st_sb_adds(sb, "strata_origin_latency_seconds_count{upstream=");
         st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
         st_sb_addf(sb, "} %llu\n", (unsigned long long)cum);
@@ -229,11 +258,17 @@ void st_admin_stats_prometheus(struct st_server *srv, struct st_sb *out)
     prom_routes_tiers(out, &s);
     prom_latency(out, &s);
     st_sb_addf(out,
+               "# HELP strata_l1_entries Entries in the memory tier\n"
                "# TYPE strata_l1_entries gauge\nstrata_l1_entries %llu\n"
+               "# HELP strata_l1_bytes Bytes the memory tier's entries take\n"
                "# TYPE strata_l1_bytes gauge\nstrata_l1_bytes %llu\n"
+               "# HELP strata_l1_capacity_bytes The memory tier's budget (cache.memory)\n"
                "# TYPE strata_l1_capacity_bytes gauge\nstrata_l1_capacity_bytes %llu\n"
+               "# HELP strata_l1_evictions_total Entries evicted to stay within the budget\n"
                "# TYPE strata_l1_evictions_total counter\nstrata_l1_evictions_total %llu\n"
+               "# HELP strata_l1_expirations_total Expired entries dropped\n"
                "# TYPE strata_l1_expirations_total counter\nstrata_l1_expirations_total %llu\n"
+               "# HELP strata_uptime_seconds Seconds since strata started\n"
                "# TYPE strata_uptime_seconds gauge\nstrata_uptime_seconds %.3f\n",
                (unsigned long long)s.l1.entries, (unsigned long long)s.l1.bytes,
                (unsigned long long)s.l1.capacity, (unsigned long long)s.l1.evictions,

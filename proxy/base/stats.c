@@ -71,9 +71,9 @@ void st_stats_render_json(struct st_sb *sb, const uint64_t v[ST_STAT__COUNT],
 
 uint64_t st_latency_bound_us(unsigned i)
 {
-    /* 4 buckets per power of two from 64 us: 64, 76, 90, 107, 128, ... ~ 66 s */
+    /* 4 buckets per power of two from 100 us: 100, 118, 141, 168, 200, ... ~ 88 s */
     static const unsigned quarter[4] = {1000, 1189, 1414, 1682};
-    return ((uint64_t)64 << (i / 4)) * quarter[i % 4] / 1000;
+    return ((uint64_t)100 << (i / 4)) * quarter[i % 4] / 1000;
 }
 
 void st_stats_latency(struct st_stats *s, unsigned slot, uint64_t us)
@@ -84,6 +84,7 @@ void st_stats_latency(struct st_stats *s, unsigned slot, uint64_t us)
     while (i < ST_LAT_BUCKETS - 1 && us >= st_latency_bound_us(i))
         i++;
     st_stat_bump(&s->latency[slot][i], 1);
+    st_stat_bump(&s->latency_sum_us[slot], us);
 }
 
 uint64_t st_latency_quantile_us(const uint64_t buckets[ST_LAT_BUCKETS], double q)

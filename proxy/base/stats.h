@@ -92,14 +92,19 @@ enum st_rstat {
 #define ST_MAX_ROUTE_SLOTS 256
 #define ST_MAX_TIER_SLOTS 64
 #define ST_MAX_UPSTREAM_SLOTS 64
-/* Origin latency histogram: bucket i holds latencies below st_latency_bound_us(i). */
-#define ST_LAT_BUCKETS 40
+/*
+ * Origin latency histogram: bucket i holds latencies below st_latency_bound_us(i),
+ * four buckets per power of two from 100 us to about 88 s; the last one also holds
+ * anything longer (+Inf).
+ */
+#define ST_LAT_BUCKETS 80
 
 struct st_stats {
     _Alignas(64) _Atomic uint64_t v[ST_STAT__COUNT];
     _Atomic uint64_t route[ST_MAX_ROUTE_SLOTS][ST_RS__COUNT];
     _Atomic uint64_t tier[ST_MAX_TIER_SLOTS][ST_RS__COUNT];
     _Atomic uint64_t latency[ST_MAX_UPSTREAM_SLOTS][ST_LAT_BUCKETS];
+    _Atomic uint64_t latency_sum_us[ST_MAX_UPSTREAM_SLOTS];
 };
 
 /* Add to a counter of the calling thread's own block: a plain load and store, no RMW. */

@@ -530,6 +530,7 @@ void st_exchange_set_cache_status(struct st_exchange *x, const char *value)
 void st_exchange_count_bypass(struct st_exchange *x)
 {
     ST_STAT_INC(&x->w->stats, CACHE_BYPASS);
+    st_stat_bump(&x->w->stats.route[x->route->stats_slot][ST_RS_BYPASS], 1);
 }
 
 const struct st_request_head *st_exchange_request(const struct st_exchange *x)

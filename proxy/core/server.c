@@ -127,7 +127,7 @@ static unsigned slot_for(struct slot_registry *r, const char *name)
 static void assign_slots(struct st_server *srv, struct st_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_routes; i++) {
-        cfg->routes[i].stats_slot = slot_for(&srv->route_slots, cfg->routes[i].match);
+        cfg->routes[i].stats_slot = slot_for(&srv->route_slots, cfg->routes[i].id);
         cfg->routes[i].impl = srv->wiring->strategies->kind[cfg->routes[i].strategy];
     }
     for (size_t i = 0; i < cfg->n_tiers; i++)
