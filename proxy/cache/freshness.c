@@ -36,6 +36,7 @@
 
 #include "http/date.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -295,6 +296,156 @@ static bool has_content(const struct st_headers *h, const char *name)
     return false;
 }
 
+/* ---- CDN-Cache-Control as a Structured Field dictionary (RFC 8941) ---- */
+
+static bool sf_lcalpha(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static bool sf_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* sf-key at v[*i]; its length (0: none). */
+static size_t sf_key(const char *v, size_t len, size_t *i)
+{
+    size_t s = *i;
+    if (*i >= len || !(sf_lcalpha(v[*i]) || v[*i] == '*'))
+        return 0;
+    while (*i < len && (sf_lcalpha(v[*i]) || sf_digit(v[*i]) || strchr("_-.*", v[*i])))
+        (*i)++;
+    return *i - s;
+}
+
+enum sf_type { SF_BAD, SF_INTEGER, SF_DECIMAL, SF_STRING, SF_TOKEN, SF_BYTES, SF_BOOLEAN };
+
+/* One bare item at v[*i]: its type (SF_BAD when malformed). */
+static enum sf_type sf_bare_item(const char *v, size_t len, size_t *i)
+{
+    if (*i >= len)
+        return SF_BAD;
+    char c = v[*i];
+    if (c == '-' || sf_digit(c)) {
+        size_t digits = 0, frac = 0;
+        bool dot = false;
+        if (c == '-')
+            (*i)++;
+        for (; *i < len && (sf_digit(v[*i]) || (v[*i] == '.' && !dot)); (*i)++) {
+            if (v[*i] == '.')
+                dot = true;
+            else if (dot)
+                frac++;
+            else
+                digits++;
+        }
+        if (digits == 0 || (dot && (frac == 0 || frac > 3 || digits > 12)) || digits > 15)
+            return SF_BAD;
+        return dot ? SF_DECIMAL : SF_INTEGER;
+    }
+    if (c == '"') {
+        for ((*i)++; *i < len && v[*i] != '"'; (*i)++)
+            if (v[*i] == '\\' && (++(*i) >= len || (v[*i] != '"' && v[*i] != '\\')))
+                return SF_BAD;
+        return *i < len ? ((*i)++, SF_STRING) : SF_BAD;
+    }
+    if (c == '?') {
+        if (*i + 1 >= len || (v[*i + 1] != '0' && v[*i + 1] != '1'))
+            return SF_BAD;
+        *i += 2;
+        return SF_BOOLEAN;
+    }
+    if (c == ':') {
+        for ((*i)++; *i < len && v[*i] != ':'; (*i)++)
+            if (!isalnum((unsigned char)v[*i]) && !strchr("+/=", v[*i]))
+                return SF_BAD;
+        return *i < len ? ((*i)++, SF_BYTES) : SF_BAD;
+    }
+    if (isalpha((unsigned char)c) || c == '*') {
+        while (*i < len && (is_tchar(v[*i]) || v[*i] == ':' || v[*i] == '/'))
+            (*i)++;
+        return SF_TOKEN;
+    }
+    return SF_BAD;
+}
+
+/* ;key[=item] parameters after a member. */
+static bool sf_params(const char *v, size_t len, size_t *i)
+{
+    while (*i < len && v[*i] == ';') {
+        (*i)++;
+        while (*i < len && v[*i] == ' ')
+            (*i)++;
+        if (!sf_key(v, len, i))
+            return false;
+        if (*i < len && v[*i] == '=' && (++(*i), sf_bare_item(v, len, i) == SF_BAD))
+            return false;
+    }
+    return true;
+}
+
+/* The type RFC 9111 gives a directive's value, for the ones strata reads (SF_BAD: any). */
+static enum sf_type directive_type(const char *k, size_t n)
+{
+    static const char *const ints[] = {"max-age", "s-maxage", "stale-while-revalidate",
+                                       "stale-if-error", NULL};
+    static const char *const flags[] = {"no-store", "no-cache", "private", "public",
+                                        "must-revalidate", "proxy-revalidate", "immutable",
+                                        NULL};
+    for (int j = 0; ints[j]; j++)
+        if (strlen(ints[j]) == n && memcmp(ints[j], k, n) == 0)
+            return SF_INTEGER;
+    for (int j = 0; flags[j]; j++)
+        if (strlen(flags[j]) == n && memcmp(flags[j], k, n) == 0)
+            return SF_BOOLEAN;
+    return SF_BAD;
+}
+
+/* Is one field line a valid dictionary whose known directives have their types? */
+static bool sf_dictionary_ok(const char *v, size_t len)
+{
+    size_t i = skip_ows(v, len, 0);
+    while (i < len) {
+        size_t k0 = i, klen = sf_key(v, len, &i);
+        if (!klen)
+            return false;
+        enum sf_type want = directive_type(v + k0, klen), got = SF_BOOLEAN;
+        bool negative = false;
+        if (i < len && v[i] == '=') {
+            negative = ++i < len && v[i] == '-';
+            got = sf_bare_item(v, len, &i);
+            if (got == SF_BAD)
+                return false;
+        }
+        if (want != SF_BAD && (got != want || (want == SF_INTEGER && negative)))
+            return false; /* a known directive of the wrong type; delta-seconds are >= 0 */
+        if (!sf_params(v, len, &i))
+            return false;
+        i = skip_ows(v, len, i);
+        if (i == len)
+            return true;
+        if (v[i] != ',')
+            return false;
+        i = skip_ows(v, len, i + 1);
+        if (i == len)
+            return false; /* a trailing comma */
+    }
+    return true;
+}
+
+/* Every CDN-Cache-Control line parses (RFC 9213: an invalid field is ignored whole). */
+static bool cdn_cache_control_ok(const struct st_headers *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const struct st_hdr *e = &h->v[i];
+        if (st_name_eq(st_hdr_name(h, e), e->name_len, "cdn-cache-control") &&
+            !sf_dictionary_ok(st_hdr_value(h, e), e->value_len))
+            return false;
+    }
+    return true;
+}
+
 /* What one response says, after CDN-Cache-Control selection. */
 struct resp_view {
     struct st_cc cc;
@@ -307,7 +458,7 @@ static void resp_view_init(struct resp_view *rv, const struct st_headers *resp, 
     const struct st_hdr *date = st_headers_get(resp, "date");
     rv->date_ms = date ? st_http_date_parse_at(st_hdr_value(resp, date), date->value_len, now_ms)
                        : -1;
-    if (has_content(resp, "cdn-cache-control")) {
+    if (has_content(resp, "cdn-cache-control") && cdn_cache_control_ok(resp)) {
         st_cc_parse_headers(resp, "cdn-cache-control", &rv->cc);
         rv->expires = NULL;
         return;
@@ -374,7 +525,10 @@ static const char *refuse_reason(int status, const struct st_headers *req,
         return "Vary: *";
     if (!has_explicit(rv) && !st_freshness_status_cacheable(status) && !c->public_)
         return "status not cacheable without explicit freshness";
-    if (!has_explicit(rv) && pol->tier_ttl_ms == 0)
+    /* A no-cache answer with a validator is stored at any ttl: every use revalidates it. */
+    bool revalidatable = c->no_cache && (st_headers_get(resp, "etag") ||
+                                         st_headers_get(resp, "last-modified"));
+    if (!has_explicit(rv) && pol->tier_ttl_ms == 0 && !revalidatable)
         return "no explicit freshness and tier ttl is 0";
     return NULL;
 }

@@ -1,0 +1,37 @@
+"""HTTP behaviour users expect from a cache (RFC 9111): no-cache answers with a
+validator are stored even on a strict (ttl: 0) tier and revalidated on every
+use."""
+
+from harness import CacheStatus, cache_config, cache_route
+
+
+def test_no_cache_with_validator_is_stored_on_a_ttl_0_tier(origin, strata):
+    s = strata(config_text=lambda s: cache_config(s, [cache_route(tier="strict")],
+                                                  {"strict": {"ttl": 0}}))
+
+    def answer(req, n):
+        if req.header("If-None-Match") == '"v1"':
+            return 304
+        return 200
+
+    origin.script_versioned("/c/nc", status=answer,
+                            headers=[("Cache-Control", "no-cache"), ("ETag", '"v1"')])
+    first = s.get("/c/nc")
+    assert first.status == 200 and "stored" in CacheStatus(first.header("Cache-Status"))
+    second = s.get("/c/nc")
+    assert second.status == 200 and second.body == b"/c/nc v1\n"
+    assert origin.last("/c/nc").header("If-None-Match") == '"v1"'  # revalidated, not refetched
+    assert origin.count("/c/nc") == 2
+
+
+def test_invalid_cdn_cache_control_is_ignored_whole(origin, strata):
+    s = strata(config_text=lambda s: cache_config(s, [cache_route()], {"hot": {"ttl": "60s"}}))
+    origin.script_versioned("/c/cdn-bad", headers=[("Cache-Control", "no-store"),
+                                                   ("CDN-Cache-Control", 'max-age="600"')])
+    origin.script_versioned("/c/cdn-ok", headers=[("Cache-Control", "no-store"),
+                                                  ("CDN-Cache-Control", "max-age=600")])
+    for path in ("/c/cdn-bad", "/c/cdn-ok"):
+        s.get(path)
+        s.get(path)
+    assert origin.count("/c/cdn-bad") == 2, "a malformed CDN-Cache-Control must not cache"
+    assert origin.count("/c/cdn-ok") == 1
