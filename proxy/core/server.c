@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -194,13 +195,32 @@ static void log_diags(const struct st_diag *d)
         st_log(ST_LOG_ERROR, "config", NULL, "%s", d->lines[i]);
 }
 
+/* One line per key whose new value only a restart applies (and only when it changed). */
 static void warn_restart_only(const struct st_config *old, const struct st_config *nu)
 {
-    if (strcmp(old->listen.text, nu->listen.text) != 0 || old->workers != nu->workers ||
-        strcmp(old->admin_listen.text, nu->admin_listen.text) != 0 ||
-        old->cache_memory != nu->cache_memory || old->cache_max_object != nu->cache_max_object)
+    char was[32], now[32];
+    if (strcmp(old->listen.text, nu->listen.text) != 0)
+        st_log(ST_LOG_WARN, "config", NULL, "listen: %s keeps running until a restart (new: %s)",
+               old->listen.text, nu->listen.text);
+    if (strcmp(old->admin_listen.text, nu->admin_listen.text) != 0)
         st_log(ST_LOG_WARN, "config", NULL,
-               "listen, admin.listen, workers and cache keep their old values until a restart");
+               "admin.listen: %s keeps running until a restart (new: %s)", old->admin_listen.text,
+               nu->admin_listen.text);
+    if (old->workers != nu->workers)
+        st_log(ST_LOG_WARN, "config", NULL, "workers: %u keep running until a restart (new: %u)",
+               old->workers, nu->workers);
+    if (old->cache_memory != nu->cache_memory) {
+        snprintf(was, sizeof(was), "%llu", (unsigned long long)old->cache_memory);
+        snprintf(now, sizeof(now), "%llu", (unsigned long long)nu->cache_memory);
+        st_log(ST_LOG_WARN, "config", NULL,
+               "cache.memory: %s bytes stay until a restart (new: %s)", was, now);
+    }
+    if (old->cache_max_object != nu->cache_max_object) {
+        snprintf(was, sizeof(was), "%llu", (unsigned long long)old->cache_max_object);
+        snprintf(now, sizeof(now), "%llu", (unsigned long long)nu->cache_max_object);
+        st_log(ST_LOG_WARN, "config", NULL,
+               "cache.max_object: %s bytes stay until a restart (new: %s)", was, now);
+    }
 }
 
 static void reload(struct st_server *srv)

@@ -236,3 +236,16 @@ def test_version(strata_bin):
     p = run_cli(strata_bin, "--version")
     assert p.returncode == 0
     assert re.search(r"\d+\.\d+\.\d+", p.stdout + p.stderr), repr(p.stdout + p.stderr)
+
+
+def test_reload_warns_only_about_changed_restart_keys(origin, strata):
+    s = strata(workers=2)
+    text = s.render(workers=2)
+    s.reload(text.replace("/down/*", "/gone/*"))  # a route change only: applied, no warning
+    wait_until(lambda: s.log().count("reloaded") == 1, 5, msg="first reload")
+    assert "until a restart" not in s.log()
+    s.reload(text.replace("workers: 2", "workers: 3"))
+    wait_until(lambda: s.log().count("reloaded") == 2, 5, msg="second reload")
+    lines = [l for l in s.log().splitlines() if "until a restart" in l]
+    assert len(lines) == 1, lines
+    assert "workers: 2 keep running until a restart (new: 3)" in lines[0]
