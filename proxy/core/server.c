@@ -195,6 +195,16 @@ static void log_diags(const struct st_diag *d)
         st_log(ST_LOG_ERROR, "config", NULL, "%s", d->lines[i]);
 }
 
+/* Keys this build reads but does not act on yet: said, not silently ignored. */
+static void warn_unused(const struct st_config *cfg)
+{
+    if (cfg->redis.enabled)
+        st_log(ST_LOG_WARN, "config", NULL,
+               "%s: redis is configured, but this build of strata has no Redis tier yet: "
+               "it runs on the memory tier alone",
+               cfg->path ? cfg->path : "-b");
+}
+
 /* One line per key whose new value only a restart applies (and only when it changed). */
 static void warn_restart_only(const struct st_config *old, const struct st_config *nu)
 {
@@ -248,6 +258,7 @@ static void reload(struct st_server *srv)
     }
     st_diag_finish(&diag);
     warn_restart_only(cur->cfg, cfg);
+    warn_unused(cfg);
     st_server_cfg_put(cur);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
     atomic_store(&srv->max_conns, (long)cfg->limits.max_connections);
@@ -353,6 +364,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     srv.wiring = wiring;
     signal(SIGPIPE, SIG_IGN);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
+    warn_unused(cfg);
     srv.loop = uv_default_loop();
     srv.started_ms = uv_now(srv.loop);
     srv.route_slots.max = ST_MAX_ROUTE_SLOTS;

@@ -249,3 +249,9 @@ def test_reload_warns_only_about_changed_restart_keys(origin, strata):
     lines = [l for l in s.log().splitlines() if "until a restart" in l]
     assert len(lines) == 1, lines
     assert "workers: 2 keep running until a restart (new: 3)" in lines[0]
+
+
+def test_redis_section_is_warned_about_until_the_tier_exists(origin, strata, redis):
+    s = strata(extra=f'redis: {{ url: "{redis.url}" }}\n')
+    wait_until(lambda: "no Redis tier yet" in s.log(), 5, msg="the redis warning")
+    assert s.get("/echo").status == 200
