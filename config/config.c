@@ -78,17 +78,18 @@ static void h_log_format(struct st_walk *w, const yaml_node_t *val, void *obj,
         *ST_FIELD_AT(obj, f, enum st_log_format) = (enum st_log_format)i;
 }
 
+static const struct st_walk_field admin_fields[] = {
+    {"listen", st_field_addr, offsetof(struct st_config, admin_listen)},
+    {"token", st_field_string, offsetof(struct st_config, admin_token)},
+};
+
 static void h_admin(struct st_walk *w, const yaml_node_t *val, void *obj,
                     const struct st_walk_field *f)
 {
-    static const struct st_walk_field fields[] = {
-        {"listen", st_field_addr, offsetof(struct st_config, admin_listen)},
-        {"token", st_field_string, offsetof(struct st_config, admin_token)},
-    };
-    const yaml_node_t *seen[ARRAY_LEN(fields)];
+    const yaml_node_t *seen[ARRAY_LEN(admin_fields)];
     struct st_config *cfg = obj;
     (void)f;
-    if (!st_walk_map(w, val, "admin", fields, ARRAY_LEN(fields), obj, seen) || !seen[0])
+    if (!st_walk_map(w, val, "admin", admin_fields, ARRAY_LEN(admin_fields), obj, seen) || !seen[0])
         return;
     /* Anyone who reaches the admin listener could purge the cache: off loopback, a token. */
     if (cfg->admin_listen.text && !st_addr_is_loopback(&cfg->admin_listen) &&
@@ -100,17 +101,18 @@ static void h_admin(struct st_walk *w, const yaml_node_t *val, void *obj,
                       cfg->admin_listen.text);
 }
 
+static const struct st_walk_field cache_fields[] = {
+    {"memory", st_field_size, offsetof(struct st_config, cache_memory)},
+    {"max_object", st_field_size, offsetof(struct st_config, cache_max_object)},
+};
+
 static void h_cache(struct st_walk *w, const yaml_node_t *val, void *obj,
                     const struct st_walk_field *f)
 {
-    static const struct st_walk_field fields[] = {
-        {"memory", st_field_size, offsetof(struct st_config, cache_memory)},
-        {"max_object", st_field_size, offsetof(struct st_config, cache_max_object)},
-    };
-    const yaml_node_t *seen[ARRAY_LEN(fields)];
+    const yaml_node_t *seen[ARRAY_LEN(cache_fields)];
     struct st_config *cfg = obj;
     (void)f;
-    if (!st_walk_map(w, val, "cache", fields, ARRAY_LEN(fields), obj, seen))
+    if (!st_walk_map(w, val, "cache", cache_fields, ARRAY_LEN(cache_fields), obj, seen))
         return;
     if (cfg->cache_max_object > cfg->cache_memory) {
         const yaml_node_t *at = seen[1] ? seen[1] : seen[0] ? seen[0] : val;
@@ -120,32 +122,34 @@ static void h_cache(struct st_walk *w, const yaml_node_t *val, void *obj,
     }
 }
 
+#define LIM(name) offsetof(struct st_config, limits) + offsetof(struct st_limits, name)
+static const struct st_walk_field limits_fields[] = {
+    {"max_header_bytes", st_field_size, LIM(max_header_bytes)},
+    {"max_body", st_field_size, LIM(max_body)},
+    {"header_timeout", st_field_duration, LIM(header_timeout_ms)},
+    {"idle_timeout", st_field_duration, LIM(idle_timeout_ms)},
+    {"max_connections", st_field_u64, LIM(max_connections)},
+    {"underscores_in_headers", st_field_bool, LIM(underscores_in_headers)},
+};
+#undef LIM
+
 static void h_limits(struct st_walk *w, const yaml_node_t *val, void *obj,
                      const struct st_walk_field *f)
 {
-#define LIM(name) offsetof(struct st_config, limits) + offsetof(struct st_limits, name)
-    static const struct st_walk_field fields[] = {
-        {"max_header_bytes", st_field_size, LIM(max_header_bytes)},
-        {"max_body", st_field_size, LIM(max_body)},
-        {"header_timeout", st_field_duration, LIM(header_timeout_ms)},
-        {"idle_timeout", st_field_duration, LIM(idle_timeout_ms)},
-        {"max_connections", st_field_u64, LIM(max_connections)},
-        {"underscores_in_headers", st_field_bool, LIM(underscores_in_headers)},
-    };
-#undef LIM
     (void)f;
-    st_walk_map(w, val, "limits", fields, ARRAY_LEN(fields), obj, NULL);
+    st_walk_map(w, val, "limits", limits_fields, ARRAY_LEN(limits_fields), obj, NULL);
 }
+
+static const struct st_walk_field log_fields[] = {
+    {"format", h_log_format, offsetof(struct st_config, log_format)},
+    {"access", st_field_bool, offsetof(struct st_config, log_access)},
+};
 
 static void h_log(struct st_walk *w, const yaml_node_t *val, void *obj,
                   const struct st_walk_field *f)
 {
-    static const struct st_walk_field fields[] = {
-        {"format", h_log_format, offsetof(struct st_config, log_format)},
-        {"access", st_field_bool, offsetof(struct st_config, log_access)},
-    };
     (void)f;
-    st_walk_map(w, val, "log", fields, ARRAY_LEN(fields), obj, NULL);
+    st_walk_map(w, val, "log", log_fields, ARRAY_LEN(log_fields), obj, NULL);
 }
 
 /* ---- redis ---- */
@@ -247,42 +251,44 @@ static void h_redis_url(struct st_walk *w, const yaml_node_t *val, void *obj,
     r->url = s;
 }
 
+static const struct st_walk_field redis_fields[] = {
+    {"url", h_redis_url, 0},
+    {"timeout", st_field_duration, offsetof(struct st_redis_cfg, timeout_ms)},
+    {"prefix", st_field_string, offsetof(struct st_redis_cfg, prefix)},
+    {"lock_wait", st_field_duration, offsetof(struct st_redis_cfg, lock_wait_ms)},
+    {"partition_ttl", st_field_duration, offsetof(struct st_redis_cfg, partition_ttl_ms)},
+};
+
 static void parse_redis(struct st_walk *w, const yaml_node_t *val, struct st_config *cfg)
 {
-    static const struct st_walk_field fields[] = {
-        {"url", h_redis_url, 0},
-        {"timeout", st_field_duration, offsetof(struct st_redis_cfg, timeout_ms)},
-        {"prefix", st_field_string, offsetof(struct st_redis_cfg, prefix)},
-        {"lock_wait", st_field_duration, offsetof(struct st_redis_cfg, lock_wait_ms)},
-        {"partition_ttl", st_field_duration, offsetof(struct st_redis_cfg, partition_ttl_ms)},
-    };
     struct st_redis_cfg *r = &cfg->redis;
     r->enabled = true;
     r->url = st_xstrdup("redis://127.0.0.1:6379/0");
     ST_CHECK(parse_redis_url(r->url, r) == NULL);
-    st_walk_map(w, val, "redis", fields, ARRAY_LEN(fields), r, NULL);
+    st_walk_map(w, val, "redis", redis_fields, ARRAY_LEN(redis_fields), r, NULL);
 }
 
 /* ---- tiers ---- */
 
+static const struct st_walk_field tier_fields[] = {
+    {"ttl", st_field_duration, offsetof(struct st_tier, ttl_ms)},
+    {"jitter", st_field_percent, offsetof(struct st_tier, jitter_pct)},
+    {"stale_while_revalidate", st_field_duration,
+     offsetof(struct st_tier, stale_while_revalidate_ms)},
+    {"stale_if_error", st_field_duration, offsetof(struct st_tier, stale_if_error_ms)},
+};
+
 static void on_tier(struct st_walk *w, const char *name, const yaml_node_t *key,
                     const yaml_node_t *val, void *ctx)
 {
-    static const struct st_walk_field fields[] = {
-        {"ttl", st_field_duration, offsetof(struct st_tier, ttl_ms)},
-        {"jitter", st_field_percent, offsetof(struct st_tier, jitter_pct)},
-        {"stale_while_revalidate", st_field_duration,
-         offsetof(struct st_tier, stale_while_revalidate_ms)},
-        {"stale_if_error", st_field_duration, offsetof(struct st_tier, stale_if_error_ms)},
-    };
     struct st_config *cfg = ctx;
-    const yaml_node_t *seen[ARRAY_LEN(fields)];
+    const yaml_node_t *seen[ARRAY_LEN(tier_fields)];
     cfg->tiers = st_xrealloc(cfg->tiers, (cfg->n_tiers + 1) * sizeof(*cfg->tiers));
     struct st_tier *t = &cfg->tiers[cfg->n_tiers++];
     memset(t, 0, sizeof(*t));
     t->name = st_xstrdup(name);
     char *where = st_xasprintf("tiers.%s", name);
-    if (st_walk_map(w, val, where, fields, ARRAY_LEN(fields), t, seen) && !seen[0])
+    if (st_walk_map(w, val, where, tier_fields, ARRAY_LEN(tier_fields), t, seen) && !seen[0])
         st_walk_error(w, key, "missing required key 'ttl' in %s", where);
     free(where);
 }
@@ -311,24 +317,25 @@ static void h_servers(struct st_walk *w, const yaml_node_t *val, void *obj,
     }
 }
 
+static const struct st_walk_field upstream_fields[] = {
+    {"servers", h_servers, 0},
+    {"connect_timeout", st_field_duration,
+     offsetof(struct st_upstream_cfg, connect_timeout_ms)},
+    {"timeout", st_field_duration, offsetof(struct st_upstream_cfg, timeout_ms)},
+    {"keepalive", st_field_uint, offsetof(struct st_upstream_cfg, keepalive)},
+};
+
 static void on_upstream(struct st_walk *w, const char *name, const yaml_node_t *key,
                         const yaml_node_t *val, void *ctx)
 {
-    static const struct st_walk_field fields[] = {
-        {"servers", h_servers, 0},
-        {"connect_timeout", st_field_duration,
-         offsetof(struct st_upstream_cfg, connect_timeout_ms)},
-        {"timeout", st_field_duration, offsetof(struct st_upstream_cfg, timeout_ms)},
-        {"keepalive", st_field_uint, offsetof(struct st_upstream_cfg, keepalive)},
-    };
     struct st_config *cfg = ctx;
-    const yaml_node_t *seen[ARRAY_LEN(fields)];
+    const yaml_node_t *seen[ARRAY_LEN(upstream_fields)];
     cfg->upstreams = st_xrealloc(cfg->upstreams, (cfg->n_upstreams + 1) * sizeof(*cfg->upstreams));
     struct st_upstream_cfg *u = &cfg->upstreams[cfg->n_upstreams++];
     *u = (struct st_upstream_cfg){
         .name = st_xstrdup(name), .connect_timeout_ms = 1000, .timeout_ms = 10000, .keepalive = 64};
     char *where = st_xasprintf("upstreams.%s", name);
-    if (st_walk_map(w, val, where, fields, ARRAY_LEN(fields), u, seen) && !seen[0])
+    if (st_walk_map(w, val, where, upstream_fields, ARRAY_LEN(upstream_fields), u, seen) && !seen[0])
         st_walk_error(w, key, "missing required key 'servers' in %s", where);
     free(where);
 }
@@ -505,29 +512,33 @@ static void h_key_headers(struct st_walk *w, const yaml_node_t *val, void *obj,
     }
 }
 
+static const struct st_walk_field key_fields[] = {
+    {"query", h_key_query, 0},
+    {"headers", h_key_headers, 0},
+};
+
 static void h_key(struct st_walk *w, const yaml_node_t *val, void *obj,
                   const struct st_walk_field *f)
 {
-    static const struct st_walk_field fields[] = {{"query", h_key_query, 0},
-                                                  {"headers", h_key_headers, 0}};
     char *where = route_where(w, obj, ".key");
     (void)f;
-    st_walk_map(w, val, where, fields, ARRAY_LEN(fields), obj, NULL);
+    st_walk_map(w, val, where, key_fields, ARRAY_LEN(key_fields), obj, NULL);
     free(where);
 }
+
+#define WB(name) offsetof(struct st_route_cfg, write_behind.name)
+static const struct st_walk_field write_behind_fields[] = {
+    {"flush_delay", st_field_duration, WB(flush_delay_ms)},
+    {"max_retries", st_field_uint, WB(max_retries)},
+};
+#undef WB
 
 static void h_write_behind(struct st_walk *w, const yaml_node_t *val, void *obj,
                            const struct st_walk_field *f)
 {
-#define WB(name) offsetof(struct st_route_cfg, write_behind.name)
-    static const struct st_walk_field fields[] = {
-        {"flush_delay", st_field_duration, WB(flush_delay_ms)},
-        {"max_retries", st_field_uint, WB(max_retries)},
-    };
-#undef WB
     char *where = route_where(w, obj, ".write_behind");
     (void)f;
-    st_walk_map(w, val, where, fields, ARRAY_LEN(fields), obj, NULL);
+    st_walk_map(w, val, where, write_behind_fields, ARRAY_LEN(write_behind_fields), obj, NULL);
     free(where);
 }
 
@@ -713,6 +724,32 @@ static const struct st_walk_field top_fields[T_COUNT] = {
     [T_UPSTREAMS] = {"upstreams", NULL, 0},
     [T_ROUTES] = {"routes", NULL, 0},
 };
+
+/* Every section the loader reads, with its keys: what st_config_each_key lists. */
+static const struct {
+    const char *section;
+    const struct st_walk_field *fields;
+    size_t n;
+} sections[] = {
+    {"", top_fields, T_COUNT},
+    {"admin", admin_fields, ARRAY_LEN(admin_fields)},
+    {"cache", cache_fields, ARRAY_LEN(cache_fields)},
+    {"limits", limits_fields, ARRAY_LEN(limits_fields)},
+    {"log", log_fields, ARRAY_LEN(log_fields)},
+    {"redis", redis_fields, ARRAY_LEN(redis_fields)},
+    {"tiers.<name>", tier_fields, ARRAY_LEN(tier_fields)},
+    {"upstreams.<name>", upstream_fields, ARRAY_LEN(upstream_fields)},
+    {"routes[]", route_fields, RF_COUNT},
+    {"routes[].key", key_fields, ARRAY_LEN(key_fields)},
+    {"routes[].write_behind", write_behind_fields, ARRAY_LEN(write_behind_fields)},
+};
+
+void st_config_each_key(void (*cb)(const char *section, const char *key, void *arg), void *arg)
+{
+    for (size_t i = 0; i < ARRAY_LEN(sections); i++)
+        for (size_t k = 0; k < sections[i].n; k++)
+            cb(sections[i].section, sections[i].fields[k].key, arg);
+}
 
 static void walk_root(struct st_walk *w, const yaml_node_t *root)
 {

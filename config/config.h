@@ -183,6 +183,12 @@ int st_config_load_string(const char *name, const char *yaml, size_t len, struct
  */
 int st_config_from_backend(const char *hostport, struct st_config **out, struct st_diag *diag);
 
+/*
+ * Call cb for every key the loader accepts: section "" (the top level),
+ * "admin", ..., "tiers.<name>", "routes[]", "routes[].key", ...
+ */
+void st_config_each_key(void (*cb)(const char *section, const char *key, void *arg), void *arg);
+
 /* Free a config; NULL is a no-op. */
 void st_config_destroy(struct st_config *cfg);
 

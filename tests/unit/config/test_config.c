@@ -770,6 +770,48 @@ static void test_shipped_examples(void **state)
     st_config_destroy(cfg);
 }
 
+struct shown {
+    const char *text;
+    char missing[2048];
+};
+
+/* Is key written as a YAML key ("key:") somewhere in the text? */
+static void check_shown(const char *section, const char *key, void *arg)
+{
+    struct shown *sh = arg;
+    char pat[96];
+    snprintf(pat, sizeof(pat), "%s:", key);
+    for (const char *p = strstr(sh->text, pat); p; p = strstr(p + 1, pat)) {
+        char before = p == sh->text ? '\n' : p[-1];
+        if (before == ' ' || before == '\n' || before == '{' || before == ',')
+            return;
+    }
+    size_t n = strlen(sh->missing);
+    snprintf(sh->missing + n, sizeof(sh->missing) - n, " %s%s%s", section, *section ? "." : "",
+             key);
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The shipped example shows every key the loader accepts (a new key must be documented). */
+static void test_example_shows_every_key(void **state)
+{
+    (void)state;
+    struct shown sh = {.text = read_file(ST_SOURCE_ROOT "/config/examples/strata.yaml")};
+    st_config_each_key(check_shown, &sh);
+    if (sh.missing[0])
+        fail_msg("config/examples/strata.yaml does not show:%s", sh.missing);
+}
+
 static void test_unreadable_file(void **state)
 {
     struct st_config *cfg = (struct st_config *)1;
@@ -838,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_from_backend),
         cmocka_unit_test(test_shipped_examples),
+        cmocka_unit_test(test_example_shows_every_key),
         cmocka_unit_test(test_unreadable_file),
         cmocka_unit_test(test_diags_accumulate),
         cmocka_unit_test(test_yaml_features),
