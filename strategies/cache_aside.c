@@ -317,7 +317,7 @@ static bool fill_on_head(struct st_exchange *x, const struct st_response_head *h
                           now, &pol, &ca->fr);
     uint64_t max_obj = ca->tiers->max_object;
     bool fits = !h->has_length || h->content_length <= max_obj;
-    ca->filling = ca->fr.storable && fits && !st_exchange_is_head(x) && !ca->req_cc.no_store;
+    ca->filling = ca->fr.storable && fits && !ca->req_cc.no_store;
     if (ca->filling)
         st_sb_init(&ca->body, h->has_length && h->content_length ? h->content_length + 1 : 4096);
     set_status(x, fwd_of(ca), NULL,
@@ -425,6 +425,7 @@ static void fetch(struct st_exchange *x, struct ca *ca)
         count(x, ST_STAT_CACHE_MISSES, ST_RS_MISSES);
     /* What an error answer says, should the origin fail before its head arrives. */
     set_status(x, fwd_of(ca), NULL, NULL, NULL);
+    st_exchange_fetch_whole(x); /* a HEAD miss fills the cache too */
     st_exchange_fetch(x, &fill_hooks, ca, has_rv ? &rv : NULL);
 }
 

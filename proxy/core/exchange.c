@@ -49,6 +49,7 @@ struct st_exchange {
     char id[129];
     char traceparent[56];
     bool has_body, chunked, head_request, client_keep_alive;
+    bool head_as_get; /* a HEAD fetched from the origin as a GET (to fill the cache) */
     uint64_t content_length;
     bool request_ended;
     bool upload_paused;
@@ -367,7 +368,10 @@ static void send_head(struct st_exchange *x)
             fw.if_modified_since = ims;
         }
     }
-    st_http_build_request(&sb, &x->req, &fw);
+    struct st_request_head req = x->req;
+    if (x->head_as_get)
+        req.method = "GET";
+    st_http_build_request(&sb, &req, &fw);
     size_t len;
     char *p = st_sb_take(&sb, &len);
     struct st_wreq *w = st_wreq_new();
@@ -392,7 +396,7 @@ static void start_origin(struct st_exchange *x, bool fresh)
     x->phase = PH_FORWARDING;
     x->origin_start_ns = uv_hrtime();
     x->up = st_upstream_acquire(pool, &up_cbs, x, fresh, x->id);
-    if (x->head_request)
+    if (x->head_request && !x->head_as_get)
         st_upstream_expect_no_body(x->up);
     send_head(x);
     for (size_t i = 0; i < x->n_body_q; i++)
@@ -416,6 +420,11 @@ void st_exchange_fetch(struct st_exchange *x, const struct st_fetch_hooks *hooks
     if (rv)
         x->rv = *rv;
     start_origin(x, false);
+}
+
+void st_exchange_fetch_whole(struct st_exchange *x)
+{
+    x->head_as_get = x->head_request;
 }
 
 void *st_exchange_hook_arg(const struct st_exchange *x)
@@ -508,6 +517,18 @@ void st_exchange_client_drained(struct st_exchange *x)
 {
     if (x->up)
         st_upstream_resume(x->up);
+}
+
+/* Keep a copy of req's head in x's own memory (x outlives the client that owns req). */
+static void own_request(struct st_exchange *x, const struct st_request_head *req)
+{
+    st_headers_init(&x->own_headers);
+    st_headers_copy(&x->own_headers, req->headers);
+    x->own_target = st_xstrndup(req->target, req->target_len);
+    x->req = *req;
+    x->req.headers = &x->own_headers;
+    x->req.target = x->own_target;
+    find_host(x);
 }
 
 bool st_exchange_client_gone(struct st_exchange *x)
@@ -772,13 +793,7 @@ struct st_exchange *st_exchange_spawn_background(struct st_exchange *x)
     b->w = x->w;
     b->gen = st_worker_gen_ref(x->gen);
     b->route = x->route;
-    st_headers_init(&b->own_headers);
-    st_headers_copy(&b->own_headers, x->req.headers);
-    b->own_target = st_xstrndup(x->req.target, x->req.target_len);
-    b->req = x->req;
-    b->req.headers = &b->own_headers;
-    b->req.target = b->own_target;
-    find_host(b);
+    own_request(b, &x->req);
     memcpy(b->client_ip, x->client_ip, sizeof(b->client_ip));
     st_request_id_new(x->w->rand, b->id);
     pick_traceparent(x);

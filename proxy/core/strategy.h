@@ -89,6 +89,12 @@ struct st_revalidate {
 void st_exchange_fetch(struct st_exchange *x, const struct st_fetch_hooks *hooks, void *arg,
                        const struct st_revalidate *rv);
 void *st_exchange_hook_arg(const struct st_exchange *x);
+/*
+ * Before st_exchange_fetch on a HEAD: ask the origin for the whole GET
+ * answer; the hooks see its body, the client gets its head only. A no-op
+ * for other methods.
+ */
+void st_exchange_fetch_whole(struct st_exchange *x);
 
 /*
  * Answer from a stored entry (the exchange takes its own reference when it

@@ -35,3 +35,24 @@ def test_invalid_cdn_cache_control_is_ignored_whole(origin, strata):
         s.get(path)
     assert origin.count("/c/cdn-bad") == 2, "a malformed CDN-Cache-Control must not cache"
     assert origin.count("/c/cdn-ok") == 1
+
+
+def test_head_miss_fills_the_cache(origin, strata):
+    from harness import RawConn, req_bytes
+    s = strata(config_text=lambda s: cache_config(s, [cache_route()], {"hot": {"ttl": "60s"}}))
+    origin.script_versioned("/c/h", headers=[("Cache-Control", "max-age=60")])
+    with RawConn(s.port) as c:
+        c.send(req_bytes("HEAD", "/c/h"))
+        r = c.read_response(head_request=True)
+    assert r.status == 200 and r.body == b""
+    assert r.header("Content-Length") == str(len(b"/c/h v1\n"))
+    assert [q.method for q in origin.requests_for("/c/h")] == ["GET"], "fetched as a GET"
+    with RawConn(s.port) as c:  # the same host as the HEAD: the same key
+        c.send(req_bytes("GET", "/c/h"))
+        hit = c.read_response()
+    assert hit.body == b"/c/h v1\n" and "hit" in CacheStatus(hit.header("Cache-Status"))
+    with RawConn(s.port) as c:  # and a HEAD hit has no body either
+        c.send(req_bytes("HEAD", "/c/h"))
+        r = c.read_response(head_request=True)
+    assert r.status == 200 and r.body == b"" and "hit" in CacheStatus(r.header("Cache-Status"))
+    assert origin.count("/c/h") == 1
