@@ -58,7 +58,9 @@ struct ca {
     struct st_freshness fr;
     int64_t request_ms;
     int64_t response_ms;
-    enum { ABSORB_NONE, ABSORB_304, ABSORB_STALE } absorbed;
+    /* the origin's answer is kept from the client: a 304 for our validators, a 5xx answered
+     * stale, or a whole 200 stored to answer a Range from */
+    enum { ABSORB_NONE, ABSORB_304, ABSORB_STALE, ABSORB_RANGE } absorbed;
 };
 
 static int64_t now_ms(struct st_exchange *x)
@@ -322,6 +324,11 @@ static bool fill_on_head(struct st_exchange *x, const struct st_response_head *h
         st_sb_init(&ca->body, h->has_length && h->content_length ? h->content_length + 1 : 4096);
     set_status(x, fwd_of(ca), NULL,
                ca->filling && h->has_length ? "; stored" : NULL, NULL);
+    if (ca->filling && h->has_length && h->status == 200 && !st_exchange_is_background(x) &&
+        st_headers_get(st_exchange_request(x)->headers, "range")) {
+        ca->absorbed = ABSORB_RANGE; /* the whole body is stored, the range comes from it */
+        return false;
+    }
     return true;
 }
 
@@ -364,16 +371,25 @@ static void answer_absorbed(struct st_exchange *x, struct ca *ca)
 static void fill_on_end(struct st_exchange *x)
 {
     struct ca *ca = st_exchange_hook_arg(x);
-    if (ca->absorbed != ABSORB_NONE) {
+    if (ca->absorbed == ABSORB_304 || ca->absorbed == ABSORB_STALE) {
         answer_absorbed(x, ca);
         return;
     }
-    if (!ca->filling)
+    if (!ca->filling) {
+        if (ca->absorbed == ABSORB_RANGE) /* the declared length was a lie: nothing to answer from */
+            st_exchange_respond_error(x, 502, "the origin's answer did not match its length");
         return;
+    }
     struct st_entry *e = build_entry(ca, ca->resp, ca->status, ca->body.p, ca->body.len, &ca->fr,
                                      ca->response_ms);
     if (e && st_cache_tier_insert(ca->tiers, e))
         ca->result = ST_FLIGHT_STORED;
+    if (ca->absorbed == ABSORB_RANGE) {
+        if (e)
+            serve(x, ca, e, age_of(e, now_ms(x)));
+        else
+            st_exchange_respond_error(x, 502, "the origin's answer could not be stored");
+    }
     st_entry_unref(e);
 }
 

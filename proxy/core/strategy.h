@@ -90,9 +90,9 @@ void st_exchange_fetch(struct st_exchange *x, const struct st_fetch_hooks *hooks
                        const struct st_revalidate *rv);
 void *st_exchange_hook_arg(const struct st_exchange *x);
 /*
- * Before st_exchange_fetch on a HEAD: ask the origin for the whole GET
- * answer; the hooks see its body, the client gets its head only. A no-op
- * for other methods.
+ * Before st_exchange_fetch: ask the origin for the whole representation, to
+ * fill the cache: a HEAD goes out as a GET (the hooks see the body, the
+ * client gets the head only), and Range / If-Range are not forwarded.
  */
 void st_exchange_fetch_whole(struct st_exchange *x);
 

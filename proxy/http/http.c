@@ -285,6 +285,8 @@ static bool dropped(const struct st_forward_info *fw, const char *name, size_t l
 {
     if (!fw->keep_underscores && memchr(name, '_', len))
         return true;
+    if (fw->drop_range && (st_name_eq(name, len, "range") || st_name_eq(name, len, "if-range")))
+        return true;
     if (!fw->caching || !is_replaced(name, len, request_unkeyed))
         return false;
     for (size_t i = 0; i < fw->n_keyed; i++)

@@ -103,6 +103,7 @@ struct st_forward_info {
     const char *if_modified_since; /* an HTTP-date, may be NULL */
     /* Header filtering: */
     bool keep_underscores; /* forward header names with '_' (default: dropped) */
+    bool drop_range;       /* ask for the whole representation: no Range, no If-Range */
     bool caching;          /* the answer may be shared: drop unkeyed forwarding headers */
     char *const *keyed;    /* lowercase names that are part of the cache key: kept */
     size_t n_keyed;

@@ -56,3 +56,63 @@ def test_head_miss_fills_the_cache(origin, strata):
         r = c.read_response(head_request=True)
     assert r.status == 200 and r.body == b"" and "hit" in CacheStatus(r.header("Cache-Status"))
     assert origin.count("/c/h") == 1
+
+
+BODY = bytes(range(48, 48 + 64))  # 64 bytes "0123..."
+
+
+def range_setup(origin, strata):
+    s = strata(config_text=lambda s: cache_config(s, [cache_route()], {"hot": {"ttl": "60s"}}))
+    origin.script("/c/r", lambda req: (200, [("Cache-Control", "max-age=60"), ("ETag", '"r1"'),
+                                             ("Content-Type", "text/plain"),
+                                             ("Accept-Ranges", "bytes")], BODY))
+    return s
+
+
+def test_range_miss_fetches_whole_and_answers_the_range(origin, strata):
+    s = range_setup(origin, strata)
+    r = s.get("/c/r", headers={"Range": "bytes=0-3"})
+    assert r.status == 206, (r.status, r.headers)
+    assert r.body == BODY[:4]
+    assert r.header("Content-Range") == f"bytes 0-3/{len(BODY)}"
+    assert "stored" in CacheStatus(r.header("Cache-Status"))
+    assert not origin.last("/c/r").has_header("Range"), "the origin is asked for the whole"
+    hit = s.get("/c/r", headers={"Range": "bytes=-5"})
+    assert hit.status == 206 and hit.body == BODY[-5:]
+    assert "hit" in CacheStatus(hit.header("Cache-Status"))
+    whole = s.get("/c/r")
+    assert whole.status == 200 and whole.body == BODY
+    assert origin.count("/c/r") == 1
+
+
+def test_multiple_ranges_are_multipart_byteranges(origin, strata):
+    s = range_setup(origin, strata)
+    s.get("/c/r")
+    r = s.get("/c/r", headers={"Range": "bytes=0-1, 10-12"})
+    assert r.status == 206
+    ctype = r.header("Content-Type")
+    assert ctype.startswith("multipart/byteranges; boundary=")
+    boundary = ctype.split("boundary=")[1].encode()
+    parts = [p for p in r.body.split(b"--" + boundary) if p.strip() not in (b"", b"--")]
+    assert len(parts) == 2
+    for part, (a, b) in zip(parts, [(0, 1), (10, 12)]):
+        head, _, data = part.partition(b"\r\n\r\n")
+        assert b"Content-Type: text/plain" in head
+        assert f"Content-Range: bytes {a}-{b}/{len(BODY)}".encode() in head
+        assert data.rstrip(b"\r\n") == BODY[a:b + 1]
+    assert int(r.header("Content-Length")) == len(r.body)
+
+
+def test_unsatisfiable_range_is_416_and_if_range_mismatch_is_the_whole(origin, strata):
+    s = range_setup(origin, strata)
+    s.get("/c/r")
+    r = s.get("/c/r", headers={"Range": "bytes=100-"})
+    assert r.status == 416
+    assert r.header("Content-Range") == f"bytes */{len(BODY)}"
+    r = s.get("/c/r", headers={"Range": "bytes=0-3", "If-Range": '"other"'})
+    assert r.status == 200 and r.body == BODY
+    r = s.get("/c/r", headers={"Range": "bytes=0-3", "If-Range": '"r1"'})
+    assert r.status == 206 and r.body == BODY[:4]
+    r = s.get("/c/r", headers={"Range": "items=0-3"})  # another unit: ignored
+    assert r.status == 200 and r.body == BODY
+    assert origin.count("/c/r") == 1
