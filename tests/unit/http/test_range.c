@@ -61,8 +61,9 @@ static void test_ignored(void **state)
     (void)state;
     struct st_range r[ST_RANGE_MAX];
     size_t n;
-    const char *bad[] = {"items=0-1", "bytes=", "bytes=a-b", "bytes=5-1", "bytes=0-1,",
-                         "bytes=0-1;x", "bytes 0-1", "bytes=99999999999999999999-", NULL};
+    const char *bad[] = {"items=0-1",  "bytes=",      "bytes=a-b", "bytes=5-1",
+                         "bytes=0-1,", "bytes=0-1;x", "bytes 0-1", "bytes=99999999999999999999-",
+                         NULL};
     for (int i = 0; bad[i]; i++)
         assert_int_equal(parse(bad[i], 1000, r, &n), ST_RANGE_NONE);
     char many[512] = "bytes=0-0";
