@@ -520,6 +520,25 @@ static bool status_has_body(int status)
     return !(status == 204 || status == 304 || status < 200);
 }
 
+/*
+ * 1xx from the origin (103 Early Hints, ...): relayed to an HTTP/1.1 client
+ * before any final head, never to a background exchange; never stored. A 100
+ * is strata's own to send (it answered the client's Expect itself).
+ */
+static void on_up_interim(void *user, const struct st_response_head *h)
+{
+    struct st_exchange *x = user;
+    if (!x->client || x->phase != PH_FORWARDING || h->status == 100 || x->req.http_minor < 1)
+        return;
+    struct st_sb sb;
+    st_sb_init(&sb, 256);
+    st_http_build_interim(&sb, h);
+    size_t len;
+    char *p = st_sb_take(&sb, &len);
+    st_wreq_add_owned(st_exchange__out_room(x, 1, 0), p, len);
+    st_exchange__flush_out(x);
+}
+
 static void on_up_head(void *user, const struct st_response_head *h)
 {
     struct st_exchange *x = user;
@@ -715,6 +734,7 @@ const char *st_exchange_host(const struct st_exchange *x, size_t *len)
 }
 
 static const struct st_upstream_cbs up_cbs = {
+    .on_interim = on_up_interim,
     .on_head = on_up_head,
     .on_body = on_up_body,
     .on_flush = on_up_flush,

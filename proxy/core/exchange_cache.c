@@ -38,14 +38,16 @@ static void add_not_modified_head(struct st_sb *sb, const struct st_entry *e)
 /* Age, Cache-Status, Via, X-Request-Id, Connection and the blank line, copied into w. */
 static void add_tail(struct st_exchange *x, struct st_wreq *w, struct st_fbuf *f, int64_t age_s)
 {
-    st_fbuf_adds(f, "Age: ");
+    ST_FBUF_LIT(f, "Age: ");
     st_fbuf_i64(f, age_s);
-    st_fbuf_adds(f, "\r\nCache-Status: ");
+    ST_FBUF_LIT(f, "\r\nCache-Status: ");
     st_fbuf_adds(f, x->cache_status);
-    st_fbuf_adds(f, "\r\nVia: 1.1 strata\r\nX-Request-Id: ");
+    ST_FBUF_LIT(f, "\r\nVia: 1.1 strata\r\nX-Request-Id: ");
     st_fbuf_adds(f, x->id);
-    st_fbuf_adds(f, x->keep_alive ? "\r\nConnection: keep-alive\r\n\r\n"
-                                  : "\r\nConnection: close\r\n\r\n");
+    if (x->keep_alive)
+        ST_FBUF_LIT(f, "\r\nConnection: keep-alive\r\n\r\n");
+    else
+        ST_FBUF_LIT(f, "\r\nConnection: close\r\n\r\n");
     ST_CHECK(f->len <= f->cap); /* id <= 128 and cache status < 192 bytes always fit */
     st_wreq_add_copy(w, f->p, f->len);
 }
@@ -221,7 +223,7 @@ void st_exchange_serve_entry(struct st_exchange *x, struct st_entry *e, int64_t 
         st_wreq_add_owned(w, p, len);
     } else {
         st_wreq_add_static(w, st_entry_head(e), e->head_len);
-        st_fbuf_adds(&f, "Content-Length: ");
+        ST_FBUF_LIT(&f, "Content-Length: ");
         st_fbuf_i64(&f, (int64_t)st_entry_body_len(e));
         st_fbuf_add(&f, "\r\n", 2);
         if (!x->head_request && e->status != 204 && e->status != 304)

@@ -385,6 +385,22 @@ void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
     st_sb_add(sb, "\r\n", 2);
 }
 
+void st_http_build_interim(struct st_sb *sb, const struct st_response_head *h)
+{
+    st_sb_addf(sb, "HTTP/1.1 %d ", h->status);
+    if (h->reason_len)
+        st_sb_add(sb, h->reason, h->reason_len);
+    else
+        st_sb_adds(sb, st_http_reason(h->status));
+    st_sb_add(sb, "\r\n", 2);
+    for (size_t i = 0; h->headers && i < h->headers->n; i++) {
+        const struct st_hdr *e = &h->headers->v[i];
+        if (!st_http_is_hop_by_hop(h->headers, e))
+            copy_header(sb, h->headers, e);
+    }
+    st_sb_add(sb, "\r\n", 2);
+}
+
 const char *st_http_reason(int status)
 {
     switch (status) {
@@ -484,70 +500,75 @@ const char *st_http_error_detail(int err)
     }
 }
 
-/* RFC 9110 5.6.2 tchar */
-static bool is_tchar(char c)
+/* Character classes of a Host value, looked up once per byte (this runs on every request). */
+enum { C_REG_NAME = 2, C_HEX = 4 };
+
+static const unsigned char char_class[256] = {
+    ['0' ... '9'] = C_REG_NAME | C_HEX,
+    ['a' ... 'f'] = C_REG_NAME | C_HEX,
+    ['A' ... 'F'] = C_REG_NAME | C_HEX,
+    ['g' ... 'z'] = C_REG_NAME,
+    ['G' ... 'Z'] = C_REG_NAME,
+    /* RFC 3986 unreserved / sub-delims */
+    ['-'] = C_REG_NAME, ['.'] = C_REG_NAME, ['_'] = C_REG_NAME,
+    ['~'] = C_REG_NAME, ['!'] = C_REG_NAME, ['$'] = C_REG_NAME,
+    ['&'] = C_REG_NAME, ['\''] = C_REG_NAME, ['*'] = C_REG_NAME,
+    ['+'] = C_REG_NAME, ['('] = C_REG_NAME, [')'] = C_REG_NAME,
+    [','] = C_REG_NAME, [';'] = C_REG_NAME, ['='] = C_REG_NAME,
+};
+
+static bool is_class(char c, unsigned cls)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
+    return (char_class[(unsigned char)c] & cls) != 0;
 }
 
-bool st_http_is_token(const char *p, size_t len)
+/* The length of the longest prefix of p whose bytes are all of class cls. */
+static size_t span_of(const char *p, size_t len, unsigned cls)
 {
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!is_tchar(p[i]))
-            return false;
-    return true;
+    const unsigned char *u = (const unsigned char *)p;
+    size_t i = 0;
+    while (i < len && (char_class[u[i]] & cls))
+        i++;
+    return i;
 }
 
-/* RFC 3986 unreserved / sub-delims / pct-encoded, as allowed in a reg-name. */
-static bool reg_name_ok(const char *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        char c = p[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            strchr("-._~!$&'()*+,;=", c))
-            continue;
-        if (c == '%' && i + 2 < len && isxdigit((unsigned char)p[i + 1]) &&
-            isxdigit((unsigned char)p[i + 2])) {
-            i += 2;
-            continue;
-        }
-        return false;
-    }
-    return true;
-}
 
-/* An IP-literal's inside: hex digits, colons and dots (IPv6, IPv4-mapped), or "v..." futures. */
+
+/* An IP-literal's inside: hex digits, colons and dots (IPv6, IPv4-mapped). */
 static bool ip_literal_ok(const char *p, size_t len)
 {
     if (len == 0)
         return false;
     for (size_t i = 0; i < len; i++)
-        if (!isxdigit((unsigned char)p[i]) && p[i] != ':' && p[i] != '.')
+        if (!is_class(p[i], C_HEX) && p[i] != ':' && p[i] != '.')
             return false;
     return true;
 }
 
 bool st_http_host_valid(const char *p, size_t len)
 {
-    size_t host_end = len;
+    size_t i;
     if (len > 0 && p[0] == '[') {
         const char *close = memchr(p, ']', len);
         if (!close || !ip_literal_ok(p + 1, (size_t)(close - p - 1)))
             return false;
-        host_end = (size_t)(close - p) + 1;
-        if (host_end < len && p[host_end] != ':')
-            return false;
+        i = (size_t)(close - p) + 1;
     } else {
-        const char *colon = memchr(p, ':', len);
-        host_end = colon ? (size_t)(colon - p) : len;
-        if (!reg_name_ok(p, host_end))
-            return false;
+        /* reg-name / IPv4: unreserved and sub-delims bytes, and %XX */
+        i = span_of(p, len, C_REG_NAME);
+        while (i < len && p[i] == '%') {
+            if (i + 2 >= len || !is_class(p[i + 1], C_HEX) || !is_class(p[i + 2], C_HEX))
+                return false;
+            i += 3;
+            i += span_of(p + i, len - i, C_REG_NAME);
+        }
     }
-    for (size_t i = host_end + 1; i < len; i++)
-        if (p[i] < '0' || p[i] > '9')
+    if (i == len)
+        return true;
+    if (p[i] != ':')
+        return false;
+    for (i++; i < len; i++)
+        if ((unsigned char)(p[i] - '0') > 9)
             return false;
     return true;
 }

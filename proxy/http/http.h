@@ -164,6 +164,9 @@ struct st_response_info {
 void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
                             const struct st_headers *origin);
 
+/* An interim (1xx) head for the client: status line, the origin's end-to-end headers, CRLF. */
+void st_http_build_interim(struct st_sb *sb, const struct st_response_head *h);
+
 /* The standard reason phrase of a status code ("Unknown" for others). */
 const char *st_http_reason(int status);
 
@@ -196,7 +199,6 @@ const char *st_http_error_detail(int err);
  * then an optional :port of digits?
  */
 bool st_http_host_valid(const char *p, size_t len);
-/* Is this a token (RFC 9110 5.6.2: one or more tchar)? */
-bool st_http_is_token(const char *p, size_t len);
+
 
 #endif

@@ -523,6 +523,10 @@ static int on_headers_complete(llhttp_t *p)
         return -1; /* we never ask for an upgrade */
     if (status < 200) {
         up->skip_1xx = true;
+        struct st_response_head ih = {.status = status, .reason = up->reason,
+                                      .reason_len = up->reason_len, .headers = &up->headers};
+        if (up->user && up->cbs->on_interim)
+            up->cbs->on_interim(up->user, &ih);
         return 0;
     }
     struct st_response_head h = {

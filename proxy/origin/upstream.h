@@ -32,6 +32,8 @@ struct st_upstream_pool;
 
 
 struct st_upstream_cbs {
+    /* An interim (1xx other than 101) head arrived; optional. head->headers as for on_head. */
+    void (*on_interim)(void *user, const struct st_response_head *head);
     /* The final (non-1xx) response head arrived. */
     void (*on_head)(void *user, const struct st_response_head *head);
     /* A piece of the decoded body; reference b to keep it. */

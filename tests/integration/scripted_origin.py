@@ -16,7 +16,8 @@ Endpoints (any method; HEAD answers with headers only):
   /json/<anything>    small JSON {"id": <anything>, "ok": true}
   /garbage            writes "NOT HTTP\\r\\n\\r\\n" and closes
 Tests can override a path with origin.script(path, fn): fn(req) returns
-(status, [(name, value)...], body_bytes).
+(status, [(name, value)...], body_bytes); a header ("X-Interim", "103 Name: value")
+sends that interim (1xx) answer before the final one.
 """
 
 import hashlib
@@ -293,6 +294,12 @@ class Origin:
 
     def _send(self, s, req, status, headers, body):
         ka = self._keep_alive(req)
+        # ("X-Interim", "103 Link: </a.css>; rel=preload") sends an interim answer first.
+        for k, v in [h for h in headers if h[0] == "X-Interim"]:
+            code, _, line = v.partition(" ")
+            head = f"HTTP/1.1 {code} Early Hints\r\n" + (f"{line}\r\n" if line else "") + "\r\n"
+            s.sendall(head.encode("latin-1"))
+        headers = [h for h in headers if h[0] != "X-Interim"]
         lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}"]
         names = {k.lower() for k, _ in headers}
         no_body_status = status in (204, 304) or 100 <= status < 200

@@ -116,3 +116,28 @@ def test_unsatisfiable_range_is_416_and_if_range_mismatch_is_the_whole(origin, s
     r = s.get("/c/r", headers={"Range": "items=0-3"})  # another unit: ignored
     assert r.status == 200 and r.body == BODY
     assert origin.count("/c/r") == 1
+
+
+def test_early_hints_are_relayed_and_never_stored(origin, strata):
+    from harness import RawConn, req_bytes
+    s = strata(config_text=lambda s: cache_config(s, [cache_route()], {"hot": {"ttl": "60s"}}))
+    origin.script("/c/eh", lambda req: (200, [("X-Interim", "103 Link: </a.css>; rel=preload"),
+                                              ("Cache-Control", "max-age=60")], b"final\n"))
+    with RawConn(s.port) as c:
+        c.send(req_bytes("GET", "/c/eh"))
+        first = c.read_response()
+        assert first.status == 103, first.status
+        assert first.header("Link") == "</a.css>; rel=preload"
+        final = c.read_response()
+        assert final.status == 200 and final.body == b"final\n"
+        c.send(req_bytes("GET", "/c/eh"))  # the hit: the stored answer, no 103
+        hit = c.read_response()
+        assert hit.status == 200 and hit.body == b"final\n"
+        assert "hit" in CacheStatus(hit.header("Cache-Status"))
+    # An HTTP/1.0 client never sees a 1xx.
+    origin.script("/eh10", lambda req: (200, [("X-Interim", "103 Link: </b>")], b"ok"))
+    with RawConn(s.port) as c:
+        c.send(b"GET /eh10 HTTP/1.0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"ok"
+    assert origin.count("/c/eh") == 1
