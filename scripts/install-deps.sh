@@ -13,7 +13,7 @@ profile=${1:-build}
 runtime_pkgs=(libuv1 libhiredis0.14 libxxhash0 libjemalloc2 libyaml-0-2 ca-certificates)
 build_pkgs=(gcc pkg-config meson ninja-build node-llhttp libuv1-dev libhiredis-dev
             libxxhash-dev libjemalloc-dev libyaml-dev)
-test_pkgs=(libcmocka-dev python3 python3-pytest redis-server curl prometheus)
+test_pkgs=(libcmocka-dev python3 python3-pytest python3-pytest-timeout redis-server curl prometheus)
 demo_pkgs=(python3 curl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 

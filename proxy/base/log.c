@@ -103,6 +103,13 @@ void st_log_access(const char *id, const char *client, const char *method, const
         st_sb_add_json_str(&sb, target, strlen(target));
         st_sb_addf(&sb, ",\"status\":%d,\"bytes\":%llu,\"ms\":%.3f,\"cache\":", status, bytes, ms);
         st_sb_add_json_str(&sb, cache, strlen(cache));
+        /* Every line has a msg, access lines too: "<method> <target> <status>". */
+        struct st_sb msg;
+        st_sb_init(&msg, 128);
+        st_sb_addf(&msg, "%s %s %d", method, target, status);
+        st_sb_adds(&sb, ",\"msg\":");
+        st_sb_add_json_str(&sb, msg.p, msg.len);
+        st_sb_finish(&msg);
         st_sb_adds(&sb, "}");
     } else {
         add_timestamp(&sb);

@@ -30,16 +30,23 @@ _rng = random.Random(os.getpid() ^ int(time.time() * 1000))
 _handed_out = set()  # never the same port twice: some (the "down" upstream) stay unbound
 
 
+def _port_ranges(lo, hi):
+    """The port ranges outside the ephemeral range lo-hi, largest first: from 10000
+    up when there is room below it (clear of the usual service ports), else from 1024."""
+    gaps = [(10000 if lo > 11000 else 1024, lo - 1), (hi + 1, 65535)]
+    return sorted((g for g in gaps if g[0] <= g[1]), key=lambda g: g[1] - g[0], reverse=True)
+
+
 def free_port():
     """A free port OUTSIDE the kernel's ephemeral range: a port from bind(0)
     can be taken by any outgoing connection (the suite's own clients, strata's
     upstream connections) between this check and the server's bind. Each port
     is handed out once per test run: a port meant to stay closed (the "down"
-    upstream) must not come back as some server's listener."""
-    lo, hi = _ephemeral_range()
-    candidates = [(10000, lo - 1)] if lo > 11000 else [(hi + 1, 65535)]
-    for _ in range(200):
-        a, b = candidates[0]
+    upstream) must not come back as some server's listener. When the
+    ephemeral range leaves no room (e.g. 1024-65535), a port from bind(0)."""
+    ranges = _port_ranges(*_ephemeral_range())
+    for _ in range(200 if ranges else 0):
+        a, b = ranges[0]
         port = _rng.randint(a, b)
         if port in _handed_out:
             continue
@@ -50,9 +57,14 @@ def free_port():
                 continue
             _handed_out.add(port)
             return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise AssertionError("no free port that was not handed out already")
 
 
 def wait_until(cond, timeout=5.0, interval=0.02, msg=None):

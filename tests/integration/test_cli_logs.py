@@ -103,9 +103,11 @@ def test_json_logs_with_access_lines(strata):
     lines = [l for l in s.log().splitlines() if l.strip()]
     parsed = [json.loads(l) for l in lines]  # every line is one JSON object
     for rec in parsed:
-        assert {"ts", "level", "sub", "msg"} <= rec.keys() or rec["sub"] == "access", rec
+        assert {"ts", "level", "sub", "msg"} <= rec.keys(), rec  # access lines too
     access = [rec for rec in parsed if rec["sub"] == "access" and rec.get("req") == "log-test-1"]
     assert len(access) == 1
     a = access[0]
     assert a["method"] == "GET" and a["target"] == "/echo" and a["status"] == 200
     assert a["cache"] == "strata; fwd=bypass"
+    assert a["msg"] == "GET /echo 200"
+    assert {"client", "bytes", "ms"} <= a.keys()

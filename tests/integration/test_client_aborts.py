@@ -5,6 +5,7 @@ is still streaming from the origin. strata must stay up, free what the dead
 connections held (the memory tier's byte count drops back), keep its origin
 pool usable and serve the same objects correctly afterwards."""
 
+import http.client
 import socket
 import time
 import struct
@@ -92,13 +93,20 @@ def test_reset_during_a_streaming_miss_leaves_the_pool_usable(origin, strata):
     assert l1(s)["entries"] == 1
 
 
-def reset_when(port, path, cond):
-    """GET path, wait until cond() holds, then reset the connection unread."""
-    s = socket.create_connection((HOST, port), timeout=5)
+def reset_when(port, path, cond, errors):
+    """GET path, wait until cond() holds, then reset the connection unread. Runs
+    in a thread: what goes wrong is appended to errors for the test to assert on."""
+    try:
+        s = socket.create_connection((HOST, port), timeout=5)
+    except OSError as e:
+        errors.append(repr(e))
+        return
     try:
         s.sendall(req_bytes("GET", path, host=f"{HOST}:{port}"))
-        assert wait_until(cond, timeout=5, msg="condition for leaving never held")
+        wait_until(cond, timeout=5, msg="condition for leaving never held")
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except Exception as e:  # noqa: BLE001 - reported on the test's thread
+        errors.append(repr(e))
     finally:
         s.close()
 
@@ -109,14 +117,17 @@ def test_waiters_that_leave_while_parked_on_a_stampede(origin, strata):
     s = strata(config_text=lambda s: cache_config(
         s, [cache_route("/delay/*")], {"hot": {"ttl": "10m"}}))
     path = "/delay/600"
-    results = []
+    results, errors = [], []
 
     def stay():
-        results.append(s.get(path, timeout=10))
+        try:
+            results.append(s.get(path, timeout=10))
+        except Exception as e:  # noqa: BLE001 - reported on the test's thread
+            errors.append(repr(e))
 
     # Leavers go once the origin holds the one fetch: they are parked behind it.
     leavers = [threading.Thread(target=reset_when,
-                                args=(s.port, path, lambda: origin.count(path) >= 1))
+                                args=(s.port, path, lambda: origin.count(path) >= 1, errors))
                for _ in range(20)]
     stayers = [threading.Thread(target=stay) for _ in range(20)]
     for t in leavers + stayers:
@@ -125,6 +136,7 @@ def test_waiters_that_leave_while_parked_on_a_stampede(origin, strata):
         t.join(15)
         assert not t.is_alive(), "a client thread hung"
     assert s.alive(), f"strata died; log tail:\n{s.log()[-3000:]}"
+    assert not errors, errors
     assert len(results) == 20 and all(r.status == 200 for r in results), \
         [r.status for r in results]
     assert origin.count(path) == 1
@@ -154,6 +166,13 @@ def test_origin_that_dies_mid_body_under_collapsed_waiters(strata, origin):
     lst.listen(64)
     port = lst.getsockname()[1]
     stop = threading.Event()
+    # strata's origin requests while 20 clients wait on the first: 1 if they collapsed
+    seen_first = []
+    arrived = []
+    holder = {}
+
+    def clients_waiting():
+        return holder["s"].stats()["connections"]["open"] >= 20
 
     def broken_origin():
         lst.settimeout(0.2)
@@ -171,7 +190,10 @@ def test_origin_that_dies_mid_body_under_collapsed_waiters(strata, origin):
                         if not chunk:
                             break
                         data += chunk
-                    time.sleep(0.3)  # let the stampede collapse behind this fetch
+                    arrived.append(time.monotonic())
+                    if len(arrived) == 1:  # the leader: hold it until all 20 wait behind it
+                        wait_until(clients_waiting, 5, msg="20 clients at strata")
+                        seen_first.append(holder["s"].stats()["origin"]["requests"])
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n"
                                  b"Cache-Control: max-age=60\r\n\r\n" + b"y" * 1000)
                 except OSError:
@@ -185,14 +207,18 @@ def test_origin_that_dies_mid_body_under_collapsed_waiters(strata, origin):
                           "timeout": "2s"}}
         s = strata(config_text=lambda s: cache_config(
             s, [cache_route("/b/*", upstream="broken")], {"hot": {"ttl": "10m"}}, upstreams=ups))
+        holder["s"] = s
         results = []
 
         def client():
             try:
                 r = s.get("/b/x", timeout=15)
                 results.append((r.status, len(r.body)))
-            except Exception as e:  # a cut-off answer to the leader is fine
+            except (http.client.IncompleteRead, http.client.RemoteDisconnected,
+                    ConnectionResetError) as e:  # a cut-off answer: the honest signal
                 results.append(("cut", repr(e)[:80]))
+            except Exception as e:  # noqa: BLE001 - a timeout or anything else: a failure
+                results.append(("error", repr(e)[:120]))
 
         threads = [threading.Thread(target=client) for _ in range(20)]
         for t in threads:
@@ -202,6 +228,8 @@ def test_origin_that_dies_mid_body_under_collapsed_waiters(strata, origin):
             assert not t.is_alive(), "a client hung behind a broken origin answer"
         assert s.alive(), f"strata died; log tail:\n{s.log()[-3000:]}"
         assert len(results) == 20
+        assert not [r for r in results if r[0] == "error"], results
+        assert seen_first == [1], f"the stampede did not collapse: {seen_first}"
         # Nobody got a short body presented as complete.
         assert all(r[0] == "cut" or r[0] >= 500 or r[1] == 10000 for r in results), results
         assert s.stats()["l1"]["entries"] == 0, "a truncated answer was stored"

@@ -107,7 +107,10 @@ def test_redis_fixture(redis):
         s.sendall(b"SET k v\r\nGET k\r\n")
         data = b""
         while b"$1\r\nv\r\n" not in data:
-            data += s.recv(100)
+            chunk = s.recv(100)  # times out after 2 s rather than spinning
+            assert chunk, f"redis closed the connection; got {data!r}"
+            data += chunk
+    assert data == b"+OK\r\n$1\r\nv\r\n"
 
 
 def test_origin_stop_unblocks_hang():
@@ -122,4 +125,25 @@ def test_origin_stop_unblocks_hang():
     assert not t.is_alive()
     assert c.is_closed(2)
     c.close()
-    assert free_port() > 0
+
+
+def test_free_port_is_bindable_outside_the_ephemeral_range_and_never_repeats():
+    import socket
+    from harness import _ephemeral_range
+    lo, hi = _ephemeral_range()
+    seen = set()
+    for _ in range(50):
+        p = free_port()
+        assert p not in seen, f"port {p} handed out twice"
+        seen.add(p)
+        assert not lo <= p <= hi, f"port {p} is in the ephemeral range {lo}-{hi}"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", p))
+
+
+def test_port_ranges_outside_any_ephemeral_range():
+    from harness import _port_ranges
+    assert _port_ranges(32768, 60999) == [(10000, 32767), (61000, 65535)]
+    assert _port_ranges(1024, 65535) == []          # no room: free_port falls back to bind(0)
+    assert _port_ranges(1024, 60000) == [(60001, 65535)]
+    assert _port_ranges(2000, 65535) == [(1024, 1999)]
