@@ -81,30 +81,31 @@ def redis(tmp_path):
     """A throwaway redis-server (no persistence); yields an object with .port, .url."""
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", HOST, "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=open(tmp_path / "redis.log", "wb"),
-                            stderr=subprocess.STDOUT)
-
-    def up():
-        if proc.poll() is not None:
-            raise AssertionError(f"redis-server exited {proc.returncode}")
-        try:
-            return _redis_ping(port)
-        except OSError:
-            return False
-
-    wait_until(up, 10, msg="redis-server PING")
-
-    class R:
-        pass
-
-    r = R()
-    r.port, r.proc, r.url = port, proc, f"redis://{HOST}:{port}/0"
-    yield r
-    proc.terminate()
+    with open(tmp_path / "redis.log", "wb") as log:
+        proc = subprocess.Popen([exe, "--port", str(port), "--bind", HOST, "--save", "",
+                                 "--appendonly", "no", "--dir", str(tmp_path)],
+                                stdout=log, stderr=subprocess.STDOUT)
     try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        def up():
+            if proc.poll() is not None:
+                raise AssertionError(f"redis-server exited {proc.returncode}")
+            try:
+                return _redis_ping(port)
+            except OSError:
+                return False
+
+        wait_until(up, 10, msg="redis-server PING")
+
+        class R:
+            pass
+
+        r = R()
+        r.port, r.proc, r.url = port, proc, f"redis://{HOST}:{port}/0"
+        yield r
+    finally:  # also when it never answered PING: no redis-server outlives its test
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

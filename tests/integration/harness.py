@@ -349,10 +349,10 @@ class Strata:
         if not os.path.exists(self.binary):
             raise AssertionError(f"strata binary not found at {self.binary} "
                                  "(build with `meson setup build && ninja -C build`)")
-        self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
-                                     stdout=open(self.out_path, "wb"),
-                                     stderr=open(self.err_path, "wb"),
-                                     stdin=subprocess.DEVNULL)
+        # The child keeps its own copies of the log descriptors; ours close here.
+        with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen([self.binary, "-c", self.config_path], stdout=out,
+                                         stderr=err, stdin=subprocess.DEVNULL)
 
         def ready():
             if self.proc.poll() is not None:

@@ -1,6 +1,7 @@
 """The -b quick mode and the log formats."""
 
 import json
+import pathlib
 import re
 import signal
 import socket
@@ -75,7 +76,7 @@ def test_quick_mode_address_errors(strata_bin):
 def test_second_strata_on_the_same_listen_address_fails(strata_bin, origin, strata, tmp_path):
     s = strata()
     cfg = tmp_path / "second.yaml"
-    cfg.write_text(open(s.config_path).read().replace(f":{s.admin_port}", f":{free_port()}"))
+    cfg.write_text(pathlib.Path(s.config_path).read_text().replace(f":{s.admin_port}", f":{free_port()}"))
     r = subprocess.run([strata_bin, "-c", str(cfg)], capture_output=True, text=True, timeout=15)
     assert r.returncode == 1, (r.returncode, r.stderr[-500:])
     assert "Address already in use" in r.stderr and "--takeover" in r.stderr

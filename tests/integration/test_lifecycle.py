@@ -1,16 +1,19 @@
-"""Process lifecycle: SIGHUP reload (good and bad files), graceful SIGTERM with
-a request in flight, SIGKILL under load and a restart on the same ports, and the
-CLI (--check, --version)."""
+"""Process lifecycle: SIGHUP reload (good, unparsable, invalid and missing files; a
+request in flight across it), graceful SIGTERM with a request in flight, the drain
+deadline, the idle timeout, SIGKILL under load and a restart on the same ports, and
+the CLI (--check, --version)."""
 
+import pathlib
 import re
 import signal
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
-from harness import (HOST, Strata, assert_still_serving, cache_config, cache_route,
+from harness import (HOST, RawConn, Strata, assert_still_serving, cache_config, cache_route,
                      default_upstreams, free_port, get, req_bytes, wait_until)
 
 ORIGIN_ONLY = [{"match": "/*", "upstream": "origin", "strategy": "bypass"}]
@@ -117,7 +120,7 @@ def test_killed_mid_traffic_restarts_on_the_same_ports(origin, strata, tmp_path)
         t.join(10)
     s2 = Strata(s.binary, tmp_path, origin.addr, s.down_addr, name="restarted")
     s2.port, s2.admin_port = s.port, s.admin_port
-    text = open(s.config_path).read()
+    text = pathlib.Path(s.config_path).read_text()
     try:
         s2.start(text)
         r = s2.get(big)
@@ -280,3 +283,73 @@ def test_redis_section_is_warned_about_until_the_tier_exists(origin, strata, red
     s = strata(extra=f'redis: {{ url: "{redis.url}" }}\n')
     wait_until(lambda: "no Redis tier yet" in s.log(), 5, msg="the redis warning")
     assert s.get("/echo").status == 200
+
+
+def test_reload_with_a_config_that_parses_but_is_invalid_keeps_the_old_one(origin, strata):
+    s = strata()
+    bad = s.render(routes=[{"match": "/*", "upstream": "nowhere", "strategy": "bypass"}])
+    s.reload(bad)
+    wait_until(lambda: "reload of" in s.log() and "failed" in s.log(), 5, msg="reload failure")
+    assert "unknown upstream" in s.log() or "nowhere" in s.log(), s.log()[-2000:]
+    assert_still_serving(s)
+
+
+def test_reload_with_the_file_gone_keeps_the_old_one(origin, strata):
+    s = strata()
+    pathlib.Path(s.config_path).unlink()
+    s.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload of" in s.log() and "failed" in s.log(), 5, msg="reload failure")
+    assert s.config_path in s.log()
+    assert_still_serving(s)
+
+
+def test_request_in_flight_during_a_reload_finishes_on_the_old_config(origin, strata):
+    s = strata(workers=1)
+    result = {}
+
+    def slow():
+        result["r"] = s.get("/delay/800", timeout=10)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_until(lambda: origin.count("/delay/800") == 1, 5, msg="request at the origin")
+    # The new config sends everything to the dead upstream: the old request must not care.
+    s.reload(s.render(routes=[{"match": "/*", "upstream": "down", "strategy": "bypass"}]))
+    wait_until(lambda: "reloaded" in s.log(), 5, msg="reload")
+    t.join(10)
+    assert result["r"].status == 200, result["r"].status
+    assert s.get("/echo").status == 502  # new requests use the new config
+
+
+def test_drain_deadline_cuts_what_is_still_running_and_exits_0(origin, strata):
+    s = strata(config_text=lambda s: s.render(upstreams={
+        "origin": {"servers": [s.origin_addr], "timeout": "30s"},
+        "down": {"servers": [s.down_addr]}}))
+    result = {}
+
+    def hanging():
+        try:
+            result["r"] = s.get("/hang", timeout=20)
+        except Exception as e:  # noqa: BLE001 - the cut is what is expected
+            result["e"] = e
+
+    t = threading.Thread(target=hanging)
+    t.start()
+    wait_until(lambda: origin.count("/hang") == 1, 5, msg="request at the origin")
+    t0 = time.monotonic()
+    rc = s.terminate(sig=signal.SIGTERM, timeout=15)
+    took = time.monotonic() - t0
+    t.join(5)
+    assert rc == 0
+    assert 9 <= took <= 14, f"drain took {took:.1f}s, the deadline is 10 s"
+    assert "e" in result, "the hanging request was answered?"
+    assert "drain deadline passed" in s.log()
+
+
+def test_idle_keep_alive_connection_is_closed_after_idle_timeout(origin, strata):
+    s = strata(limits={"idle_timeout": "1s"})
+    with RawConn(s.port) as c:
+        c.send(req_bytes("GET", "/echo"))
+        assert c.read_response().status == 200
+        assert c.is_closed(5), "an idle keep-alive connection stayed open past idle_timeout"
+    assert_still_serving(s)
