@@ -646,12 +646,13 @@ static void on_up_end(void *user)
     st_exchange__finish(x);
 }
 
-static void on_up_error(void *user, int err, bool retryable)
+static void on_up_error(void *user, int err, enum st_upstream_retry retry)
 {
     struct st_exchange *x = user;
+    bool retryable = retry != ST_UPSTREAM_NO_RETRY;
     x->up = NULL;
     if (retryable && x->phase == PH_FORWARDING && x->attempts == 1 && !x->has_body &&
-        idempotent(x->req.method)) {
+        (retry == ST_UPSTREAM_RETRY_ANY || idempotent(x->req.method))) {
         ST_STAT_INC(&x->w->stats, ORIGIN_RETRIES);
         start_origin(x, true);
         return;

@@ -494,6 +494,7 @@ const char *st_http_error_detail(int err)
     case -ECONNREFUSED: return "origin refused the connection";
     case -ECONNRESET: return "origin reset the connection";
     case -EPROTO: return "origin sent a response that is not valid HTTP";
+    case -EMSGSIZE: return "origin's response head is too large";
     case -EPIPE:
     case -ECONNABORTED: return "origin closed the connection before answering";
     default: return "origin unreachable";

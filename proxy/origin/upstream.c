@@ -37,8 +37,12 @@ struct st_upstream_pool {
     size_t n_idle;
     size_t n_conns; /* every connection not yet freed */
     size_t rr;
+    uint64_t *down_until; /* owned, per server: loop time before which it is skipped */
     bool retired;
 };
+
+/* A server that refused a connection is passed over this long (when another is left). */
+#define SERVER_DOWN_MS 2000
 
 struct st_upstream_conn {
     uv_tcp_t tcp;
@@ -46,6 +50,7 @@ struct st_upstream_conn {
     uv_timer_t timer;
     struct st_upstream_pool *pool;
     struct st_upstream_conn *next_idle;
+    size_t server; /* index into the pool's servers */
     const struct st_upstream_cbs *cbs;
     void *user; /* NULL once detached */
     enum up_state state;
@@ -82,13 +87,16 @@ struct st_upstream_pool *st_upstream_pool_create(uv_loop_t *loop, const struct s
     p->loop = loop;
     p->cfg = cfg;
     p->stats = stats;
+    p->down_until = st_xcalloc(cfg->n_servers, sizeof(*p->down_until));
     return p;
 }
 
 static void pool_maybe_free(struct st_upstream_pool *p)
 {
-    if (p->retired && p->n_conns == 0)
-        free(p);
+    if (!p->retired || p->n_conns > 0)
+        return;
+    free(p->down_until);
+    free(p);
 }
 
 void st_upstream_pool_retire(struct st_upstream_pool *p)
@@ -171,8 +179,18 @@ static void arm_timer(struct st_upstream_conn *up, uint64_t ms)
 static void up_fail(struct st_upstream_conn *up, int err)
 {
     void *user = up->user;
-    /* A timeout is never retried: the client would wait twice, the origin work twice. */
-    bool retryable = up->reused && !up->got_bytes && err != -ETIMEDOUT;
+    /*
+     * A timeout is never retried: the client would wait twice, the origin work
+     * twice. A connection refused or reset before it was up carried nothing: any
+     * request may go to another server; a pooled one that died before a byte of
+     * the answer may have been read by the origin: only idempotent requests.
+     */
+    enum st_upstream_retry retry = ST_UPSTREAM_NO_RETRY;
+    if (err != -ETIMEDOUT && up->state == UP_CONNECTING)
+        retry = ST_UPSTREAM_RETRY_ANY;
+    else if (err != -ETIMEDOUT && up->reused && !up->got_bytes)
+        retry = ST_UPSTREAM_RETRY_IDEMPOTENT;
+    bool retryable = retry != ST_UPSTREAM_NO_RETRY;
     up->user = NULL;
     if (user) {
         /* A retryable failure is counted by the user: as a retry, or as an error. */
@@ -186,7 +204,7 @@ static void up_fail(struct st_upstream_conn *up, int err)
     }
     up_close(up);
     if (user)
-        up->cbs->on_error(user, err, retryable);
+        up->cbs->on_error(user, err, retry);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -255,9 +273,10 @@ static void parse(struct st_upstream_conn *up)
         return;
     }
     if (err != HPE_OK && err != HPE_PAUSED) {
+        bool too_big = up->headers.len > ST_UPSTREAM_MAX_HEAD;
         st_log(ST_LOG_WARN, "upstream", up->id, "%s: bad response: %s", up->pool->cfg->name,
-               llhttp_get_error_reason(&up->parser));
-        up_fail(up, -EPROTO);
+               too_big ? "response head too large" : llhttp_get_error_reason(&up->parser));
+        up_fail(up, too_big ? -EMSGSIZE : -EPROTO);
         return;
     }
     if (up->response_done && up->state == UP_BUSY)
@@ -352,9 +371,11 @@ static void on_connect(uv_connect_t *req, int status)
     if (up->state == UP_CLOSING)
         return;
     if (status < 0) {
+        up->pool->down_until[up->server] = uv_now(up->pool->loop) + SERVER_DOWN_MS;
         up_fail(up, status);
         return;
     }
+    up->pool->down_until[up->server] = 0;
     up->state = UP_BUSY;
     uv_read_start((uv_stream_t *)&up->tcp, on_alloc, on_read);
     arm_timer(up, up->pool->cfg->timeout_ms);
@@ -380,6 +401,19 @@ static void reset_exchange_state(struct st_upstream_conn *up, const struct st_up
     snprintf(up->id, sizeof(up->id), "%s", request_id ? request_id : "-");
 }
 
+/* Round-robin over the servers, passing over those that refused lately (unless all did). */
+static size_t pick_server(struct st_upstream_pool *p)
+{
+    uint64_t now = uv_now(p->loop);
+    size_t n = p->cfg->n_servers;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = p->rr++ % n;
+        if (p->down_until[i] <= now)
+            return i;
+    }
+    return p->rr++ % n;
+}
+
 static struct st_upstream_conn *connect_new(struct st_upstream_pool *p)
 {
     struct st_upstream_conn *up = st_xcalloc(1, sizeof(*up));
@@ -395,7 +429,8 @@ static struct st_upstream_conn *connect_new(struct st_upstream_pool *p)
     up->state = UP_CONNECTING;
     p->n_conns++;
     ST_STAT_INC(p->stats, ORIGIN_CONNECTS);
-    const struct st_addr *a = &p->cfg->servers[p->rr++ % p->cfg->n_servers];
+    up->server = pick_server(p);
+    const struct st_addr *a = &p->cfg->servers[up->server];
     uv_tcp_nodelay(&up->tcp, 1);
     int rc = uv_tcp_connect(&up->connect_req, &up->tcp, (const struct sockaddr *)&a->sa,
                             on_connect);
@@ -498,14 +533,14 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct st_upstream_conn *up = p->data;
     st_headers_name_piece(&up->headers, at, len);
-    return 0;
+    return up->headers.len > ST_UPSTREAM_MAX_HEAD ? -1 : 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct st_upstream_conn *up = p->data;
     st_headers_value_piece(&up->headers, at, len);
-    return 0;
+    return up->headers.len > ST_UPSTREAM_MAX_HEAD ? -1 : 0;
 }
 
 static int on_header_value_complete(llhttp_t *p)

@@ -30,6 +30,16 @@
 struct st_upstream_conn;
 struct st_upstream_pool;
 
+/* The largest response head (header names and values) strata reads from an origin: over it, 502. */
+#define ST_UPSTREAM_MAX_HEAD (64 * 1024)
+
+
+/* May a failed request be sent again, on a new connection? */
+enum st_upstream_retry {
+    ST_UPSTREAM_NO_RETRY = 0,
+    ST_UPSTREAM_RETRY_IDEMPOTENT, /* a pooled connection died before any byte of the answer */
+    ST_UPSTREAM_RETRY_ANY,        /* the connection never came up: the origin saw nothing */
+};
 
 struct st_upstream_cbs {
     /* An interim (1xx other than 101) head arrived; optional. head->headers as for on_head. */
@@ -44,13 +54,12 @@ struct st_upstream_cbs {
     void (*on_end)(void *user);
     /*
      * The exchange with the origin failed (negative errno: -ETIMEDOUT,
-     * -ECONNREFUSED, -EPROTO for a bad response, ...). `retryable`: the
-     * connection was a reused pooled one, not a byte of response came, and
-     * it was not a timeout (a timeout is never retried);
-     * such a failure is not counted in origin.errors here: the user counts
-     * it as a retry or as an error.
+     * -ECONNREFUSED, -EPROTO for a bad response, -EMSGSIZE for a head over
+     * ST_UPSTREAM_MAX_HEAD, ...). retry says whether it may be sent again on
+     * another connection (a timeout never may); such a failure is not counted
+     * in origin.errors here: the user counts it as a retry or as an error.
      */
-    void (*on_error)(void *user, int err, bool retryable);
+    void (*on_error)(void *user, int err, enum st_upstream_retry retry);
     /* Queued request bytes were written: the user may send more. */
     void (*on_drain)(void *user);
 };

@@ -24,6 +24,7 @@ import hashlib
 import itertools
 import json
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -314,6 +315,16 @@ class Origin:
         s.sendall(out)
         return ka
 
+    def _misbehave(self, s, raw):
+        """Send raw bytes; then "rst" resets, "stall" holds the connection until stop."""
+        data, then = raw
+        s.sendall(data)
+        if then == "rst":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif then == "stall":
+            self.stopping.wait()
+        return False
+
     def _dispatch(self, s, req):
         """Answer req; return True to keep the connection for another request."""
         path = req.path
@@ -370,6 +381,9 @@ class Origin:
             s.sendall(b"NOT HTTP\r\n\r\n")
             s.shutdown(socket.SHUT_WR)
             return False
+        raw = MISBEHAVIOURS.get(path)
+        if raw is not None:
+            return self._misbehave(s, raw)
         if path.startswith("/json/"):
             body = json.dumps({"id": path[len("/json/"):], "ok": True}).encode()
             return self._send(s, req, 200, [("Content-Type", JSON_CT),
@@ -377,6 +391,25 @@ class Origin:
                                             ("ETag", '"v1"')], body)
         return self._send(s, req, 200, [("Content-Type", JSON_CT), ("X-Origin", "scripted")],
                           echo_body(req))
+
+
+# Origins that misbehave (path -> (bytes sent, then: "rst" | "stall" | "close")).
+MISBEHAVIOURS = {
+    "/bad/rst-mid-body": (b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n"
+                          b"Cache-Control: max-age=60\r\n\r\n" + b"a" * 1000, "rst"),
+    "/bad/stall-mid-body": (b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n"
+                            b"Cache-Control: max-age=60\r\n\r\n" + b"a" * 1000, "stall"),
+    "/bad/chunk-framing": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                           b"Cache-Control: max-age=60\r\n\r\n5\r\nhello\r\nzz\r\n", "close"),
+    "/bad/cl-and-te": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+                       b"Cache-Control: max-age=60\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "close"),
+    "/bad/two-cl": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n"
+                    b"Cache-Control: max-age=60\r\n\r\nhello!!", "close"),
+    "/bad/longer-than-declared": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                                  b"Cache-Control: max-age=60\r\n\r\nhelloEXTRA BYTES", "close"),
+    "/bad/huge-headers": (b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"h" * (200 * 1024) + b"\r\n"
+                          b"Content-Length: 2\r\n\r\nok", "close"),
+}
 
 
 def echo_body(req):
