@@ -554,15 +554,15 @@ static int on_headers_complete(llhttp_t *p)
 {
     struct st_upstream_conn *up = p->data;
     int status = llhttp_get_status_code(p);
-    if (status == 101)
-        return -1; /* we never ask for an upgrade */
+    if (status == 101 || status < 100 || status > 999)
+        return -1; /* we never ask for an upgrade; no status code at all is not HTTP */
     if (status < 200) {
         up->skip_1xx = true;
         struct st_response_head ih = {.status = status, .reason = up->reason,
                                       .reason_len = up->reason_len, .headers = &up->headers};
         if (up->user && up->cbs->on_interim)
             up->cbs->on_interim(up->user, &ih);
-        return 0;
+        return 1; /* a 1xx has no body, whatever its headers say (RFC 9110 15.2) */
     }
     struct st_response_head h = {
         .status = status,

@@ -407,6 +407,10 @@ MISBEHAVIOURS = {
                     b"Cache-Control: max-age=60\r\n\r\nhello!!", "close"),
     "/bad/longer-than-declared": (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
                                   b"Cache-Control: max-age=60\r\n\r\nhelloEXTRA BYTES", "close"),
+    "/bad/no-status": (b"HTTP/1.1 \n\r\nuntil close", "close"),
+    # A 1xx with a body: no body is a 1xx's, so "6\r\nhel..." is not a response.
+    "/bad/interim-body": (b"HTTP/1.1 199 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"6\r\nhello!\r\n0\r\n\r\n", "close"),
     "/bad/huge-headers": (b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"h" * (200 * 1024) + b"\r\n"
                           b"Content-Length: 2\r\n\r\nok", "close"),
 }

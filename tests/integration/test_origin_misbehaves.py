@@ -39,13 +39,27 @@ def test_body_that_breaks_off_is_cut_and_not_cached(origin, strata, path):
     assert_still_serving(s)
 
 
-@pytest.mark.parametrize("path", ["/bad/chunk-framing", "/bad/cl-and-te", "/bad/two-cl"])
+@pytest.mark.parametrize("path", ["/bad/chunk-framing", "/bad/cl-and-te", "/bad/two-cl",
+                                  "/bad/no-status"])
 def test_ambiguous_framing_is_an_error_and_not_cached(origin, strata, path):
     s = start(strata)
     for _ in range(2):
         st, body = outcome(s, path)
         assert st == "cut" or st == 502, (st, body)
     assert origin.count(path) == 2
+    assert s.stats()["l1"]["entries"] == 0
+    assert_still_serving(s)
+
+
+def test_interim_answer_with_a_body_is_not_a_response(origin, strata):
+    from harness import RawConn, req_bytes
+    s = start(strata)
+    with RawConn(s.port) as c:
+        c.send(req_bytes("GET", "/bad/interim-body"))
+        first = c.read_response()
+        assert first.status == 199 and first.body == b""  # relayed, without any body
+        final = c.read_response()
+        assert final.status == 502, (final.status, final.body[:100])
     assert s.stats()["l1"]["entries"] == 0
     assert_still_serving(s)
 
