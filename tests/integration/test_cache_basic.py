@@ -14,7 +14,7 @@ from harness import cache_config, cache_route, cache_status, request, settle_sta
 # No stale windows here, so an expired entry always goes back to the origin.
 TIERS = {
     "basic": {"ttl": "2s", "jitter": "0%"},
-    "short": {"ttl": "1s", "jitter": "0%"},
+    "short": {"ttl": "3s", "jitter": "0%"},
     "zero": {"ttl": "0s"},
     "jit": {"ttl": "10s", "jitter": "50%"},
 }
@@ -226,7 +226,7 @@ def test_tier_ttl_applies_and_expires(origin, cs):
     cs.get("/c/tierttl")
     r = cs.get("/c/tierttl")
     assert_hit(r)
-    assert cache_status(r).ttl in (1, 2), cache_status(r)
+    assert 0 <= cache_status(r).ttl <= 2, cache_status(r)  # the tier's 2 s, not more
     time.sleep(2.2)
     r = cs.get("/c/tierttl")
     assert r.body == b"/c/tierttl v2\n", cache_status(r)
@@ -242,16 +242,16 @@ def test_tier_ttl_zero_not_stored(origin, cs):
 
 
 def test_ttl_source_tier_overrides_origin_max_age(origin, cs):
-    # tier "short": ttl 1s; the origin's max-age is ignored both ways.
+    # tier "short": ttl 3s; the origin's max-age is ignored both ways.
     origin.script_versioned("/t/long", headers=[("Cache-Control", "max-age=600")])
     origin.script_versioned("/t/zero", headers=[("Cache-Control", "max-age=0")])
     for p in ("/t/long", "/t/zero"):
         assert_miss_stored(cs.get(p))
     assert_hit(cs.get("/t/zero"))
     assert origin.count("/t/zero") == 1, "ttl_source: tier must ignore the origin's max-age=0"
-    time.sleep(1.2)
+    time.sleep(3.2)
     r = cs.get("/t/long")
-    assert r.body == b"/t/long v2\n", f"ttl_source: tier must cut max-age=600 to 1s ({cache_status(r)})"
+    assert r.body == b"/t/long v2\n", f"ttl_source: tier must cut max-age=600 to 3s ({cache_status(r)})"
     assert origin.count("/t/long") == 2
 
 

@@ -57,9 +57,10 @@ def stampede(s, path, n):
 
 
 def release_when_all_arrived(s, gate, n):
-    """Open the origin's gate once strata has read all n requests (or after 3 s)."""
+    """Open the origin's gate once strata has read all n requests (or after 15 s: a
+    deadline a loaded machine cannot miss by accident)."""
     try:
-        wait_until(lambda: s.stats()["requests"] >= n, 3, msg=f"strata to read {n} requests")
+        wait_until(lambda: s.stats()["requests"] >= n, 15, msg=f"strata to read {n} requests")
     finally:
         gate.set()
 
