@@ -108,9 +108,6 @@ static inline void st_fbuf_adds(struct st_fbuf *f, const char *s)
     st_fbuf_add(f, s, strlen(s));
 }
 
-/* A string literal, without measuring it. */
-#define ST_FBUF_LIT(f, lit) st_fbuf_add((f), "" lit, sizeof(lit) - 1)
-
 static inline void st_fbuf_i64(struct st_fbuf *f, int64_t v)
 {
     char d[24];

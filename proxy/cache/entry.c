@@ -24,34 +24,6 @@ static bool stored_header(const struct st_headers *h, const struct st_hdr *e)
     return !st_http_is_hop_by_hop(h, e);
 }
 
-/* The next header line named `name` at or after *i, or NULL (then *i == req->n). */
-static const struct st_hdr *next_line(const struct st_headers *req, const char *name, size_t len,
-                                      size_t *i)
-{
-    for (; req && *i < req->n; (*i)++) {
-        const struct st_hdr *e = &req->v[*i];
-        if (e->name_len == len && strncasecmp(st_hdr_name(req, e), name, len) == 0) {
-            (*i)++;
-            return e;
-        }
-    }
-    return NULL;
-}
-
-/* The request's value for a Vary header: every line, joined by ", ". */
-static void vary_value(const struct st_headers *req, const char *name, size_t len,
-                       struct st_sb *out)
-{
-    size_t i = 0;
-    const struct st_hdr *e;
-    for (bool first = true; (e = next_line(req, name, len, &i)) != NULL; first = false) {
-        if (!first)
-            st_sb_add(out, ", ", 2);
-        st_sb_add(out, st_hdr_value(req, e), e->value_len);
-    }
-    st_sb_add(out, "", 1); /* the NUL that ends the value */
-}
-
 /* "name\0value\0" for each Vary field name; returns the count, or -1 when too many. */
 static int build_vary(const struct st_headers *req, const struct st_headers *resp,
                       struct st_sb *out)
@@ -78,7 +50,8 @@ static int build_vary(const struct st_headers *req, const struct st_headers *res
                 st_sb_add(out, &(char){c >= 'A' && c <= 'Z' ? (char)(c + 32) : c}, 1);
             }
             st_sb_add(out, "", 1);
-            vary_value(req, v + s, p - s, out);
+            st_headers_join(req, v + s, p - s, out);
+            st_sb_add(out, "", 1); /* the NUL that ends the value */
         }
     }
     return n;
@@ -94,12 +67,7 @@ static void build_head(const struct st_entry_init *in, struct st_sb *head,
                        const struct st_hdr **etag, const struct st_hdr **tags,
                        const struct st_hdr **last_modified)
 {
-    st_sb_addf(head, "HTTP/1.1 %d ", in->status);
-    if (in->reason_len)
-        st_sb_add(head, in->reason, in->reason_len);
-    else
-        st_sb_adds(head, st_http_reason(in->status));
-    st_sb_add(head, "\r\n", 2);
+    st_http_add_status_line(head, in->status, in->reason, in->reason_len);
     *etag = *tags = *last_modified = NULL;
     for (size_t i = 0; i < in->resp->n; i++) {
         const struct st_hdr *e = &in->resp->v[i];
@@ -112,10 +80,7 @@ static void build_head(const struct st_entry_init *in, struct st_sb *head,
             *tags = e;
         if (!*last_modified && st_name_eq(name, e->name_len, "last-modified"))
             *last_modified = e; /* the first, as st_headers_get() and freshness.c read it */
-        st_sb_add(head, name, e->name_len);
-        st_sb_add(head, ": ", 2);
-        st_sb_add(head, st_hdr_value(in->resp, e), e->value_len);
-        st_sb_add(head, "\r\n", 2);
+        st_http_add_field(head, in->resp, e);
     }
 }
 
@@ -185,7 +150,7 @@ out:
 
 /*
  * Is the request's value for header `name` (every line, joined by ", " as
- * vary_value() stores it) equal to `want`? Compared in place: this runs on
+ * build_vary() stores it with st_headers_join()) equal to `want`? Compared in place: this runs on
  * the hit path of every Vary'd entry (Vary: Accept-Encoding is common).
  */
 static bool vary_value_is(const struct st_headers *req, const char *name, size_t len,
@@ -193,7 +158,7 @@ static bool vary_value_is(const struct st_headers *req, const char *name, size_t
 {
     size_t i = 0;
     const struct st_hdr *e;
-    for (bool first = true; (e = next_line(req, name, len, &i)) != NULL; first = false) {
+    for (bool first = true; (e = st_headers_next(req, name, len, &i)) != NULL; first = false) {
         if (!first) {
             if (want[0] != ',' || want[1] != ' ')
                 return false;

@@ -85,16 +85,7 @@ static void add_headers(struct st_sb *sb, const struct st_route_cfg *r,
         st_sb_add(sb, &(char){ST_KEY_SEP}, 1);
         st_sb_adds(sb, name);
         st_sb_add(sb, ":", 1);
-        bool first = true;
-        for (size_t i = 0; req && i < req->n; i++) {
-            const struct st_hdr *e = &req->v[i];
-            if (!st_name_eq(st_hdr_name(req, e), e->name_len, name))
-                continue;
-            if (!first)
-                st_sb_add(sb, ", ", 2);
-            st_sb_add(sb, st_hdr_value(req, e), e->value_len);
-            first = false;
-        }
+        st_headers_join(req, name, strlen(name), sb);
     }
 }
 

@@ -162,6 +162,30 @@ bool st_name_eq(const char *p, size_t len, const char *lower)
     return lower[i] == '\0';
 }
 
+const struct st_hdr *st_headers_next(const struct st_headers *h, const char *name, size_t len,
+                                     size_t *i)
+{
+    for (; h && *i < h->n; (*i)++) {
+        const struct st_hdr *e = &h->v[*i];
+        if (e->name_len == len && strncasecmp(st_hdr_name(h, e), name, len) == 0) {
+            (*i)++;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+void st_headers_join(const struct st_headers *h, const char *name, size_t len, struct st_sb *out)
+{
+    size_t i = 0;
+    const struct st_hdr *e;
+    for (bool first = true; (e = st_headers_next(h, name, len, &i)) != NULL; first = false) {
+        if (!first)
+            st_sb_add(out, ", ", 2);
+        st_sb_add(out, st_hdr_value(h, e), e->value_len);
+    }
+}
+
 const struct st_hdr *st_headers_get(const struct st_headers *h, const char *name)
 {
     size_t nlen = strlen(name);
@@ -252,7 +276,17 @@ static void add_header(struct st_sb *sb, const char *name, const char *value)
     st_sb_add(sb, "\r\n", 2);
 }
 
-static void copy_header(struct st_sb *sb, const struct st_headers *h, const struct st_hdr *e)
+void st_http_add_status_line(struct st_sb *sb, int status, const char *reason, size_t reason_len)
+{
+    st_sb_addf(sb, "HTTP/1.1 %d ", status);
+    if (reason && reason_len > 0)
+        st_sb_add(sb, reason, reason_len);
+    else
+        st_sb_adds(sb, st_http_reason(status));
+    st_sb_add(sb, "\r\n", 2);
+}
+
+void st_http_add_field(struct st_sb *sb, const struct st_headers *h, const struct st_hdr *e)
 {
     st_sb_add(sb, st_hdr_name(h, e), e->name_len);
     st_sb_add(sb, ": ", 2);
@@ -318,7 +352,7 @@ void st_http_build_request(struct st_sb *sb, const struct st_request_head *req,
         if (fw->replace_conditionals && (st_name_eq(name, e->name_len, "if-none-match") ||
                                          st_name_eq(name, e->name_len, "if-modified-since")))
             continue;
-        copy_header(sb, h, e);
+        st_http_add_field(sb, h, e);
     }
     if (fw->if_none_match) {
         st_sb_adds(sb, "If-None-Match: ");
@@ -358,18 +392,13 @@ static const char *const response_replaced[] = {
 void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
                             const struct st_headers *origin)
 {
-    st_sb_addf(sb, "HTTP/1.1 %d ", ri->status);
-    if (ri->reason && ri->reason_len > 0)
-        st_sb_add(sb, ri->reason, ri->reason_len);
-    else
-        st_sb_adds(sb, st_http_reason(ri->status));
-    st_sb_add(sb, "\r\n", 2);
+    st_http_add_status_line(sb, ri->status, ri->reason, ri->reason_len);
     for (size_t i = 0; origin && i < origin->n; i++) {
         const struct st_hdr *e = &origin->v[i];
         if (is_replaced(st_hdr_name(origin, e), e->name_len, response_replaced) ||
             st_http_is_hop_by_hop(origin, e))
             continue;
-        copy_header(sb, origin, e);
+        st_http_add_field(sb, origin, e);
     }
     if (ri->cache_status)
         add_header(sb, "Cache-Status", ri->cache_status);
@@ -387,16 +416,11 @@ void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
 
 void st_http_build_interim(struct st_sb *sb, const struct st_response_head *h)
 {
-    st_sb_addf(sb, "HTTP/1.1 %d ", h->status);
-    if (h->reason_len)
-        st_sb_add(sb, h->reason, h->reason_len);
-    else
-        st_sb_adds(sb, st_http_reason(h->status));
-    st_sb_add(sb, "\r\n", 2);
+    st_http_add_status_line(sb, h->status, h->reason, h->reason_len);
     for (size_t i = 0; h->headers && i < h->headers->n; i++) {
         const struct st_hdr *e = &h->headers->v[i];
         if (!st_http_is_hop_by_hop(h->headers, e))
-            copy_header(sb, h->headers, e);
+            st_http_add_field(sb, h->headers, e);
     }
     st_sb_add(sb, "\r\n", 2);
 }
@@ -421,6 +445,7 @@ const char *st_http_reason(int status)
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";

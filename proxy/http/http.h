@@ -60,6 +60,15 @@ static inline const char *st_hdr_value(const struct st_headers *h, const struct 
     return h->buf + e->value_off;
 }
 
+/*
+ * The next header line named (name, len) at or after *i (case-insensitive),
+ * or NULL; *i moves past it. h may be NULL.
+ */
+const struct st_hdr *st_headers_next(const struct st_headers *h, const char *name, size_t len,
+                                     size_t *i);
+/* Append the value of every line named (name, len), joined by ", " (nothing when none). */
+void st_headers_join(const struct st_headers *h, const char *name, size_t len, struct st_sb *out);
+
 /* First header with this name (case-insensitive), or NULL. */
 const struct st_hdr *st_headers_get(const struct st_headers *h, const char *name);
 /* Does header `name` contain `token` in its comma-separated list (case-insensitive)? */
@@ -166,6 +175,11 @@ void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
 
 /* An interim (1xx) head for the client: status line, the origin's end-to-end headers, CRLF. */
 void st_http_build_interim(struct st_sb *sb, const struct st_response_head *h);
+
+/* "HTTP/1.1 <status> <reason>" CRLF; reason NULL or empty: the standard phrase. */
+void st_http_add_status_line(struct st_sb *sb, int status, const char *reason, size_t reason_len);
+/* One header line of h, "Name: value" CRLF, as it came. */
+void st_http_add_field(struct st_sb *sb, const struct st_headers *h, const struct st_hdr *e);
 
 /* The standard reason phrase of a status code ("Unknown" for others). */
 const char *st_http_reason(int status);
