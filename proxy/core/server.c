@@ -14,7 +14,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -208,7 +207,6 @@ static void warn_unused(const struct st_config *cfg)
 /* One line per key whose new value only a restart applies (and only when it changed). */
 static void warn_restart_only(const struct st_config *old, const struct st_config *nu)
 {
-    char was[32], now[32];
     if (strcmp(old->listen.text, nu->listen.text) != 0)
         st_log(ST_LOG_WARN, "config", NULL, "listen: %s keeps running until a restart (new: %s)",
                old->listen.text, nu->listen.text);
@@ -219,18 +217,15 @@ static void warn_restart_only(const struct st_config *old, const struct st_confi
     if (old->workers != nu->workers)
         st_log(ST_LOG_WARN, "config", NULL, "workers: %u keep running until a restart (new: %u)",
                old->workers, nu->workers);
-    if (old->cache_memory != nu->cache_memory) {
-        snprintf(was, sizeof(was), "%llu", (unsigned long long)old->cache_memory);
-        snprintf(now, sizeof(now), "%llu", (unsigned long long)nu->cache_memory);
+    if (old->cache_memory != nu->cache_memory)
         st_log(ST_LOG_WARN, "config", NULL,
-               "cache.memory: %s bytes stay until a restart (new: %s)", was, now);
-    }
-    if (old->cache_max_object != nu->cache_max_object) {
-        snprintf(was, sizeof(was), "%llu", (unsigned long long)old->cache_max_object);
-        snprintf(now, sizeof(now), "%llu", (unsigned long long)nu->cache_max_object);
+               "cache.memory: %llu bytes stay until a restart (new: %llu)",
+               (unsigned long long)old->cache_memory, (unsigned long long)nu->cache_memory);
+    if (old->cache_max_object != nu->cache_max_object)
         st_log(ST_LOG_WARN, "config", NULL,
-               "cache.max_object: %s bytes stay until a restart (new: %s)", was, now);
-    }
+               "cache.max_object: %llu bytes stay until a restart (new: %llu)",
+               (unsigned long long)old->cache_max_object,
+               (unsigned long long)nu->cache_max_object);
 }
 
 static void reload(struct st_server *srv)
