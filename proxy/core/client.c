@@ -102,21 +102,14 @@ static const struct st_limits *host_limits(void *settings)
 }
 
 static void *host_request(struct st_conn_host *h, struct st_conn *c, void *settings,
-                          const struct st_conn_request *rq)
+                          const struct st_request_info *rq)
 {
     struct st_exchange_init in = {
         .client_ops = &conn_client_ops,
         .client = c,
         .w = worker_of(h),
         .gen = settings,
-        .req = rq->req,
-        .client_ip = rq->client_ip,
-        .request_id = rq->request_id,
-        .has_body = rq->has_body,
-        .chunked = rq->chunked,
-        .content_length = rq->content_length,
-        .client_keep_alive = rq->client_keep_alive,
-        .head_request = rq->head_request,
+        .rq = rq,
     };
     return st_exchange_create(&in);
 }

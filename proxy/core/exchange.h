@@ -62,15 +62,8 @@ struct st_exchange_init {
     void *client;
     struct st_worker *w;
     struct st_gen *gen; /* the exchange takes its own reference */
-    struct st_request_head
-        req; /* headers/target owned by the client, valid until the exchange ends */
-    const char *client_ip;
-    const char *request_id; /* already validated or generated */
-    bool has_body;
-    bool chunked;
-    uint64_t content_length;
-    bool client_keep_alive;
-    bool head_request;
+    const struct st_request_info *rq; /* read during st_exchange_create; its head must
+                                         stay valid until the exchange ends */
 };
 
 /* Create the exchange (nothing runs yet). */

@@ -728,7 +728,7 @@ static int on_headers_complete(llhttp_t *p)
         st_wreq_add_static(wr, cont, sizeof(cont) - 1);
         st_conn_send(c, wr);
     }
-    struct st_conn_request rq = {
+    struct st_request_info rq = {
         .req =
             {
                 .method = llhttp_method_name((llhttp_method_t)p->method),

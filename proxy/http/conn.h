@@ -26,18 +26,6 @@
 struct st_conn;
 struct st_conn_host;
 
-/* A request whose head is complete, handed to the host. Valid until the request's stream ends. */
-struct st_conn_request {
-    struct st_request_head req;
-    const char *client_ip;
-    const char *request_id; /* validated or generated */
-    bool has_body;
-    bool chunked;
-    uint64_t content_length;
-    bool client_keep_alive;
-    bool head_request;
-};
-
 /*
  * What the connections need from whoever accepted them (a worker): every
  * callback runs on the host's loop thread.
@@ -58,7 +46,7 @@ struct st_conn_host_ops {
      * (nothing runs yet).
      */
     void *(*request)(struct st_conn_host *h, struct st_conn *c, void *settings,
-                     const struct st_conn_request *rq);
+                     const struct st_request_info *rq);
     /* Run the stream just created; it may end (st_conn_stream_done) before this returns. */
     void (*start)(void *stream);
     /* The stream's request body, its end, the client's drained write queue. */

@@ -93,6 +93,22 @@ struct st_request_head {
     const struct st_headers *headers;
 };
 
+/*
+ * A request whose head is complete, as a client connection hands it over:
+ * the head (owned by the connection, valid until the request's answer ends),
+ * who sent it, its id and the framing of its body.
+ */
+struct st_request_info {
+    struct st_request_head req;
+    const char *client_ip;
+    const char *request_id; /* validated or generated */
+    bool has_body;
+    bool chunked;
+    uint64_t content_length;
+    bool client_keep_alive;
+    bool head_request;
+};
+
 /* The path of a request target (origin-form or absolute-form): *len set. */
 const char *st_target_path(const char *target, size_t target_len, size_t *len);
 

@@ -75,7 +75,7 @@ static const struct st_limits *limits_of(void *s)
 }
 
 static void *request(struct st_conn_host *h, struct st_conn *c, void *settings,
-                     const struct st_conn_request *rq)
+                     const struct st_request_info *rq)
 {
     (void)h, (void)settings;
     const char *t = rq->req.target;
