@@ -200,13 +200,6 @@ static unsigned method_bit(const char *m)
     return st_method_bit_from_name(m, strlen(m));
 }
 
-/* Routing and the cache key both need the Host header: look it up once. */
-static void find_host(struct st_exchange *x)
-{
-    const struct st_hdr *h = st_headers_get(x->req.headers, "host");
-    x->host = h ? st_hdr_value(x->req.headers, h) : NULL;
-    x->host_len = h ? h->value_len : 0;
-}
 
 static void route_and_run(struct st_exchange *x)
 {
@@ -260,9 +253,10 @@ struct st_exchange *st_exchange_create(const struct st_exchange_init *in)
     x->content_length = rq->content_length;
     x->client_keep_alive = rq->client_keep_alive;
     x->head_request = rq->head_request;
+    x->host = rq->host; /* the connection found it checking the head */
+    x->host_len = rq->host_len;
     x->attempts = 0;
     x->start_ns = uv_hrtime();
-    find_host(x);
     ST_STAT_INC(&x->w->stats, REQUESTS);
     return x;
 }
@@ -478,7 +472,9 @@ static void own_request(struct st_exchange *x, const struct st_request_head *req
     x->req = *req;
     x->req.headers = &x->own_headers;
     x->req.target = x->own_target;
-    find_host(x);
+    const struct st_hdr *h = st_headers_get(x->req.headers, "host");
+    x->host = h ? st_hdr_value(x->req.headers, h) : NULL;
+    x->host_len = h ? h->value_len : 0;
 }
 
 bool st_exchange_client_gone(struct st_exchange *x)

@@ -650,44 +650,56 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-static void pick_ids(struct st_conn *c)
+/* The client's X-Request-Id (e, may be NULL) if valid, else a new id. */
+static void pick_ids(struct st_conn *c, const struct st_hdr *e)
 {
-    const struct st_hdr *e = st_headers_get(&c->headers, "x-request-id");
     if (e && st_request_id_valid(st_hdr_value(&c->headers, e), e->value_len))
         memcpy(c->id, st_hdr_value(&c->headers, e), e->value_len + 1);
     else
         st_request_id_next(c->h->id_prefix, &c->h->id_counter, c->id);
 }
 
+/* What one pass over the header fields found. */
+struct fields {
+    const struct st_hdr *host;       /* the one Host line, or NULL */
+    const struct st_hdr *request_id; /* the first X-Request-Id, or NULL */
+    const char *problem;             /* why the head is refused, or NULL */
+};
+
 /*
  * One pass over the header fields: no name with a space inside (llhttp's
  * strict mode rejects every other byte that is not a tchar, but lets
- * "Transfer Encoding" through), and (RFC 9112 3.2) exactly one valid Host
- * in HTTP/1.1, at most one (valid) in HTTP/1.0. Returns what is wrong, or NULL.
+ * "Transfer Encoding" through), (RFC 9112 3.2) exactly one valid Host in
+ * HTTP/1.1, at most one (valid) in HTTP/1.0, and the X-Request-Id.
  */
-static const char *fields_problem(const struct st_headers *h, bool http11)
+static void scan_fields(const struct st_headers *h, bool http11, struct fields *f)
 {
-    const struct st_hdr *host = NULL;
+    *f = (struct fields){0};
     for (size_t i = 0; i < h->n; i++) {
         const struct st_hdr *e = &h->v[i];
         const char *name = st_hdr_name(h, e);
-        if (memchr(name, ' ', e->name_len))
-            return "invalid header field name (not a token)";
+        if (memchr(name, ' ', e->name_len)) {
+            f->problem = "invalid header field name (not a token)";
+            return;
+        }
+        if (e->name_len == 12 && !f->request_id && st_name_eq(name, 12, "x-request-id"))
+            f->request_id = e;
         if (e->name_len != 4 || !st_name_eq(name, 4, "host"))
             continue;
-        if (host)
-            return "more than one Host header";
-        host = e;
+        if (f->host) {
+            f->problem = "more than one Host header";
+            return;
+        }
+        f->host = e;
     }
-    if (!host)
-        return http11 ? "missing Host header (required in HTTP/1.1)" : NULL;
-    if (!st_http_host_valid(st_hdr_value(h, host), host->value_len))
-        return "invalid Host header value";
-    return NULL;
+    if (!f->host && http11)
+        f->problem = "missing Host header (required in HTTP/1.1)";
+    else if (f->host && !st_http_host_valid(st_hdr_value(h, f->host), f->host->value_len))
+        f->problem = "invalid Host header value";
 }
 
 /* Checks that need the whole head; returns a status to fail with (detail set), or 0. */
-static int check_head(struct st_conn *c, llhttp_t *p)
+static int check_head(struct st_conn *c, llhttp_t *p, const struct fields *f)
 {
     const struct st_limits *lim = c->lim;
     if (p->method == HTTP_CONNECT) {
@@ -700,8 +712,7 @@ static int check_head(struct st_conn *c, llhttp_t *p)
         c->error_detail = "malformed request target";
         return 400;
     }
-    c->error_detail = fields_problem(&c->headers, p->http_major == 1 && p->http_minor >= 1);
-    if (c->error_detail)
+    if ((c->error_detail = f->problem) != NULL)
         return 400;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > lim->max_body) {
         c->error_detail = "request body larger than limits.max_body";
@@ -713,8 +724,10 @@ static int check_head(struct st_conn *c, llhttp_t *p)
 static int on_headers_complete(llhttp_t *p)
 {
     struct st_conn *c = p->data;
-    pick_ids(c);
-    int status = check_head(c, p);
+    struct fields f;
+    scan_fields(&c->headers, p->http_major == 1 && p->http_minor >= 1, &f);
+    pick_ids(c, f.request_id);
+    int status = check_head(c, p, &f);
     if (status) {
         c->error_status = status;
         return -1;
@@ -737,6 +750,8 @@ static int on_headers_complete(llhttp_t *p)
                 .http_minor = p->http_minor,
                 .headers = &c->headers,
             },
+        .host = f.host ? st_hdr_value(&c->headers, f.host) : NULL,
+        .host_len = f.host ? f.host->value_len : 0,
         .client_ip = c->client_ip,
         .request_id = c->id,
         .has_body = has_body,

@@ -100,6 +100,8 @@ struct st_request_head {
  */
 struct st_request_info {
     struct st_request_head req;
+    const char *host; /* the Host value (into req.headers), NULL when absent */
+    size_t host_len;
     const char *client_ip;
     const char *request_id; /* validated or generated */
     bool has_body;
