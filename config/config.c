@@ -372,22 +372,26 @@ static void h_match(struct st_walk *w, const yaml_node_t *val, void *obj,
         st_walk_error(w, val, "bad pattern '%s': %s", s, why);
 }
 
+/* An optional string that, when given, must not be empty; hint says what leaving it out does. */
+static void nonempty_string(struct st_walk *w, const yaml_node_t *val, void *obj,
+                            const struct st_walk_field *f, const char *hint)
+{
+    st_field_string(w, val, obj, f);
+    const char *v = *ST_FIELD_AT(obj, f, char *);
+    if (v && !v[0])
+        st_walk_error(w, val, "%s must not be empty (%s)", f->key, hint);
+}
+
 static void h_name(struct st_walk *w, const yaml_node_t *val, void *obj,
                    const struct st_walk_field *f)
 {
-    struct st_route_cfg *r = obj;
-    st_field_string(w, val, obj, f);
-    if (r->name && !r->name[0])
-        st_walk_error(w, val, "name must not be empty (leave it out to use the match)");
+    nonempty_string(w, val, obj, f, "leave it out to use the match");
 }
 
 static void h_host(struct st_walk *w, const yaml_node_t *val, void *obj,
                    const struct st_walk_field *f)
 {
-    struct st_route_cfg *r = obj;
-    st_field_string(w, val, obj, f);
-    if (r->host && !r->host[0])
-        st_walk_error(w, val, "host must not be empty (leave it out to match any host)");
+    nonempty_string(w, val, obj, f, "leave it out to match any host");
 }
 
 static void h_methods(struct st_walk *w, const yaml_node_t *val, void *obj,
