@@ -22,17 +22,15 @@
  * cache tiers (cache/tier.h), with the worker's context for counters, the
  * clock and the random source.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "base/alloc.h"
+#include "base/rand.h"
 #include "cache/freshness.h"
 #include "cache/invalidate.h"
 #include "cache/key.h"
-#include "base/rand.h"
 #include "cache/tier.h"
 #include "core/strategy.h"
 #include "strategies/strategies.h"
