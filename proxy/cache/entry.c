@@ -150,37 +150,47 @@ out:
 
 /*
  * Is the request's value for header `name` (every line, joined by ", " as
- * build_vary() stores it with st_headers_join()) equal to `want`? Compared in place: this runs on
- * the hit path of every Vary'd entry (Vary: Accept-Encoding is common).
+ * build_vary() stores it with st_headers_join()) equal to want (wlen bytes)?
+ * Compared in place: this runs on the hit path of every Vary'd entry (Vary:
+ * Accept-Encoding is common).
  */
 static bool vary_value_is(const struct st_headers *req, const char *name, size_t len,
-                          const char *want)
+                          const char *want, size_t wlen)
 {
     size_t i = 0;
     const struct st_hdr *e;
     for (bool first = true; (e = st_headers_next(req, name, len, &i)) != NULL; first = false) {
         if (!first) {
-            if (want[0] != ',' || want[1] != ' ')
+            if (wlen < 2 || want[0] != ',' || want[1] != ' ')
                 return false;
             want += 2;
+            wlen -= 2;
         }
-        if (strncmp(want, st_hdr_value(req, e), e->value_len) != 0)
+        if (wlen < e->value_len || memcmp(want, st_hdr_value(req, e), e->value_len) != 0)
             return false;
         want += e->value_len;
+        wlen -= e->value_len;
     }
-    return *want == '\0';
+    return wlen == 0;
 }
 
+/*
+ * The variant is "name\0value\0" pairs; every read stays inside it, even if a
+ * value held a NUL of its own (then the pairs no longer line up: no match).
+ */
 bool st_entry_vary_matches(const struct st_store_item *it, const void *req_headers)
 {
     const struct st_headers *req = req_headers;
     const char *p = st_store_item_variant(it), *end = p + it->variant_len;
     while (p < end) {
-        size_t nlen = strlen(p);
+        size_t nlen = strnlen(p, (size_t)(end - p));
         const char *val = p + nlen + 1;
-        if (!vary_value_is(req, p, nlen, val))
+        if (val >= end)
             return false;
-        p = val + strlen(val) + 1;
+        size_t vlen = strnlen(val, (size_t)(end - val));
+        if (!vary_value_is(req, p, nlen, val, vlen))
+            return false;
+        p = val + vlen + 1;
     }
     return true;
 }

@@ -211,6 +211,29 @@ static void test_too_many_vary_headers(void **state)
     assert_null(make("/x\x1fh", "a, b, c, d, e, f, g, h, i", NULL, NULL, 1));
 }
 
+/* A request value with a NUL of its own: the variant's pairs no longer line up, so no match. */
+static void test_vary_value_with_a_nul_is_no_match(void **state)
+{
+    (void)state;
+    struct st_store *c = st_store_create(1 << 20, 64 * 1024);
+    struct st_headers req, resp;
+    st_headers_init(&req);
+    st_headers_init(&resp);
+    st_headers_name_piece(&req, "Accept-Language", 15);
+    st_headers_value_piece(&req, "a\0b", 3);
+    st_headers_value_done(&req);
+    hdr(&resp, "Vary", "Accept-Language");
+    struct st_entry_init in = {.key = "/n", .key_len = 2, .req = &req, .resp = &resp,
+                               .status = 200, .body = "x", .body_len = 1, .lifetime_ms = 60000};
+    insert(c, st_entry_new(&in));
+    struct st_store_item *it =
+        st_store_lookup(c, st_store_hash("/n", 2), "/n", 2, st_entry_vary_matches, &req);
+    assert_null(it);
+    st_headers_finish(&req);
+    st_headers_finish(&resp);
+    st_store_destroy(c);
+}
+
 static void test_validators_and_tags(void **state)
 {
     (void)state;
@@ -273,6 +296,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_head_is_stored_without_framing),
         cmocka_unit_test(test_last_modified_kept_in_seconds),
+        cmocka_unit_test(test_vary_value_with_a_nul_is_no_match),
         cmocka_unit_test(test_validators_and_tags),
         cmocka_unit_test(test_vary_variants),
         cmocka_unit_test(test_vary_joins_header_lines),
