@@ -204,10 +204,31 @@ static const char *redis_url_hostport(const char *s, size_t len, struct st_redis
     return NULL;
 }
 
-/* redis://[:password@]host[:port][/db] into r (host, port, db, password); NULL or why not. */
+/* unix:///path.sock[?db=N] into r; NULL or why not. */
+static const char *parse_redis_unix(const char *path, struct st_redis_cfg *r)
+{
+    const char *q = strchr(path, '?');
+    size_t len = q ? (size_t)(q - path) : strlen(path);
+    if (len < 2 || path[0] != '/')
+        return "a unix socket url is unix:///absolute/path.sock";
+    r->unix_path = st_xstrndup(path, len);
+    r->db = 0;
+    if (!q)
+        return NULL;
+    if (strncmp(q, "?db=", 4) != 0)
+        return "the only parameter of a unix socket url is ?db=N";
+    return redis_url_db(q + 4, &r->db);
+}
+
+/*
+ * redis://[:password@]host[:port][/db] or unix:///path[?db=N] into r (host
+ * or unix_path, port, db, password); NULL or why not.
+ */
 static const char *parse_redis_url(const char *url, struct st_redis_cfg *r)
 {
     static const char scheme[] = "redis://";
+    if (!strncmp(url, "unix://", 7))
+        return parse_redis_unix(url + 7, r);
     if (!strncmp(url, "rediss://", 9))
         return "TLS (rediss://) is not supported";
     if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
@@ -232,8 +253,9 @@ static void redis_url_clear(struct st_redis_cfg *r)
 {
     free(r->url);
     free(r->host);
+    free(r->unix_path);
     free(r->password);
-    r->url = r->host = r->password = NULL;
+    r->url = r->host = r->unix_path = r->password = NULL;
 }
 
 static void h_redis_url(struct st_walk *w, const yaml_node_t *val, void *obj,
@@ -247,7 +269,10 @@ static void h_redis_url(struct st_walk *w, const yaml_node_t *val, void *obj,
     const char *why = parse_redis_url(s, r);
     if (why)
         st_walk_error(
-            w, val, "bad redis url '%s': %s (expected redis://[:password@]host:port[/db])", s, why);
+            w, val,
+            "bad redis url '%s': %s (expected redis://[:password@]host:port[/db] or "
+            "unix:///path.sock)",
+            s, why);
     r->url = s;
 }
 
@@ -257,6 +282,7 @@ static const struct st_walk_field redis_fields[] = {
     {"prefix", st_field_string, offsetof(struct st_redis_cfg, prefix)},
     {"lock_wait", st_field_duration, offsetof(struct st_redis_cfg, lock_wait_ms)},
     {"partition_ttl", st_field_duration, offsetof(struct st_redis_cfg, partition_ttl_ms)},
+    {"max_object", st_field_size, offsetof(struct st_redis_cfg, max_object)},
 };
 
 static void parse_redis(struct st_walk *w, const yaml_node_t *val, struct st_config *cfg)
@@ -797,6 +823,7 @@ static void set_defaults(struct st_config *cfg)
         .prefix = st_xstrdup("strata:"),
         .lock_wait_ms = 2000,
         .partition_ttl_ms = 5000,
+        .max_object = 1ull << 20,
     };
 }
 

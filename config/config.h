@@ -125,7 +125,8 @@ struct st_limits {
 struct st_redis_cfg {
     bool enabled; /* false when the `redis:` section is absent */
     char *url;    /* owned; e.g. "redis://127.0.0.1:6379/0" */
-    char *host;   /* owned; parsed from url */
+    char *host;   /* owned; parsed from url (NULL with unix_path) */
+    char *unix_path; /* owned; unix:///path.sock, else NULL */
     int port;
     int db;
     char *password;         /* owned; NULL when the url has none */
@@ -133,6 +134,7 @@ struct st_redis_cfg {
     char *prefix;           /* owned; default "strata:" */
     uint64_t lock_wait_ms;  /* default 2s */
     uint64_t partition_ttl_ms; /* default 5s */
+    uint64_t max_object;       /* default 1 MiB: largest body written to Redis */
 };
 
 struct st_config {

@@ -48,6 +48,7 @@ struct ca {
     enum st_flight_result result;
     int fail_status;
     bool filling;
+    bool from_shared; /* the entry to answer with came from the shared tier (L2) */
     struct st_sb body;
     int status;
     const struct st_headers *resp; /* valid until on_end */
@@ -169,7 +170,7 @@ static long long ttl_s(const struct st_entry *e, int64_t age)
 static void serve_hit(struct st_exchange *x, struct ca *ca, struct st_entry *e, int64_t age)
 {
     long long ttl = ttl_s(e, age);
-    set_status(x, "strata; hit; ttl=", &ttl, NULL, NULL);
+    set_status(x, "strata; hit; ttl=", &ttl, ca->from_shared ? "; detail=l2" : NULL, NULL);
     count(x, ST_STAT_CACHE_HITS, ST_RS_HITS);
     if (st_exchange_was_parked(x))
         count(x, ST_STAT_CACHE_COLLAPSED, ST_RS_COLLAPSED);
@@ -615,9 +616,26 @@ static void on_request(struct st_exchange *x)
     lookup(x, ca, true);
 }
 
+/* The shared tier handed us the fetch: lead it, revalidating what L1 holds, if anything. */
+static void lead_fetch(struct st_exchange *x, struct ca *ca)
+{
+    ca->leader = true;
+    if (!ca->stale) {
+        struct st_entry *e = st_cache_tier_lookup(ca->tiers, ca->hash, ca->key.p, ca->key.len,
+                                                  st_exchange_request(x)->headers);
+        ca->stale = e ? st_entry_ref(e) : NULL;
+    }
+    fetch(x, ca);
+}
+
 static void on_resume(struct st_exchange *x, enum st_flight_result result, int status)
 {
     struct ca *ca = st_exchange_hook_arg(x);
+    if (result == ST_FLIGHT_LEAD) {
+        lead_fetch(x, ca);
+        return;
+    }
+    ca->from_shared = result == ST_FLIGHT_SHARED;
     if (result == ST_FLIGHT_FAILED) {
         int64_t now = now_ms(x);
         if (stale_if_error_ok(ca->stale, now)) {

@@ -56,6 +56,34 @@
       "Body bytes sent from the cache")                                                            \
     X(INVAL_LOCAL, "invalidations", "local", "strata_invalidations_total", "source=\"local\"",    \
       "counter", "Invalidations applied (writes, /invalidate)")                                    \
+    X(INVAL_PUBLISHED, "invalidations", "published", "strata_invalidations_total",                 \
+      "source=\"published\"", "counter", "")                                                       \
+    X(INVAL_RECEIVED, "invalidations", "received", "strata_invalidations_total",                   \
+      "source=\"received\"", "counter", "")                                                        \
+    X(INVAL_UNPUBLISHED, "invalidations", "unpublished", "strata_invalidations_unpublished_total",  \
+      "", "counter", "Invalidations that could not reach Redis (applied here only)")              \
+    X(L2_HITS, "l2", "hits", "strata_l2_hits_total", "", "counter",                                \
+      "L1 misses answered from the Redis tier")                                                    \
+    X(L2_MISSES, "l2", "misses", "strata_l2_misses_total", "", "counter",                          \
+      "L1 misses the Redis tier did not have (fresh)")                                             \
+    X(L2_ERRORS, "l2", "errors", "strata_l2_errors_total", "", "counter",                          \
+      "Redis commands that failed or answered after redis.timeout")                                \
+    X(L2_CORRUPT, "l2", "corrupt", "strata_l2_corrupt_total", "", "counter",                       \
+      "Redis values of another format version or damaged (read as misses)")                        \
+    X(L2_WRITES, "l2", "writes", "strata_l2_writes_total", "", "counter",                          \
+      "Entries written to the Redis tier")                                                         \
+    X(L2_SKIPPED, "l2", "skipped", "strata_l2_skipped_total", "", "counter",                       \
+      "L1 misses that did not ask Redis because it was down (backoff)")                            \
+    X(LOCK_WINS, "locks", "wins", "strata_lock_wins_total", "", "counter",                         \
+      "Cross-instance fill locks taken (this instance fetched)")                                   \
+    X(LOCK_WAITS, "locks", "waits", "strata_lock_waits_total", "", "counter",                      \
+      "Misses that waited for another instance's fill")                                            \
+    X(LOCK_FAIL_OPEN, "locks", "fail_open", "strata_lock_fail_open_total", "", "counter",          \
+      "Waits that ended without the value (fetched from the origin instead)")                     \
+    X(BUS_REPLAYED, "bus", "replayed", "strata_bus_replayed_total", "", "counter",                 \
+      "Invalidations replayed from the stream after a lost subscription")                          \
+    X(BUS_FLUSHES, "bus", "flushes", "strata_bus_flushes_total", "", "counter",                    \
+      "L1 flushes because missed invalidations could not be replayed")                             \
     X(INVAL_ENTRIES, "invalidations", "entries", "strata_invalidated_entries_total", "",          \
       "counter", "Cache entries dropped by invalidations")                                         \
     X(ORIGIN_REQUESTS, "origin", "requests", "strata_origin_requests_total", "", "counter",        \

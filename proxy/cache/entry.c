@@ -5,8 +5,10 @@
  */
 #include "cache/entry.h"
 
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <xxhash.h>
 
 #include "base/buf.h"
 #include "http/date.h"
@@ -193,4 +195,106 @@ bool st_entry_vary_matches(const struct st_store_item *it, const void *req_heade
         p = val + vlen + 1;
     }
     return true;
+}
+
+/* --- wire form --- */
+
+enum { WIRE_FIXED = 1 + 8 + 8 + 4 * 5 + 2 + 2 + 4 * 5, WIRE_SUM = 8 };
+
+static void put_u(struct st_sb *out, uint64_t v, unsigned bytes)
+{
+    char b[8];
+    for (unsigned i = 0; i < bytes; i++)
+        b[i] = (char)(v >> (8 * i));
+    st_sb_add(out, b, bytes);
+}
+
+static uint64_t get_u(const char **p, unsigned bytes)
+{
+    const unsigned char *q = (const unsigned char *)*p;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < bytes; i++)
+        v |= (uint64_t)q[i] << (8 * i);
+    *p += bytes;
+    return v;
+}
+
+void st_entry_encode(const struct st_entry *e, struct st_sb *out)
+{
+    const struct st_store_item *it = st_entry_item(e);
+    size_t start = out->len;
+    put_u(out, ST_ENTRY_WIRE_VERSION, 1);
+    put_u(out, (uint64_t)e->stored_ms, 8);
+    put_u(out, (uint64_t)e->lifetime_ms, 8);
+    put_u(out, (uint32_t)e->initial_age_ms, 4);
+    put_u(out, (uint32_t)e->swr_ms, 4);
+    put_u(out, (uint32_t)e->sie_ms, 4);
+    put_u(out, e->head_len, 4);
+    put_u(out, e->last_modified_s, 4);
+    put_u(out, e->status, 2);
+    put_u(out, (unsigned)e->no_stale | (unsigned)e->always_revalidate << 1, 2);
+    put_u(out, it->key_len, 4);
+    put_u(out, it->variant_len, 4);
+    put_u(out, it->tags_len, 4);
+    put_u(out, it->extra_len, 4);
+    put_u(out, it->blob_len, 4);
+    st_sb_add(out, st_store_item_key(it), it->key_len);
+    st_sb_add(out, st_store_item_variant(it), it->variant_len);
+    st_sb_add(out, st_store_item_tags(it) ? st_store_item_tags(it) : "", it->tags_len);
+    st_sb_add(out, st_store_item_extra(it), it->extra_len);
+    st_sb_add(out, it->blob, it->blob_len);
+    put_u(out, XXH3_64bits(out->p + start, out->len - start), 8);
+}
+
+int st_entry_decode(const char *p, size_t len, struct st_entry **out)
+{
+    *out = NULL;
+    if (len < 1)
+        return -EBADMSG;
+    if ((unsigned char)p[0] != ST_ENTRY_WIRE_VERSION)
+        return -EPROTO;
+    if (len < WIRE_FIXED + WIRE_SUM)
+        return -EBADMSG;
+    const char *end = p + len - WIRE_SUM, *q = end;
+    if (get_u(&q, 8) != XXH3_64bits(p, len - WIRE_SUM))
+        return -EBADMSG;
+    q = p + 1;
+    struct st_entry r = {0};
+    r.stored_ms = (int64_t)get_u(&q, 8);
+    r.lifetime_ms = (int64_t)get_u(&q, 8);
+    r.initial_age_ms = (int32_t)get_u(&q, 4);
+    r.swr_ms = (int32_t)get_u(&q, 4);
+    r.sie_ms = (int32_t)get_u(&q, 4);
+    r.head_len = (uint32_t)get_u(&q, 4);
+    r.last_modified_s = (uint32_t)get_u(&q, 4);
+    r.status = (uint16_t)get_u(&q, 2);
+    unsigned flags = (unsigned)get_u(&q, 2);
+    r.no_stale = flags & 1;
+    r.always_revalidate = flags & 2;
+    uint64_t lens[5], total = 0;
+    for (int i = 0; i < 5; i++)
+        total += lens[i] = get_u(&q, 4);
+    /* extra = head, ETag, NUL: the head must fit and the last byte must be the NUL */
+    if (total != (uint64_t)(end - q) || lens[3] < (uint64_t)r.head_len + 1 ||
+        q[lens[0] + lens[1] + lens[2] + lens[3] - 1] != '\0' || lens[0] == 0)
+        return -EBADMSG;
+    struct st_store_item_init si = {
+        .key = q,
+        .key_len = lens[0],
+        .variant = q + lens[0],
+        .variant_len = lens[1],
+        .tags = lens[2] ? q + lens[0] + lens[1] : NULL,
+        .tags_len = lens[2],
+        .user_size = sizeof(struct st_entry),
+        .extra_len = lens[3],
+        .blob = q + lens[0] + lens[1] + lens[2] + lens[3],
+        .blob_len = lens[4],
+    };
+    struct st_store_item *it = st_store_item_new(&si);
+    if (!it)
+        return -EBADMSG;
+    memcpy(st_store_item_extra(it), q + lens[0] + lens[1] + lens[2], lens[3]);
+    *st_entry_of(it) = r;
+    *out = st_entry_of(it);
+    return 0;
 }

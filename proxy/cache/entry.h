@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "cache/store.h"
 #include "http/http.h"
 
@@ -132,6 +133,22 @@ static inline int64_t st_entry_last_modified_ms(const struct st_entry *e)
 {
     return e->last_modified_s == UINT32_MAX ? -1 : (int64_t)e->last_modified_s * 1000;
 }
+
+/*
+ * The wire form of an entry (the L2 tier's values): a format version byte,
+ * the record, the part lengths, the key, variant, tags, extra bytes and body,
+ * and an XXH3 checksum of all of it. Little-endian, fixed layout.
+ */
+#define ST_ENTRY_WIRE_VERSION 1
+
+/* Append e's wire form to out. */
+void st_entry_encode(const struct st_entry *e, struct st_sb *out);
+
+/*
+ * An entry (one reference, not published) from its wire form. -EPROTO: another
+ * format version; -EBADMSG: truncated, inconsistent or failing its checksum.
+ */
+int st_entry_decode(const char *p, size_t len, struct st_entry **out);
 
 /*
  * Do the request's values for the item's Vary headers equal those it was

@@ -25,6 +25,8 @@ enum st_flight_result {
     ST_FLIGHT_STORED = 0,  /* an entry was stored: look it up */
     ST_FLIGHT_UNCACHEABLE, /* the answer was not stored: fetch for yourself */
     ST_FLIGHT_FAILED,      /* the origin failed: answer stale or an error */
+    ST_FLIGHT_SHARED,      /* the shared tier had it and it is now stored: look it up */
+    ST_FLIGHT_LEAD,        /* (to one waiter, from a shared tier) fetch, then end the flight */
 };
 
 struct st_flight_waiter;
@@ -34,7 +36,8 @@ struct st_flight_waiter {
     struct st_flight_waiter *next; /* in the flight; free for the owner once woken */
     st_flight_wake_cb wake;        /* set by the owner before joining */
     enum st_flight_result result;  /* set before wake is called */
-    int status;                    /* with ST_FLIGHT_FAILED: the error status */
+    int status; /* with ST_FLIGHT_FAILED: the error status; with SHARED: 1 for the caller
+                   that asked first (it waited for the shared tier, not for another request) */
 };
 
 enum st_flight_role { ST_FLIGHT_LEADER, ST_FLIGHT_PARKED };

@@ -10,15 +10,6 @@
 #include "cache/key.h"
 #include "base/stats.h"
 
-static st_inval_bus_cb bus_cb;
-static void *bus_arg;
-
-void st_invalidate_set_bus(st_inval_bus_cb cb, void *arg)
-{
-    bus_cb = cb;
-    bus_arg = arg;
-}
-
 static size_t drop_prefix_with(struct st_cache_tier *t, const char *v, size_t len, char last)
 {
     struct st_sb sb;
@@ -52,7 +43,10 @@ size_t st_invalidate(struct st_cache_tier *t, struct st_stats *stats, enum st_in
     size_t n = st_invalidate_apply(t, kind, value, len);
     ST_STAT_INC(stats, INVAL_LOCAL);
     st_stat_add(stats, ST_STAT_INVAL_ENTRIES, n);
-    if (bus_cb)
-        bus_cb(kind, value, len, bus_arg);
+    int rc = st_cache_tier_invalidate_shared(t, kind, value, len);
+    if (rc > 0)
+        ST_STAT_INC(stats, INVAL_PUBLISHED);
+    else if (rc < 0)
+        ST_STAT_INC(stats, INVAL_UNPUBLISHED);
     return n;
 }

@@ -3,9 +3,10 @@
  *
  * Every invalidation (a write through cache-aside, POST /invalidate, a
  * surrogate-key tag) goes through st_invalidate(): it is applied to the
- * local cache tiers and then handed to the bus hook, which the Redis tier
- * sets to publish it to every other instance. Invalidations received from
- * the bus are applied with st_invalidate_apply(), which does not publish.
+ * local cache tiers and then handed to the tier's shared part (the Redis
+ * tier drops it there and publishes it to every other instance).
+ * Invalidations received from the bus are applied with
+ * st_invalidate_apply(), which does neither.
  *
  * URI semantics: a URI without a query drops every entry of that path, for
  * every query and every host; a URI with a query drops that exact
@@ -16,21 +17,15 @@
 
 #include <stddef.h>
 
-struct st_cache_tier;
+#include "cache/tier.h"
+
 struct st_stats;
 
-enum st_inval_kind {
-    ST_INVAL_URI,
-    ST_INVAL_PREFIX,
-    ST_INVAL_TAG,
-};
-
-typedef void (*st_inval_bus_cb)(enum st_inval_kind kind, const char *value, size_t len, void *arg);
-
-/* Install the bus (NULL to remove). Call before workers start. */
-void st_invalidate_set_bus(st_inval_bus_cb cb, void *arg);
-
-/* Apply locally, count into stats (the caller's thread's block), publish. Returns entries dropped. */
+/*
+ * Apply to this instance's tiers, count into stats (the caller's thread's
+ * block), then to the shared tier and the other instances. Returns the
+ * local entries dropped.
+ */
 size_t st_invalidate(struct st_cache_tier *t, struct st_stats *stats, enum st_inval_kind kind,
                      const char *value, size_t len);
 

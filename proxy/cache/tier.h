@@ -14,7 +14,16 @@
  *
  * Flights: concurrent misses for one key join one flight (cache/flight.h);
  * the tier decides how far a flight reaches (one process for the memory
- * tier; every instance once a shared tier holds the lock).
+ * tier; every instance once a shared tier holds the lock). A shared tier
+ * may park even the first caller while it reads the shared copy and takes
+ * the cross-instance lock, then wake it with ST_FLIGHT_SHARED (an entry is
+ * now in the nearest tier: look it up) or ST_FLIGHT_LEAD (fetch, then end
+ * the flight with flight_done).
+ *
+ * Handles: the Redis tier gives each event-loop thread its own handle
+ * (its Redis connection lives on that loop); a handle's asynchronous
+ * operations must be called on its thread. The memory tier has one handle
+ * for every thread.
  */
 #ifndef ST_CACHE_TIER_H
 #define ST_CACHE_TIER_H
@@ -29,8 +38,20 @@
 
 struct st_cache_tier;
 
+/* What an invalidation names (cache/invalidate.h has the semantics). */
+enum st_inval_kind {
+    ST_INVAL_URI,
+    ST_INVAL_PREFIX,
+    ST_INVAL_TAG,
+};
+
+enum st_shared_state { ST_SHARED_NONE, ST_SHARED_DOWN, ST_SHARED_UP };
+enum st_bus_state { ST_BUS_NONE, ST_BUS_DOWN, ST_BUS_CATCHING_UP, ST_BUS_UP };
+
 struct st_cache_tier_stats {
     struct st_store_stats l1;
+    enum st_shared_state l2; /* NONE: no shared tier configured */
+    enum st_bus_state bus;
 };
 
 struct st_cache_tier_ops {
@@ -50,6 +71,19 @@ struct st_cache_tier_ops {
     void (*flight_done)(struct st_cache_tier *t, uint64_t hash, const char *key, size_t key_len,
                         enum st_flight_result result, int status);
     void (*stats)(struct st_cache_tier *t, struct st_cache_tier_stats *out);
+    /*
+     * Optional (NULL: no shared tier): apply an invalidation to the shared
+     * tier and tell every other instance, after the caller applied it here.
+     * Returns 1 when sent, -EAGAIN when it could not be (the shared tier is down).
+     */
+    int (*invalidate_shared)(struct st_cache_tier *t, enum st_inval_kind kind, const char *value,
+                              size_t len);
+    /*
+     * Optional: this thread's handle on the tier is done with (its loop is
+     * ending); what it has in flight fails over to the origin. Called on the
+     * handle's own thread; the handle is freed once its loop closed it.
+     */
+    void (*detach)(struct st_cache_tier *t);
     void (*destroy)(struct st_cache_tier *t);
 };
 
@@ -116,6 +150,19 @@ static inline void st_cache_tier_flight_done(struct st_cache_tier *t, uint64_t h
 static inline void st_cache_tier_stats(struct st_cache_tier *t, struct st_cache_tier_stats *out)
 {
     t->ops->stats(t, out);
+}
+
+/* 1 sent, 0 no shared tier, -EAGAIN not sent. */
+static inline int st_cache_tier_invalidate_shared(struct st_cache_tier *t, enum st_inval_kind kind,
+                                                  const char *value, size_t len)
+{
+    return t->ops->invalidate_shared ? t->ops->invalidate_shared(t, kind, value, len) : 0;
+}
+
+static inline void st_cache_tier_detach(struct st_cache_tier *t)
+{
+    if (t->ops->detach)
+        t->ops->detach(t);
 }
 
 /* NULL is a no-op. */

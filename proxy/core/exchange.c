@@ -390,7 +390,12 @@ enum st_flight_role st_exchange_join_flight(struct st_exchange *x, struct st_cac
     wt->fw.wake = on_waiter_wake;
     wt->w = x->w;
     wt->x = x;
+    wt->tier = t;
+    wt->hash = hash;
+    wt->key = st_xstrndup(key, key_len);
+    wt->key_len = key_len;
     if (st_cache_tier_flight_join(t, hash, key, key_len, &wt->fw) == ST_FLIGHT_LEADER) {
+        free(wt->key);
         free(wt);
         return ST_FLIGHT_LEADER;
     }
@@ -405,7 +410,8 @@ void st_exchange_resume(struct st_exchange *x, enum st_flight_result result, int
     const struct st_strategy *s = x->route->impl;
     x->waiter = NULL; /* the worker frees it */
     x->hooks = NULL;
-    x->parked = true;
+    /* The lead, or a shared-tier answer to the first asker, did not wait for another request. */
+    x->parked = result != ST_FLIGHT_LEAD && !(result == ST_FLIGHT_SHARED && status == 1);
     if (s && s->on_resume)
         s->on_resume(x, result, status);
     else

@@ -23,6 +23,7 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "cache/l2tier.h"
 #include "cache/memtier.h"
 #include "base/log.h"
 #include "st_build.h"
@@ -36,7 +37,8 @@ struct slot_registry {
 
 struct st_server {
     uv_loop_t *loop;
-    struct st_cache_tier *tier;
+    struct st_cache_tier *tier; /* the main thread's handle (the memory tier, or st_l2_main) */
+    struct st_l2 *l2;           /* owned; NULL without redis */
     const struct st_server_wiring *wiring;
     struct st_stats *main_stats; /* owned; written by the main thread only */
     struct slot_registry route_slots, tier_slots, upstream_slots;
@@ -106,6 +108,39 @@ struct st_stats *st_server_main_stats(struct st_server *srv)
 struct st_cache_tier *st_server_tier(struct st_server *srv)
 {
     return srv->tier;
+}
+
+struct st_cache_tier *st_server_worker_tier(struct st_server *srv, uv_loop_t *loop,
+                                            struct st_stats *stats)
+{
+    return srv->l2 ? st_l2_handle(srv->l2, loop, stats) : srv->tier;
+}
+
+/* The longest an origin fetch may take: the cross-instance lock's lease. */
+static uint64_t fetch_bound_ms(const struct st_config *cfg)
+{
+    uint64_t max = 0;
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        uint64_t t = cfg->upstreams[i].connect_timeout_ms + cfg->upstreams[i].timeout_ms;
+        max = t > max ? t : max;
+    }
+    return max;
+}
+
+static void create_tiers(struct st_server *srv, const struct st_config *cfg)
+{
+    struct st_cache_tier *l1 = st_memtier_create(cfg->cache_memory, cfg->cache_max_object);
+    if (!cfg->redis.enabled) {
+        srv->tier = l1;
+        return;
+    }
+    struct st_l2_opts o = {
+        .redis = &cfg->redis,
+        .lease_ms = fetch_bound_ms(cfg),
+        .main_stats = srv->main_stats,
+    };
+    srv->l2 = st_l2_create(srv->loop, l1, &o);
+    srv->tier = st_l2_main(srv->l2);
 }
 
 
@@ -194,16 +229,6 @@ static void log_diags(const struct st_diag *d)
         st_log(ST_LOG_ERROR, "config", NULL, "%s", d->lines[i]);
 }
 
-/* Keys this build reads but does not act on yet: said, not silently ignored. */
-static void warn_unused(const struct st_config *cfg)
-{
-    if (cfg->redis.enabled)
-        st_log(ST_LOG_WARN, "config", NULL,
-               "%s: redis is configured, but this build of strata has no Redis tier yet: "
-               "it runs on the memory tier alone",
-               cfg->path ? cfg->path : "-b");
-}
-
 /* One line per key whose new value only a restart applies (and only when it changed). */
 static void warn_restart_only(const struct st_config *old, const struct st_config *nu)
 {
@@ -221,6 +246,9 @@ static void warn_restart_only(const struct st_config *old, const struct st_confi
         st_log(ST_LOG_WARN, "config", NULL,
                "cache.memory: %llu bytes stay until a restart (new: %llu)",
                (unsigned long long)old->cache_memory, (unsigned long long)nu->cache_memory);
+    if (strcmp(old->redis.url ? old->redis.url : "", nu->redis.url ? nu->redis.url : "") ||
+        old->redis.enabled != nu->redis.enabled)
+        st_log(ST_LOG_WARN, "config", NULL, "redis: the running Redis tier stays until a restart");
     if (old->cache_max_object != nu->cache_max_object)
         st_log(ST_LOG_WARN, "config", NULL,
                "cache.max_object: %llu bytes stay until a restart (new: %llu)",
@@ -253,7 +281,6 @@ static void reload(struct st_server *srv)
     }
     st_diag_finish(&diag);
     warn_restart_only(cur->cfg, cfg);
-    warn_unused(cfg);
     st_server_cfg_put(cur);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
     atomic_store(&srv->max_conns, (long)cfg->limits.max_connections);
@@ -286,6 +313,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (srv->admin)
         srv->wiring->admin_stop(srv->admin);
     srv->admin = NULL;
+    st_l2_close(srv->l2); /* the main loop's Redis connections; workers keep theirs to the end */
     uv_close((uv_handle_t *)&srv->sighup, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
@@ -344,7 +372,10 @@ static void watch_signals(struct st_server *srv)
 static void server_finish(struct st_server *srv)
 {
     st_wreq_cache_drain();
-    st_cache_tier_destroy(srv->tier);
+    if (srv->l2)
+        st_l2_destroy(srv->l2);
+    else
+        st_cache_tier_destroy(srv->tier);
     free(srv->main_stats);
     registry_finish(&srv->route_slots);
     registry_finish(&srv->tier_slots);
@@ -359,7 +390,6 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     srv.wiring = wiring;
     signal(SIGPIPE, SIG_IGN);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
-    warn_unused(cfg);
     srv.loop = uv_default_loop();
     srv.started_ms = uv_now(srv.loop);
     srv.route_slots.max = ST_MAX_ROUTE_SLOTS;
@@ -367,7 +397,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     srv.upstream_slots.max = ST_MAX_UPSTREAM_SLOTS;
     assign_slots(&srv, cfg);
     srv.main_stats = st_xcalloc(1, sizeof(*srv.main_stats));
-    srv.tier = st_memtier_create(cfg->cache_memory, cfg->cache_max_object);
+    create_tiers(&srv, cfg);
     uv_mutex_init(&srv.lock);
     srv.current = cfg_ref_new(cfg);
     atomic_store(&srv.max_conns, (long)cfg->limits.max_connections);
@@ -376,6 +406,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     if (rc < 0) {
         st_log(ST_LOG_ERROR, "server", NULL, "admin listen %s: %s", cfg->admin_listen.text,
                uv_strerror(rc));
+        st_l2_close(srv.l2);
         uv_run(srv.loop, UV_RUN_DEFAULT);
         st_server_cfg_put(srv.current);
         server_finish(&srv);
@@ -383,6 +414,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     }
     if (start_workers(&srv, cfg) < 0) {
         wiring->admin_stop(srv.admin);
+        st_l2_close(srv.l2);
         uv_run(srv.loop, UV_RUN_DEFAULT);
         st_server_cfg_put(srv.current);
         free(srv.workers);

@@ -38,8 +38,11 @@ void st_server_conn_closed(struct st_server *srv);
 size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_t cap);
 /* The main thread's counter block (admin endpoints count into it). */
 struct st_stats *st_server_main_stats(struct st_server *srv);
-/* The cache tiers, shared by every worker; they live as long as the process. */
+/* The main thread's handle on the cache tiers; they live as long as the process. */
 struct st_cache_tier *st_server_tier(struct st_server *srv);
+/* A handle on the cache tiers for the thread that runs loop (a worker), counting into stats. */
+struct st_cache_tier *st_server_worker_tier(struct st_server *srv, uv_loop_t *loop,
+                                            struct st_stats *stats);
 bool st_server_draining(struct st_server *srv);
 uint64_t st_server_uptime_ms(struct st_server *srv);
 

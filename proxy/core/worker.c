@@ -16,6 +16,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "cache/tier.h"
 #include "core/client.h"
 #include "core/exchange.h"
 #include "http/ids.h"
@@ -89,6 +90,7 @@ void st_worker_maybe_done(struct st_worker *w)
         w->gen = NULL;
         w->clients.settings = NULL;
     }
+    st_cache_tier_detach(w->ctx.tiers); /* its Redis connection, if any */
     uv_mutex_lock(&w->wake_lock);
     w->stopped = true;
     uv_mutex_unlock(&w->wake_lock);
@@ -122,13 +124,22 @@ void st_worker_post(struct st_worker *w, struct st_waiter *waiter)
     if (w->stopped) {
         /* Its exchange went with the worker's last connection. */
         uv_mutex_unlock(&w->wake_lock);
-        free(waiter);
+        waiter->x = NULL;
+        st_worker_waiter_free(waiter);
         return;
     }
     waiter->next = w->wake_q;
     w->wake_q = waiter;
     uv_async_send(&w->wake);
     uv_mutex_unlock(&w->wake_lock);
+}
+
+void st_worker_waiter_free(struct st_waiter *q)
+{
+    if (!q->x && q->fw.result == ST_FLIGHT_LEAD) /* the fetch it was handed goes undone */
+        st_cache_tier_flight_done(q->tier, q->hash, q->key, q->key_len, ST_FLIGHT_UNCACHEABLE, 0);
+    free(q->key);
+    free(q);
 }
 
 static void resume_waiters(struct st_worker *w)
@@ -142,7 +153,7 @@ static void resume_waiters(struct st_worker *w)
         struct st_exchange *x = q->x;
         enum st_flight_result result = q->fw.result;
         int status = q->fw.status;
-        free(q);
+        st_worker_waiter_free(q);
         if (x)
             st_exchange_resume(x, result, status);
         q = next;
@@ -190,7 +201,7 @@ static void run(void *arg)
     uv_loop_close(&w->loop);
     for (struct st_waiter *q = w->wake_q, *next; q; q = next) {
         next = q->next;
-        free(q);
+        st_worker_waiter_free(q);
     }
     w->wake_q = NULL;
 }
@@ -222,7 +233,7 @@ int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, 
     w->gen = gen_create(w, st_server_config(srv));
     st_client_host_init(w);
     w->ctx = (struct st_strategy_ctx){
-        .tiers = st_server_tier(srv),
+        .tiers = st_server_worker_tier(srv, &w->loop, &w->stats),
         .stats = &w->stats,
         .rand = w->rand,
         .now_ms = now_ms,

@@ -45,7 +45,15 @@ struct st_waiter {
     struct st_waiter *next;     /* in the worker's wake queue */
     struct st_worker *w;        /* the waiter's worker: only it touches x */
     struct st_exchange *x;      /* NULL once the exchange is gone */
+    /* the flight, so that a LEAD handed to a gone exchange still ends it */
+    struct st_cache_tier *tier;
+    uint64_t hash;
+    char *key; /* owned */
+    size_t key_len;
 };
+
+/* Free a waiter the worker got back (ending its flight if it was handed the lead). */
+void st_worker_waiter_free(struct st_waiter *w);
 
 struct st_worker {
     struct st_server *srv;

@@ -5,6 +5,7 @@
  * tag its entries; st_invalidate counts and publishes, st_invalidate_apply
  * (what the bus delivers) does neither.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -149,38 +150,71 @@ static void test_tier_remove_key_is_exact(void **state)
 
 struct published {
     int calls;
+    int rc; /* what the shared tier answers */
     enum st_inval_kind kind;
     char value[32];
 };
 
-static void on_publish(enum st_inval_kind kind, const char *value, size_t len, void *arg)
+static struct published pub;
+
+static int on_shared(struct st_cache_tier *t, enum st_inval_kind kind, const char *value,
+                     size_t len)
 {
-    struct published *p = arg;
-    p->calls++;
-    p->kind = kind;
-    memcpy(p->value, value, len);
-    p->value[len] = '\0';
+    (void)t;
+    pub.calls++;
+    pub.kind = kind;
+    memcpy(pub.value, value, len);
+    pub.value[len] = '\0';
+    return pub.rc;
+}
+
+/* The memory tier with a shared part that records what it is handed. */
+static struct st_cache_tier *with_shared(struct st_cache_tier *t)
+{
+    static struct st_cache_tier_ops ops;
+    ops = *t->ops;
+    ops.invalidate_shared = on_shared;
+    t->ops = &ops;
+    return t;
 }
 
 static void test_counts_and_publishes(void **state)
 {
     (void)state;
-    struct st_cache_tier *t = filled();
+    struct st_cache_tier *t = with_shared(filled());
     static struct st_stats stats;
     memset(&stats, 0, sizeof(stats));
-    struct published pub = {0};
-    st_invalidate_set_bus(on_publish, &pub);
+    memset(&pub, 0, sizeof(pub));
+    pub.rc = 1;
     assert_int_equal(st_invalidate(t, &stats, ST_INVAL_PREFIX, "/p/", 3), 1);
     assert_int_equal(pub.calls, 1);
     assert_int_equal(pub.kind, ST_INVAL_PREFIX);
     assert_string_equal(pub.value, "/p/");
     assert_int_equal(stats.v[ST_STAT_INVAL_LOCAL], 1);
+    assert_int_equal(stats.v[ST_STAT_INVAL_PUBLISHED], 1);
     assert_int_equal(stats.v[ST_STAT_INVAL_ENTRIES], 1);
     /* What the bus delivers is applied, not published again or counted as local. */
     assert_int_equal(st_invalidate_apply(t, ST_INVAL_URI, "/pq", 3), 1);
     assert_int_equal(pub.calls, 1);
     assert_int_equal(stats.v[ST_STAT_INVAL_LOCAL], 1);
-    st_invalidate_set_bus(NULL, NULL);
+    /* Redis down: applied here all the same, and counted as not published. */
+    pub.rc = -EAGAIN;
+    st_invalidate(t, &stats, ST_INVAL_TAG, "t1", 2);
+    assert_int_equal(pub.calls, 2);
+    assert_int_equal(stats.v[ST_STAT_INVAL_PUBLISHED], 1);
+    assert_int_equal(stats.v[ST_STAT_INVAL_UNPUBLISHED], 1);
+    st_cache_tier_destroy(t);
+}
+
+static void test_memory_tier_alone_publishes_nothing(void **state)
+{
+    (void)state;
+    struct st_cache_tier *t = filled();
+    static struct st_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    st_invalidate(t, &stats, ST_INVAL_PREFIX, "/p/", 3);
+    assert_int_equal(stats.v[ST_STAT_INVAL_PUBLISHED], 0);
+    assert_int_equal(stats.v[ST_STAT_INVAL_UNPUBLISHED], 0);
     st_cache_tier_destroy(t);
 }
 
@@ -192,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_prefix_and_tag),
         cmocka_unit_test(test_tier_remove_key_is_exact),
         cmocka_unit_test(test_counts_and_publishes),
+        cmocka_unit_test(test_memory_tier_alone_publishes_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

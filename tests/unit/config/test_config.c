@@ -252,16 +252,16 @@ static const struct err_case err_cases[] = {
      "t.yaml:6:55: host must not be empty (leave it out to match any host)"},
     {"bad redis url", OK "redis: { url: \"http://127.0.0.1:6379\" }\n",
      "t.yaml:7:15: bad redis url 'http://127.0.0.1:6379': it must start with redis:// (expected "
-     "redis://[:password@]host:port[/db])"},
+     "redis://[:password@]host:port[/db] or unix:///path.sock)"},
     {"redis url with user", OK "redis: { url: \"redis://bob:pw@h:1\" }\n",
      "t.yaml:7:15: bad redis url 'redis://bob:pw@h:1': usernames are not supported (write "
-     "redis://:password@host) (expected redis://[:password@]host:port[/db])"},
+     "redis://:password@host) (expected redis://[:password@]host:port[/db] or unix:///path.sock)"},
     {"redis bad port", OK "redis: { url: \"redis://h:70000/0\" }\n",
      "t.yaml:7:15: bad redis url 'redis://h:70000/0': the port must be 1..65535 (expected "
-     "redis://[:password@]host:port[/db])"},
+     "redis://[:password@]host:port[/db] or unix:///path.sock)"},
     {"redis bad db", OK "redis: { url: \"redis://h:6379/x\" }\n",
      "t.yaml:7:15: bad redis url 'redis://h:6379/x': the database must be a number 0..65535 "
-     "(expected redis://[:password@]host:port[/db])"},
+     "(expected redis://[:password@]host:port[/db] or unix:///path.sock)"},
     {"unknown redis key", OK "redis:\n  url: redis://h\n  pool: 3\n",
      "t.yaml:9:3: unknown key 'pool' in redis"},
     {"second document", OK "---\nlisten: \"127.0.0.1:1\"\n",
@@ -583,6 +583,17 @@ static void test_redis_defaults_and_urls(void **state)
     assert_int_equal(cfg->redis.port, 6379);
     assert_string_equal(cfg->redis.prefix, "app:");
     st_config_destroy(cfg);
+    /* A unix socket, with a database; max_object. */
+    cfg = expect_ok(OK "redis: { url: \"unix:///run/redis.sock?db=3\", max_object: 64KiB }\n");
+    assert_string_equal(cfg->redis.unix_path, "/run/redis.sock");
+    assert_null(cfg->redis.host);
+    assert_int_equal(cfg->redis.db, 3);
+    assert_int_equal(cfg->redis.max_object, 64 << 10);
+    st_config_destroy(cfg);
+    expect_diag(OK "redis: { url: \"unix://relative.sock\" }\n",
+                "t.yaml:7:15: bad redis url 'unix://relative.sock': a unix socket url is "
+                 "unix:///absolute/path.sock (expected redis://[:password@]host:port[/db] or "
+                 "unix:///path.sock)");
     /* An empty redis: is the same as none. */
     cfg = expect_ok(OK "redis:\n");
     assert_false(cfg->redis.enabled);
