@@ -221,6 +221,23 @@ static enum endpoint endpoint_of(const struct st_sb *url)
     return EP_NONE;
 }
 
+/*
+ * Ready, with the state of the Redis tier when there is one: a Redis outage
+ * is not a reason to leave the load balancer (the instance serves from L1
+ * and the origin), so it is said here, not answered with 503.
+ */
+static void ready_body(struct st_server *srv, struct st_sb *body)
+{
+    struct st_cache_tier_stats ts;
+    st_cache_tier_stats(st_server_tier(srv), &ts);
+    if (ts.l2 == ST_SHARED_NONE) {
+        st_sb_adds(body, "{\"status\":\"ready\"}\n");
+        return;
+    }
+    st_sb_addf(body, "{\"status\":\"ready\",\"redis\":\"%s\",\"bus\":\"%s\"}\n",
+               ts.l2 == ST_SHARED_UP ? "up" : "down", st_admin_bus_state(ts.bus));
+}
+
 /* The body and status of endpoint ep (its method already checked). */
 static int answer(struct admin_conn *c, enum endpoint ep, struct st_sb *body, const char **ctype)
 {
@@ -234,7 +251,7 @@ static int answer(struct admin_conn *c, enum endpoint ep, struct st_sb *body, co
             st_sb_adds(body, "{\"status\":\"unavailable\",\"reason\":\"draining\"}\n");
             return 503;
         }
-        st_sb_adds(body, "{\"status\":\"ready\"}\n");
+        ready_body(srv, body);
         return 200;
     case EP_STATS:
         st_admin_stats_json(srv, body);

@@ -22,6 +22,8 @@ struct snapshot {
     struct st_stats *blocks[MAX_BLOCKS];
     size_t n_blocks;
     struct st_store_stats l1;
+    enum st_shared_state l2;
+    enum st_bus_state bus;
     struct st_server_cfg *cref;
 };
 
@@ -32,6 +34,8 @@ static void take(struct st_server *srv, struct snapshot *s)
     struct st_cache_tier_stats ts;
     st_cache_tier_stats(st_server_tier(srv), &ts);
     s->l1 = ts.l1;
+    s->l2 = ts.l2;
+    s->bus = ts.bus;
     s->cref = st_server_config(srv);
 }
 
@@ -69,6 +73,21 @@ static double hit_ratio(uint64_t hits, uint64_t stale, uint64_t misses)
     return ratio(hits + stale, hits + stale + misses);
 }
 
+const char *st_admin_bus_state(enum st_bus_state b)
+{
+    switch (b) {
+    case ST_BUS_NONE:
+        return "none";
+    case ST_BUS_DOWN:
+        return "down";
+    case ST_BUS_CATCHING_UP:
+        return "catching-up";
+    case ST_BUS_UP:
+        return "up";
+    }
+    return "?";
+}
+
 static void group_extra(struct st_sb *sb, const char *group, const uint64_t v[ST_STAT__COUNT],
                         void *arg)
 {
@@ -78,8 +97,11 @@ static void group_extra(struct st_sb *sb, const char *group, const uint64_t v[ST
                    hit_ratio(v[ST_STAT_CACHE_HITS], v[ST_STAT_CACHE_STALE],
                              v[ST_STAT_CACHE_MISSES]),
                    ratio(v[ST_STAT_CACHE_BYTES_HIT], v[ST_STAT_CACHE_BYTES_SENT]));
-    } else if (strcmp(group, "invalidations") == 0) {
-        st_sb_adds(sb, ",\"published\":0,\"received\":0");
+    } else if (strcmp(group, "l2") == 0) {
+        st_sb_addf(sb, ",\"enabled\":%s,\"connected\":%s", s->l2 != ST_SHARED_NONE ? "true" : "false",
+                   s->l2 == ST_SHARED_UP ? "true" : "false");
+    } else if (strcmp(group, "bus") == 0) {
+        st_sb_addf(sb, ",\"state\":\"%s\"", st_admin_bus_state(s->bus));
     } else if (strcmp(group, "origin") == 0) {
         const struct st_config *cfg = s->cref->cfg;
         st_sb_adds(sb, ",\"latency\":{");
@@ -168,8 +190,6 @@ void st_admin_stats_json(struct st_server *srv, struct st_sb *out)
                (unsigned long long)s.l1.entries, (unsigned long long)s.l1.bytes,
                (unsigned long long)s.l1.capacity, (unsigned long long)s.l1.evictions,
                (unsigned long long)s.l1.expirations, (unsigned long long)s.l1.invalidations);
-    st_sb_adds(out, ",\"l2\":{\"enabled\":false,\"connected\":false,\"hits\":0,\"misses\":0,"
-                    "\"errors\":0}");
     st_sb_adds(out, ",\"write_behind\":{\"queued\":0,\"flushed\":0,\"retries\":0,\"dead\":0,"
                     "\"pending\":0}");
     st_sb_adds(out, "}\n");
@@ -274,5 +294,11 @@ void st_admin_stats_prometheus(struct st_server *srv, struct st_sb *out)
                (unsigned long long)s.l1.capacity, (unsigned long long)s.l1.evictions,
                (unsigned long long)s.l1.expirations,
                (double)st_server_uptime_ms(srv) / 1000.0);
+    st_sb_addf(out,
+               "# HELP strata_l2_connected 1 while this instance's Redis connection is up\n"
+               "# TYPE strata_l2_connected gauge\nstrata_l2_connected %d\n"
+               "# HELP strata_bus_up 1 while the invalidation bus is subscribed and caught up\n"
+               "# TYPE strata_bus_up gauge\nstrata_bus_up %d\n",
+               s.l2 == ST_SHARED_UP, s.bus == ST_BUS_UP);
     st_server_cfg_put(s.cref);
 }

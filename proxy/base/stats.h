@@ -56,6 +56,8 @@
       "Body bytes sent from the cache")                                                            \
     X(INVAL_LOCAL, "invalidations", "local", "strata_invalidations_total", "source=\"local\"",    \
       "counter", "Invalidations applied (writes, /invalidate)")                                    \
+    X(INVAL_ENTRIES, "invalidations", "entries", "strata_invalidated_entries_total", "",          \
+      "counter", "Cache entries dropped by invalidations")                                         \
     X(INVAL_PUBLISHED, "invalidations", "published", "strata_invalidations_total",                 \
       "source=\"published\"", "counter", "")                                                       \
     X(INVAL_RECEIVED, "invalidations", "received", "strata_invalidations_total",                   \
@@ -84,8 +86,6 @@
       "Invalidations replayed from the stream after a lost subscription")                          \
     X(BUS_FLUSHES, "bus", "flushes", "strata_bus_flushes_total", "", "counter",                    \
       "L1 flushes because missed invalidations could not be replayed")                             \
-    X(INVAL_ENTRIES, "invalidations", "entries", "strata_invalidated_entries_total", "",          \
-      "counter", "Cache entries dropped by invalidations")                                         \
     X(ORIGIN_REQUESTS, "origin", "requests", "strata_origin_requests_total", "", "counter",        \
       "Requests sent to origins")                                                                  \
     X(ORIGIN_ERRORS, "origin", "errors", "strata_origin_errors_total", "", "counter",              \

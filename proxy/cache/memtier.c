@@ -65,6 +65,8 @@ static void flight_done(struct st_cache_tier *t, uint64_t hash, const char *key,
 static void stats(struct st_cache_tier *t, struct st_cache_tier_stats *out)
 {
     st_store_stats(mt(t)->store, &out->l1);
+    out->l2 = ST_SHARED_NONE;
+    out->bus = ST_BUS_NONE;
 }
 
 static void destroy(struct st_cache_tier *t)

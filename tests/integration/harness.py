@@ -484,7 +484,7 @@ class CacheStatus:
 
     @property
     def fresh_hit(self):
-        return "hit" in self and (self.ttl or 0) >= 0 and "detail" not in self
+        return "hit" in self and (self.ttl or 0) >= 0 and self.get("detail") in (None, "l2")
 
     @property
     def ttl(self):
