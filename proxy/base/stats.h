@@ -56,12 +56,12 @@
       "Body bytes sent from the cache")                                                            \
     X(INVAL_LOCAL, "invalidations", "local", "strata_invalidations_total", "source=\"local\"",    \
       "counter", "Invalidations applied (writes, /invalidate)")                                    \
-    X(INVAL_ENTRIES, "invalidations", "entries", "strata_invalidated_entries_total", "",          \
-      "counter", "Cache entries dropped by invalidations")                                         \
     X(INVAL_PUBLISHED, "invalidations", "published", "strata_invalidations_total",                 \
       "source=\"published\"", "counter", "")                                                       \
     X(INVAL_RECEIVED, "invalidations", "received", "strata_invalidations_total",                   \
       "source=\"received\"", "counter", "")                                                        \
+    X(INVAL_ENTRIES, "invalidations", "entries", "strata_invalidated_entries_total", "",          \
+      "counter", "Cache entries dropped by invalidations")                                         \
     X(INVAL_UNPUBLISHED, "invalidations", "unpublished", "strata_invalidations_unpublished_total",  \
       "", "counter", "Invalidations that could not reach Redis (applied here only)")              \
     X(L2_HITS, "l2", "hits", "strata_l2_hits_total", "", "counter",                                \

@@ -279,10 +279,31 @@ def test_reload_warns_only_about_changed_restart_keys(origin, strata):
     assert "workers: 2 keep running until a restart (new: 3)" in lines[0]
 
 
-def test_redis_section_is_warned_about_until_the_tier_exists(origin, strata, redis):
-    s = strata(extra=f'redis: {{ url: "{redis.url}" }}\n')
-    wait_until(lambda: "no Redis tier yet" in s.log(), 5, msg="the redis warning")
+def test_redis_that_is_not_there_does_not_stop_strata(origin, strata, down_port):
+    s = strata(extra=f'redis: {{ url: "redis://127.0.0.1:{down_port}/0" }}\n')
+    wait_until(lambda: "cannot connect" in s.log(), 5, msg="the redis warning")
     assert s.get("/echo").status == 200
+    assert s.admin_get("/readyz").json() == {"status": "ready", "redis": "down", "bus": "down"}
+
+
+def test_redis_tier_with_a_password_and_a_database(origin, strata, tmp_path):
+    import shutil
+    import subprocess
+    from harness import free_port
+    port = free_port()
+    proc = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port",
+                             str(port), "--bind", "127.0.0.1", "--save", "", "--requirepass",
+                             "s3cret", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        ok = strata(extra=f'redis: {{ url: "redis://:s3cret@127.0.0.1:{port}/3" }}\n')
+        wait_until(lambda: ok.admin_get("/readyz").json().get("bus") == "up", 5)
+        bad = strata(extra=f'redis: {{ url: "redis://:wrong@127.0.0.1:{port}/3" }}\n')
+        wait_until(lambda: "cannot connect" in bad.log(), 5, msg="the AUTH failure logged")
+        assert bad.admin_get("/readyz").json()["redis"] == "down"
+        assert bad.get("/echo").status == 200
+    finally:
+        proc.terminate()
+        proc.wait(5)
 
 
 def test_reload_with_a_config_that_parses_but_is_invalid_keeps_the_old_one(origin, strata):

@@ -3,6 +3,7 @@
  * headers), validators kept apart (Last-Modified in seconds, ETag), Vary
  * variants and their matching against request headers, Surrogate-Key tags.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -291,6 +292,63 @@ static void test_validators_and_tags(void **state)
     st_headers_finish(&resp);
 }
 
+/* The L2 wire form: every part and number survives; other versions and damage are refused. */
+static void test_wire_round_trip(void **state)
+{
+    (void)state;
+    struct st_entry *e = make("/w\x1fh", "Accept-Language", "de", "t1 t2", 700);
+    e->stored_ms = 1700000000123;
+    e->initial_age_ms = 5;
+    e->swr_ms = 7;
+    e->sie_ms = 9;
+    e->no_stale = true;
+    struct st_sb w;
+    st_sb_init(&w, 64);
+    st_entry_encode(e, &w);
+    assert_int_equal((unsigned char)w.p[0], ST_ENTRY_WIRE_VERSION);
+    struct st_entry *d;
+    assert_int_equal(st_entry_decode(w.p, w.len, &d), 0);
+    assert_int_equal(d->stored_ms, e->stored_ms);
+    assert_int_equal(d->lifetime_ms, 60000);
+    assert_int_equal(d->initial_age_ms, 5);
+    assert_int_equal(d->swr_ms, 7);
+    assert_int_equal(d->sie_ms, 9);
+    assert_true(d->no_stale);
+    assert_false(d->always_revalidate);
+    assert_int_equal(d->status, 200);
+    assert_int_equal(d->head_len, e->head_len);
+    assert_memory_equal(st_entry_head(d), st_entry_head(e), e->head_len);
+    assert_string_equal(st_entry_key(d), "/w\x1fh");
+    assert_string_equal(st_entry_tags(d), "t1 t2");
+    assert_int_equal(st_entry_body_len(d), 700);
+    assert_memory_equal(st_entry_body(d), st_entry_body(e), 700);
+    struct st_headers req;
+    st_headers_init(&req);
+    hdr(&req, "Accept-Language", "de");
+    assert_true(st_entry_vary_matches(st_entry_item(d), &req));
+    st_headers_finish(&req);
+    st_entry_unref(d);
+
+    /* Another version: -EPROTO. */
+    w.p[0] = 2;
+    assert_int_equal(st_entry_decode(w.p, w.len, &d), -EPROTO);
+    assert_null(d);
+    w.p[0] = ST_ENTRY_WIRE_VERSION;
+    /* Any flipped byte, any truncation, an empty value: -EBADMSG, never an entry. */
+    for (size_t i = 1; i < w.len; i += 7) {
+        w.p[i] ^= 0x40;
+        assert_int_equal(st_entry_decode(w.p, w.len, &d), -EBADMSG);
+        w.p[i] ^= 0x40;
+    }
+    for (size_t n = 0; n < w.len; n += 13)
+        assert_true(st_entry_decode(w.p, n, &d) < 0);
+    assert_int_equal(st_entry_decode(w.p, 0, &d), -EBADMSG);
+    assert_int_equal(st_entry_decode(w.p, w.len, &d), 0);
+    st_entry_unref(d);
+    st_sb_finish(&w);
+    st_entry_unref(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_vary_variants),
         cmocka_unit_test(test_vary_joins_header_lines),
         cmocka_unit_test(test_too_many_vary_headers),
+        cmocka_unit_test(test_wire_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
