@@ -14,7 +14,10 @@ Prints one JSON object: status counts, latency p50/p90/max/min (ms, from
 each request's own send), the spread of the send times, and the cache
 headers seen (Cache-Status, X-Cache-Status, X-Varnish shapes).
 
-usage: stampede_client.py URL [CLIENTS] [TIMEOUT_S]
+usage: stampede_client.py URL[,URL...] [CLIENTS] [TIMEOUT_S]
+
+With several URLs (several strata instances on one Redis), client i goes to
+URL i mod n, every request with the first URL's Host (one cache key).
 """
 import json
 import re
@@ -41,7 +44,8 @@ def parse(raw):
 
 
 def main():
-    url = urlsplit(sys.argv[1])
+    urls = [urlsplit(u) for u in sys.argv[1].split(",")]
+    url = urls[0]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 30.0
     path = url.path or "/"
@@ -51,8 +55,9 @@ def main():
     results = [None] * n
     socks = {}
     for i in range(n):
+        to = urls[i % len(urls)]
         try:
-            s = socket.create_connection((url.hostname, url.port), timeout=timeout)
+            s = socket.create_connection((to.hostname, to.port), timeout=timeout)
         except OSError as e:
             results[i] = {"status": f"connect: {e.__class__.__name__}"}
             continue

@@ -355,6 +355,12 @@ static void on_lock(struct st_redis *r, const redisReply *reply, void *arg)
         lead(op);
         return;
     case ST_L2_LOCK_HELD:
+        if (st_bus_state(op->h->l2->bus) != ST_BUS_UP) {
+            /* No fill notice can reach us: waiting would only cost lock_wait. */
+            ST_STAT_INC(op->h->stats, LOCK_FAIL_OPEN);
+            lead(op);
+            return;
+        }
         wait_for_fill(op);
         return;
     case ST_L2_LOCK_FAILED:

@@ -20,10 +20,10 @@ if [ ! -f build-fuzz/build.ninja ]; then
         -Db_sanitize=address,undefined -Db_lundef=false \
         -Dc_args=-fsanitize=fuzzer-no-link >/dev/null
 fi
-ninja --quiet -C build-fuzz tests/fuzz/fuzz_config tests/fuzz/fuzz_conn tests/fuzz/fuzz_http tests/fuzz/fuzz_upstream
+ninja --quiet -C build-fuzz tests/fuzz/fuzz_config tests/fuzz/fuzz_conn tests/fuzz/fuzz_http tests/fuzz/fuzz_l2 tests/fuzz/fuzz_upstream
 mkdir -p build-fuzz/artifacts
 rc=0
-for t in fuzz_config fuzz_conn fuzz_http fuzz_upstream; do
+for t in fuzz_config fuzz_conn fuzz_http fuzz_l2 fuzz_upstream; do
     work=build-fuzz/corpus/$t
     mkdir -p "$work"
     if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "build-fuzz/tests/fuzz/$t" \
