@@ -73,7 +73,7 @@
     X(L2_CORRUPT, "l2", "corrupt", "strata_l2_corrupt_total", "", "counter",                       \
       "Redis values of another format version or damaged (read as misses)")                        \
     X(L2_WRITES, "l2", "writes", "strata_l2_writes_total", "", "counter",                          \
-      "Entries written to the Redis tier")                                                         \
+      "Entries Redis confirmed storing")                                                         \
     X(L2_SKIPPED, "l2", "skipped", "strata_l2_skipped_total", "", "counter",                       \
       "L1 misses that did not ask Redis because it was down (backoff)")                            \
     X(LOCK_WINS, "locks", "wins", "strata_lock_wins_total", "", "counter",                         \

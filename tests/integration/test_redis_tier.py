@@ -102,7 +102,8 @@ def rds(tmp_path):
 
 def fleet(strata, rds, n, routes=None, tiers=TIERS, upstream_timeout="5s", **redis_opts):
     """n instances on one Redis, each with 2 workers; redis_opts override the redis: keys."""
-    opts = {"url": rds.url, "timeout": "50ms", "lock_wait": "2s", "partition_ttl": "5s"}
+    # A generous timeout: sanitizer builds on a busy machine are slow, and a late answer is a miss.
+    opts = {"url": rds.url, "timeout": "250ms", "lock_wait": "2s", "partition_ttl": "5s"}
     opts.update(redis_opts)
     redis_block = "redis: { " + ", ".join(f'{k}: "{v}"' for k, v in opts.items()) + " }"
     routes = routes or [cache_route("/c/*", tier="hot", invalidates=["/c/list"])]
@@ -210,7 +211,10 @@ def test_invalidate_on_one_instance_purges_all(origin, strata, rds, how):
         wait_until(lambda s=s: s.stats()["invalidations"]["received"] >= 1, 2,
                    msg="the invalidation to arrive")
     # L2 is clean too: the next read on any instance goes to the origin, once.
-    for s in (c, b, a):
+    writes = c.stats()["l2"]["writes"]
+    assert get(c, "/c/p/1").body == b"/c/p/1 v2\n"
+    wait_until(lambda: c.stats()["l2"]["writes"] > writes, 3, msg="C's fill to reach L2")
+    for s in (b, a):
         assert get(s, "/c/p/1").body == b"/c/p/1 v2\n"
     assert origin.count("/c/p/1") == 2
     assert a.stats()["invalidations"]["published"] == 1
@@ -252,8 +256,8 @@ def test_redis_killed_under_load_never_stalls_clients(origin, strata, rds):
     for t in threads:
         t.join(10)
     assert not failures, failures[:5]
-    # redis.timeout (50 ms) plus a local origin's time, with room for a busy machine.
-    assert worst[0] < 1.0, worst[0]
+    # redis.timeout (250 ms) plus a local origin's time, with room for a busy machine.
+    assert worst[0] < 1.5, worst[0]
     assert "redis" in a.log() and "down" in a.log()
 
 
