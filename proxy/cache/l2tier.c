@@ -94,6 +94,7 @@ struct st_l2 {
     struct handle *main;
     uv_mutex_t handles_lock;
     struct handle *handles;
+    _Atomic int n_handles, n_up; /* handles, and those whose connection is up */
 };
 
 static const struct st_cache_tier_ops handle_ops;
@@ -596,11 +597,13 @@ static void flight_done(struct st_cache_tier *t, uint64_t hash, const char *key,
     op_free(op);
 }
 
+/* Up only while every thread's connection is: a worker that cannot reach Redis counts. */
 static void tier_stats(struct st_cache_tier *t, struct st_cache_tier_stats *out)
 {
     struct handle *h = handle_of(t);
     st_cache_tier_stats(h->l2->l1, out);
-    out->l2 = redis_up(h) ? ST_SHARED_UP : ST_SHARED_DOWN;
+    out->l2 = atomic_load(&h->l2->n_up) == atomic_load(&h->l2->n_handles) ? ST_SHARED_UP
+                                                                        : ST_SHARED_DOWN;
     out->bus = st_bus_state(h->l2->bus);
 }
 
@@ -744,6 +747,9 @@ static void detach(struct st_cache_tier *t)
     /* Commands in flight fail now: their ops wake their exchanges to fetch. */
     struct st_redis *r = h->redis;
     h->redis = NULL;
+    if (st_redis_up(r))
+        atomic_fetch_sub(&h->l2->n_up, 1);
+    atomic_fetch_sub(&h->l2->n_handles, 1);
     st_redis_destroy(r);
     for (unsigned i = 0; i < OP_BUCKETS; i++) {
         while (h->ops[i]) {
@@ -779,6 +785,13 @@ static const struct st_cache_tier_ops handle_ops = {
     .destroy = destroy_handle,
 };
 
+static void on_handle_state(struct st_redis *r, bool up, void *arg)
+{
+    (void)r;
+    struct handle *h = arg;
+    atomic_fetch_add(&h->l2->n_up, up ? 1 : -1);
+}
+
 struct st_cache_tier *st_l2_handle(struct st_l2 *l2, uv_loop_t *loop, struct st_stats *stats)
 {
     struct handle *h = st_xcalloc(1, sizeof(*h));
@@ -792,6 +805,9 @@ struct st_cache_tier *st_l2_handle(struct st_l2 *l2, uv_loop_t *loop, struct st_
     h->notify.data = h;
     struct st_redis_opts o = l2->ropts;
     o.seed = (uint64_t)(uintptr_t)h ^ uv_hrtime();
+    o.on_state = on_handle_state;
+    o.arg = h;
+    atomic_fetch_add(&l2->n_handles, 1);
     h->redis = st_redis_create(loop, &o);
     uv_mutex_lock(&l2->handles_lock);
     h->next_handle = l2->handles;

@@ -62,6 +62,8 @@ struct st_redis {
 
 static void start_connect(struct st_redis *r);
 static void on_deadline(uv_timer_t *t);
+static int send_command(struct st_redis *r, uint64_t timeout, st_redis_reply_cb cb, void *arg,
+                        int argc, const char **argv, const size_t *lens);
 
 /* --- the FIFO of unanswered commands --- */
 
@@ -113,9 +115,30 @@ static uint64_t backoff_ms(struct st_redis *r)
     return d / 2 + st_rand64(r->rng) % (d / 2 + 1);
 }
 
+static void on_ping_reply(struct st_redis *r, const redisReply *reply, void *arg)
+{
+    (void)r;
+    (void)reply;
+    (void)arg;
+}
+
+/*
+ * Down: reconnect. Up (command connections): a PING when the connection has
+ * been idle for a beat, so that a Redis that stopped answering is noticed
+ * (and said) even when no request asks it anything.
+ */
 static void on_retry(uv_timer_t *t)
 {
-    start_connect(t->data);
+    struct st_redis *r = t->data;
+    if (r->state != ST_UP) {
+        start_connect(r);
+        return;
+    }
+    if (!r->head && !r->channel) {
+        const char *argv[] = {"PING"};
+        send_command(r, r->timeout_ms, on_ping_reply, NULL, 1, argv, NULL);
+    }
+    uv_timer_start(&r->retry, on_retry, ST_REDIS_PING_MS, 0);
 }
 
 static void set_down(struct st_redis *r, const char *why)
@@ -152,6 +175,8 @@ static void set_up(struct st_redis *r)
                (double)(uv_now(r->loop) - r->down_at) / 1000.0);
     r->said_down = false;
     r->was_up = true;
+    if (!r->channel)
+        uv_timer_start(&r->retry, on_retry, ST_REDIS_PING_MS, 0);
     if (r->on_state)
         r->on_state(r, true, r->arg);
 }

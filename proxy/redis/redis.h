@@ -11,7 +11,9 @@
  * refused at once (-EAGAIN, no callback) instead of each paying the
  * timeout, and a reconnect is tried after a backoff that doubles up to
  * ST_REDIS_BACKOFF_MAX_MS, with jitter. A connection is up again only once
- * AUTH, SELECT and a PING have been answered within their deadlines.
+ * AUTH, SELECT and a PING have been answered within their deadlines. An idle
+ * command connection is PINGed every ST_REDIS_PING_MS, so that a Redis that
+ * stopped answering is noticed without a request paying for it.
  *
  * Subscriber connections: st_redis_subscribe() makes this connection a
  * pub/sub one; the channel is subscribed again after every reconnect and
@@ -36,6 +38,7 @@
 #define ST_REDIS_MAX_FAILS 3
 #define ST_REDIS_BACKOFF_MIN_MS 100
 #define ST_REDIS_BACKOFF_MAX_MS 5000
+#define ST_REDIS_PING_MS 1000 /* an idle command connection is PINGed this often */
 
 struct st_redis;
 

@@ -380,3 +380,28 @@ def test_unix_socket_url(origin, strata, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(5)
+
+
+def test_redis_that_stops_answering_costs_at_most_its_timeout(origin, strata, rds):
+    """SIGSTOP: the connections stay open and nothing answers. Each request pays at
+    most redis.timeout before strata gives up on Redis and serves from the origin,
+    and after a few timeouts it stops asking until Redis answers again."""
+    (s,) = fleet(strata, rds, 1)
+    origin.script_versioned("/c/s", headers=[("Cache-Control", "max-age=60")])
+    os.kill(rds.proc.pid, signal.SIGSTOP)
+    try:
+        worst = 0.0
+        for i in range(12):
+            t = time.monotonic()
+            r = get(s, f"/c/s?i={i}")
+            worst = max(worst, time.monotonic() - t)
+            assert r.status == 200
+        # One timeout (250 ms) per request at worst, and only until strata backs off.
+        assert worst < 1.0, worst
+        st = s.stats()["l2"]
+        assert st["errors"] >= 3 and st["skipped"] >= 1, st
+        assert s.admin_get("/readyz").json()["redis"] == "down"
+    finally:
+        os.kill(rds.proc.pid, signal.SIGCONT)
+    wait_until(lambda: s.admin_get("/readyz").json().get("redis") == "up", 10,
+               msg="Redis answering again")
