@@ -44,7 +44,7 @@ redis_bench_start() {
     die "redis-server did not answer PING"
 }
 
-# strata_redis_start NAME MEMORY - one instance on the shared Redis.
+# strata_redis_start NAME MEMORY [MAX_OBJECT] - one instance on the shared Redis.
 strata_redis_start() {
     local name=$1 memory=$2 dir="$BENCH_TMP/strata-$1" port admin
     mkdir -p "$dir"
@@ -56,7 +56,7 @@ strata_redis_start() {
 listen: "127.0.0.1:$port"
 workers: ${BENCH_STRATA_WORKERS:-1}
 admin: { listen: "127.0.0.1:$admin" }
-cache: { memory: $memory }
+cache: { memory: $memory, max_object: ${3:-1MiB} }
 redis: { url: "redis://127.0.0.1:$REDIS_PORT/0", timeout: 25ms, lock_wait: 2s, partition_ttl: 5s }
 tiers:
   bench: { ttl: 10m }
@@ -88,7 +88,7 @@ scenario_redis_setup() {
     slow_origin_start 200
     redis_bench_start
     strata_redis_start l1 256MiB
-    strata_redis_start l2 64KiB
+    strata_redis_start l2 64KiB 8KiB
     strata_redis_start b 256MiB
     strata_redis_start c 256MiB
     WRK_SCRIPT="$BENCH_DIR/lua/walk-keys.lua"
