@@ -26,16 +26,43 @@ from urllib.parse import urlsplit
 HOST = {"Host": "api.bench"}
 
 
+class Conn:
+    """A keep-alive connection that opens a new one when the server closed it."""
+
+    def __init__(self, url):
+        u = urlsplit(url)
+        self.host, self.port = u.hostname, u.port
+        self.c = None
+
+    def ask(self, method, path, body=None):
+        for attempt in (1, 2):
+            if self.c is None:
+                self.c = http.client.HTTPConnection(self.host, self.port, timeout=10)
+            try:
+                self.c.request(method, path, body=body, headers=HOST)
+                r = self.c.getresponse()
+                r.read()
+                if r.will_close:
+                    self.close()
+                return r.status, r.getheader("Cache-Status") or ""
+            except (ConnectionError, http.client.HTTPException):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.c is not None:
+            self.c.close()
+        self.c = None
+
+
 def conn_for(url):
-    u = urlsplit(url)
-    return http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    return Conn(url)
 
 
 def ask(c, method, path, body=None):
-    c.request(method, path, body=body, headers=HOST)
-    r = c.getresponse()
-    r.read()
-    return r.status, r.getheader("Cache-Status") or ""
+    return c.ask(method, path, body)
 
 
 def pct(v, p):
@@ -52,7 +79,7 @@ def propagation(a_url, b_url, n):
         st, cs = ask(b, "GET", path)
         if "hit" not in cs:
             raise SystemExit(f"B does not hold {path} after two GETs: {cs!r}")
-        ask(a, "PUT", path, body=b"x")
+        ask(a, "PUT", path, body=b"")
         t0 = time.perf_counter()
         k = 0
         while True:
@@ -86,7 +113,6 @@ def outage(url, seconds, redis_pid):
             except OSError:
                 ok = False
                 c.close()
-                c = conn_for(url)
             with lock:
                 lat.append((t - t_start, (time.perf_counter() - t) * 1000, ok))
 
