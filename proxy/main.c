@@ -25,6 +25,7 @@ static const struct st_strategy_table strategies = {
         {
             [ST_STRATEGY_BYPASS] = &st_strategy_bypass,
             [ST_STRATEGY_CACHE_ASIDE] = &st_strategy_cache_aside,
+            [ST_STRATEGY_WRITE_THROUGH] = &st_strategy_write_through,
         },
 };
 

@@ -49,6 +49,7 @@ struct ca {
     int fail_status;
     bool filling;
     bool from_shared; /* the entry to answer with came from the shared tier (L2) */
+    bool shared_again; /* asked the shared tier once more: L1 dropped its entry at once */
     struct st_sb body;
     int status;
     const struct st_headers *resp; /* valid until on_end */
@@ -549,7 +550,7 @@ static void invalidate_location(struct st_exchange *x, const struct st_headers *
     invalidate_uri(x, v, loc->value_len);
 }
 
-static void invalidate_patterns(struct st_exchange *x)
+void st_cache_aside_invalidate_patterns(struct st_exchange *x)
 {
     const struct st_route_cfg *r = st_exchange_route(x);
     const struct st_request_head *req = st_exchange_request(x);
@@ -579,7 +580,7 @@ static bool write_on_head(struct st_exchange *x, const struct st_response_head *
     invalidate_uri(x, req->target, req->target_len);
     invalidate_location(x, h->headers, "location");
     invalidate_location(x, h->headers, "content-location");
-    invalidate_patterns(x);
+    st_cache_aside_invalidate_patterns(x);
     return true;
 }
 
@@ -596,15 +597,15 @@ static bool skips_cache(struct st_exchange *x, const struct ca *ca)
            !st_exchange_route(x)->cache_authorized;
 }
 
-static void on_request(struct st_exchange *x)
+void st_cache_aside_write(struct st_exchange *x)
 {
-    const char *m = st_exchange_request(x)->method;
-    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0) {
-        st_exchange_count_bypass(x);
-        set_status(x, "strata; fwd=method", NULL, NULL, NULL);
-        st_exchange_fetch(x, &write_hooks, NULL, NULL);
-        return;
-    }
+    st_exchange_count_bypass(x);
+    set_status(x, "strata; fwd=method", NULL, NULL, NULL);
+    st_exchange_fetch(x, &write_hooks, NULL, NULL);
+}
+
+void st_cache_aside_read(struct st_exchange *x)
+{
     struct ca *ca = ca_new(x);
     if (skips_cache(x, ca)) {
         ca_free(ca);
@@ -614,6 +615,15 @@ static void on_request(struct st_exchange *x)
         return;
     }
     lookup(x, ca, true);
+}
+
+static void on_request(struct st_exchange *x)
+{
+    const char *m = st_exchange_request(x)->method;
+    if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
+        st_cache_aside_write(x);
+    else
+        st_cache_aside_read(x);
 }
 
 /* The shared tier handed us the fetch: lead it, revalidating what L1 holds, if anything. */
@@ -628,7 +638,7 @@ static void lead_fetch(struct st_exchange *x, struct ca *ca)
     fetch(x, ca);
 }
 
-static void on_resume(struct st_exchange *x, enum st_flight_result result, int status)
+void st_cache_aside_resume(struct st_exchange *x, enum st_flight_result result, int status)
 {
     struct ca *ca = st_exchange_hook_arg(x);
     if (result == ST_FLIGHT_LEAD) {
@@ -652,11 +662,19 @@ static void on_resume(struct st_exchange *x, enum st_flight_result result, int s
     /* Stored: answer from the cache. Not stored: fetch for ourselves, without parking again. */
     st_entry_unref(ca->stale);
     ca->stale = NULL;
+    if (result == ST_FLIGHT_SHARED && !ca->shared_again &&
+        !st_cache_tier_lookup(ca->tiers, ca->hash, ca->key.p, ca->key.len,
+                              st_exchange_request(x)->headers)) {
+        /* A small L1 evicted it before we woke: one more read of L2 beats the origin. */
+        ca->shared_again = true;
+        lookup(x, ca, true);
+        return;
+    }
     lookup(x, ca, false);
 }
 
 const struct st_strategy st_strategy_cache_aside = {
     .name = "cache-aside",
     .on_request = on_request,
-    .on_resume = on_resume,
+    .on_resume = st_cache_aside_resume,
 };

@@ -10,5 +10,17 @@
 
 extern const struct st_strategy st_strategy_bypass;
 extern const struct st_strategy st_strategy_cache_aside;
+extern const struct st_strategy st_strategy_write_through;
+
+/*
+ * The parts of cache-aside that other strategies share (cache_aside.c):
+ * the read path of a GET/HEAD (lookup, stale serving, fill), its on_resume,
+ * an unsafe method forwarded and then invalidating what it makes wrong, and
+ * the route's `invalidates` patterns filled from the request path.
+ */
+void st_cache_aside_read(struct st_exchange *x);
+void st_cache_aside_resume(struct st_exchange *x, enum st_flight_result result, int status);
+void st_cache_aside_write(struct st_exchange *x);
+void st_cache_aside_invalidate_patterns(struct st_exchange *x);
 
 #endif

@@ -116,7 +116,7 @@ redis_wrk_one() {
     parse_wrk "$out"
     secs=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", t / hz }')
     RR_RPS[$name]+="$WRK_RPS " RR_P99[$name]+="$WRK_P99_MS "
-    RR_RPC[$name]+="$(awk -v n="$WRK_REQUESTS" -v s="$secs" 'BEGIN { printf "%.0f", s > 0 ? n / s : 0 }') "
+    RR_RPC[$name]+="$(awk -v n="$WRK_REQUESTS" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }') "
     RR_GET[$name]+="$(awk -v n="$WRK_REQUESTS" -v d="$((g1 - g0))" 'BEGIN { printf "%.3f", d / n }') "
     RR_ALL[$name]+="$(awk -v n="$WRK_REQUESTS" -v d="$((a1 - a0))" 'BEGIN { printf "%.3f", d / n }') "
     RR_ERR[$name]=$((${RR_ERR[$name]:-0} + WRK_NON2XX + WRK_SOCKERR))

@@ -33,8 +33,20 @@ size_t st_invalidate_apply(struct st_cache_tier *t, enum st_inval_kind kind, con
         return st_cache_tier_remove_prefix(t, v, len);
     case ST_INVAL_TAG:
         return st_cache_tier_remove_tag(t, v, len);
+    case ST_INVAL_KEY:
+        return st_cache_tier_remove_key(t, v, len);
     }
     return 0;
+}
+
+void st_invalidate_elsewhere(struct st_cache_tier *t, struct st_stats *stats,
+                             enum st_inval_kind kind, const char *value, size_t len)
+{
+    int rc = st_cache_tier_invalidate_shared(t, kind, value, len);
+    if (rc > 0)
+        ST_STAT_INC(stats, INVAL_PUBLISHED);
+    else if (rc < 0)
+        ST_STAT_INC(stats, INVAL_UNPUBLISHED);
 }
 
 size_t st_invalidate(struct st_cache_tier *t, struct st_stats *stats, enum st_inval_kind kind,
@@ -43,10 +55,6 @@ size_t st_invalidate(struct st_cache_tier *t, struct st_stats *stats, enum st_in
     size_t n = st_invalidate_apply(t, kind, value, len);
     ST_STAT_INC(stats, INVAL_LOCAL);
     st_stat_add(stats, ST_STAT_INVAL_ENTRIES, n);
-    int rc = st_cache_tier_invalidate_shared(t, kind, value, len);
-    if (rc > 0)
-        ST_STAT_INC(stats, INVAL_PUBLISHED);
-    else if (rc < 0)
-        ST_STAT_INC(stats, INVAL_UNPUBLISHED);
+    st_invalidate_elsewhere(t, stats, kind, value, len);
     return n;
 }

@@ -10,7 +10,8 @@
  *
  * URI semantics: a URI without a query drops every entry of that path, for
  * every query and every host; a URI with a query drops that exact
- * path+query for every host. A prefix drops every key starting with it.
+ * path+query for every host. A prefix drops every key starting with it. A
+ * key (ST_INVAL_KEY) drops that exact cache key.
  */
 #ifndef ST_INVALIDATE_H
 #define ST_INVALIDATE_H
@@ -28,6 +29,14 @@ struct st_stats;
  */
 size_t st_invalidate(struct st_cache_tier *t, struct st_stats *stats, enum st_inval_kind kind,
                      const char *value, size_t len);
+
+/*
+ * Only the shared tier and the other instances: a write that just stored its
+ * new entry here (ST_INVAL_KEY: the others drop their L1 copy; the shared
+ * tier's value was replaced by the store itself).
+ */
+void st_invalidate_elsewhere(struct st_cache_tier *t, struct st_stats *stats,
+                             enum st_inval_kind kind, const char *value, size_t len);
 
 /* Apply locally only (an invalidation that came from the bus). */
 size_t st_invalidate_apply(struct st_cache_tier *t, enum st_inval_kind kind, const char *value,

@@ -644,6 +644,8 @@ static bool inval_matches(const struct inval *iv, const char *m, size_t len)
         return len >= iv->len && memcmp(m, iv->value, iv->len) == 0;
     case ST_INVAL_TAG:
         return true;
+    case ST_INVAL_KEY:
+        return len == iv->len && memcmp(m, iv->value, len) == 0;
     }
     return false;
 }
@@ -670,7 +672,7 @@ static void on_members(struct st_redis *r, const redisReply *reply, void *arg)
             if (m->type == REDIS_REPLY_STRING && inval_matches(iv, m->str, m->len))
                 unlink_value(h, m->str, m->len);
         }
-    } else {
+    } else if (iv->kind != ST_INVAL_KEY) {
         ST_STAT_INC(h->stats, L2_ERRORS);
     }
     /* After the deletions, on the same connection: whoever hears of it finds L2 clean. */
@@ -711,6 +713,11 @@ static int invalidate_shared(struct st_cache_tier *t, enum st_inval_kind kind, c
     iv->value = st_xstrndup(value, len);
     iv->len = len;
     atomic_fetch_add(&h->l2->inval_inflight, 1);
+    if (kind == ST_INVAL_KEY) {
+        /* The writer replaced the value itself (its SET went first on this connection). */
+        on_members(h->redis, NULL, iv);
+        return 1;
+    }
     struct st_sb k;
     st_sb_init(&k, 64);
     inval_set(iv, &k);

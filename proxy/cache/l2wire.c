@@ -120,13 +120,26 @@ static bool kind_of(const char *s, size_t len, enum st_inval_kind *out)
     case 't':
         *out = ST_INVAL_TAG;
         return true;
+    case 'e':
+        *out = ST_INVAL_KEY;
+        return true;
     }
     return false;
 }
 
 static char kind_char(enum st_inval_kind k)
 {
-    return k == ST_INVAL_URI ? 'k' : k == ST_INVAL_PREFIX ? 'p' : 't';
+    switch (k) {
+    case ST_INVAL_URI:
+        return 'k';
+    case ST_INVAL_PREFIX:
+        return 'p';
+    case ST_INVAL_TAG:
+        return 't';
+    case ST_INVAL_KEY:
+        return 'e';
+    }
+    return '?';
 }
 
 bool st_l2_inval_body_parse(const char *s, size_t len, struct st_l2_msg *out)

@@ -13,7 +13,8 @@
  *   Pbus              the pub/sub channel (invalidations and fill notices)
  *
  * Bus messages (text; the value runs to the end and may hold anything):
- *   "I <stream id> <instance> <k|p|t> <value>"   an invalidation
+ *   "I <stream id> <instance> <k|p|t|e> <value>" an invalidation (uri, prefix,
+ *                                                tag, exact key)
  *   "F <instance> <16 hex hash> <key>"           a fill notice: the lock is free
  *
  * Must not: talk to Redis or touch the cache; everything here is testable
@@ -68,7 +69,7 @@ struct st_l2_msg {
 
 /* Parse a bus message (pointers into msg); false when it is not one. */
 bool st_l2_msg_parse(const char *msg, size_t len, struct st_l2_msg *out);
-/* The body of an invalidation as kept in the stream: "<instance> <k|p|t> <value>". */
+/* The body of an invalidation as kept in the stream: "<instance> <k|p|t|e> <value>". */
 void st_l2_inval_body(struct st_sb *sb, const char *instance, enum st_inval_kind kind,
                       const char *value, size_t len);
 /* Parse such a body (as found in a stream entry). */

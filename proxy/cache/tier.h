@@ -43,6 +43,7 @@ enum st_inval_kind {
     ST_INVAL_URI,
     ST_INVAL_PREFIX,
     ST_INVAL_TAG,
+    ST_INVAL_KEY, /* one exact cache key (a write that replaced it) */
 };
 
 enum st_shared_state { ST_SHARED_NONE, ST_SHARED_DOWN, ST_SHARED_UP };

@@ -436,6 +436,8 @@ void st_exchange_request_body(struct st_exchange *x, struct st_rbuf *b, const ch
 {
     if (x->phase == PH_DONE || len == 0)
         return;
+    if (x->hooks && x->hooks->on_request_body)
+        x->hooks->on_request_body(x, p, len); /* only copies: it cannot end the exchange */
     struct st_wreq *w = body_piece(x, b, p, len);
     if (!x->up) {
         if (x->phase != PH_ROUTED) {

@@ -69,6 +69,8 @@ void st_exchange_forward(struct st_exchange *x);
  *             error response
  *   on_done   the exchange is ending, whatever happened (release state,
  *             end flights); called exactly once per fetch
+ *   on_request_body  each piece of the request body (decoded), as it goes
+ *             to the origin (a write-through keeps the representation)
  */
 struct st_fetch_hooks {
     bool (*on_head)(struct st_exchange *x, const struct st_response_head *h);
@@ -76,6 +78,7 @@ struct st_fetch_hooks {
     void (*on_end)(struct st_exchange *x);
     bool (*on_error)(struct st_exchange *x, int err);
     void (*on_done)(struct st_exchange *x);
+    void (*on_request_body)(struct st_exchange *x, const char *p, size_t len);
 };
 
 /* Validators to send instead of the client's conditional headers (revalidation). */
