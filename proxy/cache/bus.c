@@ -55,6 +55,7 @@ struct st_bus {
     _Atomic int64_t lost_ms;  /* wall ms since which L1 is not trusted; 0: trusted */
     struct st_l2_stream_id last; /* the newest invalidation applied (main loop) */
     char run_id[41];             /* "" until first seen */
+    bool synced;                 /* has caught up once */
     unsigned catchup_gen;        /* bumps on every (re)subscription: stale chains stop */
     uv_timer_t retry;
     bool closed;
@@ -80,6 +81,7 @@ enum st_bus_state st_bus_state(const struct st_bus *b)
 
 static void trusted(struct st_bus *b)
 {
+    b->synced = true;
     atomic_store(&b->state, ST_BUS_UP);
     atomic_store(&b->lost_ms, 0);
     st_log(ST_LOG_INFO, "redis bus", NULL, "invalidation bus up (last id %llu-%llu)",
@@ -205,8 +207,15 @@ static void on_xrange(struct st_redis *r, const redisReply *reply, void *arg)
         const char *body;
         size_t len;
         struct st_l2_stream_id id;
-        if (!st_l2_reply_stream_entry(reply->element[i], &id, &body, &len))
+        const redisReply *e = reply->element[i];
+        if (!st_l2_reply_stream_entry(e, &id, &body, &len)) {
+            /* Not ours to apply, but never read again (a page of these would loop). */
+            if (e->type == REDIS_REPLY_ARRAY && e->elements >= 1 &&
+                e->element[0]->type == REDIS_REPLY_STRING &&
+                st_l2_stream_id_parse(e->element[0]->str, e->element[0]->len, &id))
+                b->last = id;
             continue;
+        }
         if (st_l2_inval_body_parse(body, len, &m)) {
             apply(b, &m);
             if (memcmp(m.instance, b->instance, ST_L2_INSTANCE_LEN) != 0)
@@ -229,6 +238,12 @@ static void replay_from_last(struct st_bus *b)
     send_step(b, on_xrange, 6, argv);
 }
 
+/* XINFO's answer for a stream that does not exist (other errors, e.g. LOADING, are failures). */
+static bool no_such_key(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && r->str && strstr(r->str, "no such key");
+}
+
 /* The stream's newest id, from an XINFO STREAM reply (0-0 when it has none). */
 static struct st_l2_stream_id last_generated(const redisReply *reply)
 {
@@ -245,7 +260,7 @@ static void on_xinfo(struct st_redis *r, const redisReply *reply, void *arg)
     struct st_bus *b = step_take(arg);
     if (!b)
         return;
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
+    if (reply && reply->type == REDIS_REPLY_ERROR && no_such_key(reply)) {
         /* No stream: nothing was ever invalidated, or it is gone with what we missed. */
         if (b->last.ms || b->last.seq)
             flush_l1(b, "the invalidation stream is gone");
@@ -277,10 +292,15 @@ static void on_xinfo_first(struct st_redis *r, const redisReply *reply, void *ar
     struct st_bus *b = step_take(arg);
     if (!b)
         return;
-    if (!reply) {
+    if (!reply || (reply->type == REDIS_REPLY_ERROR && !no_such_key(reply))) {
         step_failed(b);
         return;
     }
+    /* What L1 took in before the first sync was never covered by the bus. */
+    struct st_cache_tier_stats ts;
+    st_cache_tier_stats(b->l1, &ts);
+    if (ts.l1.entries)
+        flush_l1(b, "entries stored before the bus was first up may have missed invalidations");
     b->last = last_generated(reply);
     trusted(b);
 }
@@ -296,7 +316,7 @@ static void on_info(struct st_redis *r, const redisReply *reply, void *arg)
         step_failed(b);
         return;
     }
-    bool first = !b->run_id[0];
+    bool first = !b->synced;
     bool restarted = !first && strcmp(run_id, b->run_id) != 0;
     memcpy(b->run_id, run_id, sizeof(run_id));
     if (restarted)

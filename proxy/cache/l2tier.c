@@ -189,7 +189,8 @@ static void lead(struct op *op)
     if (op->timer_live)
         uv_timer_stop(&op->timer);
     op->state = OP_LEAD;
-    wake(op, ST_FLIGHT_LEAD);
+    if (op->h->redis) /* detaching: the detach loop ends the flight and wakes the waiter */
+        wake(op, ST_FLIGHT_LEAD);
 }
 
 /* e came from L2: into L1, and every waiter looks it up there. */
@@ -458,15 +459,32 @@ static void on_written(struct st_redis *r, const redisReply *reply, void *arg)
         ST_STAT_INC(h->stats, L2_ERRORS);
 }
 
-/* The value's SET: counted once Redis has it (tests and operators read "writes" as stored). */
+static void unlink_value(struct handle *h, const char *key, size_t len);
+
+/* A value SET in flight: its key, should the SET fail. */
+struct stored {
+    struct handle *h;
+    size_t len;
+    char key[]; /* the cache key */
+};
+
+/*
+ * The value's SET: counted once Redis has it (tests and operators read
+ * "writes" as stored). A SET that failed must not leave the value it was
+ * to replace (a write-through's KEY invalidation counts on it): unlink it.
+ */
 static void on_stored(struct st_redis *r, const redisReply *reply, void *arg)
 {
     (void)r;
-    struct handle *h = arg;
-    if (!reply || reply->type == REDIS_REPLY_ERROR)
+    struct stored *st = arg;
+    struct handle *h = st->h;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
         ST_STAT_INC(h->stats, L2_ERRORS);
-    else
+        unlink_value(h, st->key, st->len);
+    } else {
         ST_STAT_INC(h->stats, L2_WRITES);
+    }
+    free(st);
 }
 
 static void index_in(struct handle *h, char kind, const char *s, size_t len, const char *key,
@@ -502,14 +520,21 @@ static void index_entry(struct handle *h, const struct st_entry *e, const char *
 
 static void write_l2(struct handle *h, const struct st_entry *e)
 {
-    if (!redis_up(h) || st_entry_body_len(e) > h->l2->max_object)
+    if (!redis_up(h))
         return;
+    if (st_entry_body_len(e) > h->l2->max_object) {
+        /* Too large for L2: what L2 holds for the key is older, and must go. */
+        unlink_value(h, st_entry_key(e), st_entry_key_len(e));
+        return;
+    }
     int64_t now = st_clock_wall_ms();
     int64_t age = e->initial_age_ms + (now > e->stored_ms ? now - e->stored_ms : 0);
     int64_t windows = e->no_stale ? 0 : (e->swr_ms > e->sie_ms ? e->swr_ms : e->sie_ms);
     int64_t ttl = e->lifetime_ms - age + windows;
-    if (ttl <= 0)
+    if (ttl <= 0) {
+        unlink_value(h, st_entry_key(e), st_entry_key_len(e));
         return;
+    }
     char px[24];
     snprintf(px, sizeof(px), "%lld", (long long)ttl);
     struct st_sb k, v;
@@ -520,8 +545,14 @@ static void write_l2(struct handle *h, const struct st_entry *e)
     st_entry_encode(e, &v);
     const char *argv[] = {"SET", k.p, v.p, "PX", px};
     size_t lens[] = {3, k.len, v.len, 2, strlen(px)};
-    if (cmd(h, on_stored, h, 5, argv, lens) == 0)
+    struct stored *st = st_xmalloc(sizeof(*st) + st_entry_key_len(e));
+    st->h = h;
+    st->len = st_entry_key_len(e);
+    memcpy(st->key, st_entry_key(e), st->len);
+    if (cmd(h, on_stored, st, 5, argv, lens) == 0)
         index_entry(h, e, px);
+    else
+        free(st);
     st_sb_finish(&k);
     st_sb_finish(&v);
 }
@@ -611,6 +642,7 @@ static void tier_stats(struct st_cache_tier *t, struct st_cache_tier_stats *out)
 
 struct inval {
     struct handle *h;
+    bool retried; /* SMEMBERS failed once and was sent again */
     enum st_inval_kind kind;
     char *value; /* owned */
     size_t len;
@@ -661,6 +693,8 @@ static void unlink_value(struct handle *h, const char *key, size_t len)
     st_sb_finish(&k);
 }
 
+static int send_members(struct inval *iv);
+
 static void on_members(struct st_redis *r, const redisReply *reply, void *arg)
 {
     (void)r;
@@ -674,6 +708,11 @@ static void on_members(struct st_redis *r, const redisReply *reply, void *arg)
         }
     } else if (iv->kind != ST_INVAL_KEY) {
         ST_STAT_INC(h->stats, L2_ERRORS);
+        if (!iv->retried) {
+            iv->retried = true; /* once more: publishing over a stale L2 would refill the others */
+            if (send_members(iv) == 0)
+                return;
+        }
     }
     /* After the deletions, on the same connection: whoever hears of it finds L2 clean. */
     if (!h->redis || st_bus_publish(h->l2->bus, h->redis, iv->kind, iv->value, iv->len,
@@ -692,13 +731,29 @@ static void inval_set(const struct inval *iv, struct st_sb *k)
     } else if (iv->kind == ST_INVAL_URI) {
         st_l2_set_key(k, prefix, 'p', iv->value, st_l2_key_path_len(iv->value, iv->len));
     } else {
-        /* The prefix's last '/' (or the root): every key under it is in that set. */
-        const char *slash = iv->len ? memrchr(iv->value, '/', iv->len) : NULL;
-        if (slash)
-            st_l2_set_key(k, prefix, 'x', iv->value, (size_t)(slash - iv->value) + 1);
+        /*
+         * The deepest indexed '/'-prefix of it (or the root): every key under the
+         * prefix is in that set; the members are filtered by the prefix itself.
+         */
+        size_t pre[ST_L2_MAX_DEPTH];
+        size_t n = st_l2_path_prefixes(iv->value, iv->len, pre);
+        if (n)
+            st_l2_set_key(k, prefix, 'x', iv->value, pre[n - 1]);
         else
             st_l2_set_key(k, prefix, 'x', "/", 1);
     }
+}
+
+static int send_members(struct inval *iv)
+{
+    struct st_sb k;
+    st_sb_init(&k, 64);
+    inval_set(iv, &k);
+    const char *argv[] = {"SMEMBERS", k.p};
+    size_t lens[] = {8, k.len};
+    int rc = cmd(iv->h, on_members, iv, 2, argv, lens);
+    st_sb_finish(&k);
+    return rc;
 }
 
 static int invalidate_shared(struct st_cache_tier *t, enum st_inval_kind kind, const char *value,
@@ -718,14 +773,7 @@ static int invalidate_shared(struct st_cache_tier *t, enum st_inval_kind kind, c
         on_members(h->redis, NULL, iv);
         return 1;
     }
-    struct st_sb k;
-    st_sb_init(&k, 64);
-    inval_set(iv, &k);
-    const char *argv[] = {"SMEMBERS", k.p};
-    size_t lens[] = {8, k.len};
-    int rc = cmd(h, on_members, iv, 2, argv, lens);
-    st_sb_finish(&k);
-    if (rc < 0) {
+    if (send_members(iv) < 0) {
         inval_free(iv);
         return -EAGAIN;
     }

@@ -61,6 +61,7 @@ struct st_redis {
 };
 
 static void start_connect(struct st_redis *r);
+static void take_down(struct st_redis *r, const char *why);
 static void on_deadline(uv_timer_t *t);
 static int send_command(struct st_redis *r, uint64_t timeout, st_redis_reply_cb cb, void *arg,
                         int argc, const char **argv, const size_t *lens);
@@ -130,6 +131,11 @@ static void on_ping_reply(struct st_redis *r, const redisReply *reply, void *arg
 static void on_retry(uv_timer_t *t)
 {
     struct st_redis *r = t->data;
+    if (r->state == ST_CONNECTING) {
+        /* A SUBSCRIBE that Redis refused gets no callback in hiredis 0.14: do not wait on it. */
+        take_down(r, "no answer to the handshake in time");
+        return;
+    }
     if (r->state != ST_UP) {
         start_connect(r);
         return;
@@ -177,6 +183,8 @@ static void set_up(struct st_redis *r)
     r->was_up = true;
     if (!r->channel)
         uv_timer_start(&r->retry, on_retry, ST_REDIS_PING_MS, 0);
+    else
+        uv_timer_stop(&r->retry);
     if (r->on_state)
         r->on_state(r, true, r->arg);
 }
@@ -365,11 +373,20 @@ static void start_connect(struct st_redis *r)
         return;
     }
     ac->data = r;
-    redisLibuvAttach(ac, r->loop);
+    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        set_down(r, "cannot watch the socket");
+        return;
+    }
+    /* A peer gone without a word (half-open TCP) ends the connection instead of silence. */
+    if (!r->unix_path)
+        redisEnableKeepAlive(&ac->c);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     r->ac = ac;
     r->state = ST_CONNECTING;
+    uint64_t hs = r->timeout_ms > 250 ? r->timeout_ms : 250;
+    uv_timer_start(&r->retry, on_retry, 4 * hs, 0); /* the whole handshake, SUBSCRIBE included */
     send_handshake(r);
 }
 

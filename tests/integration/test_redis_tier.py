@@ -405,3 +405,18 @@ def test_redis_that_stops_answering_costs_at_most_its_timeout(origin, strata, rd
         os.kill(rds.proc.pid, signal.SIGCONT)
     wait_until(lambda: s.admin_get("/readyz").json().get("redis") == "up", 10,
                msg="Redis answering again")
+
+
+def test_prefix_deeper_than_the_indexed_levels_still_cleans_l2(origin, strata, rds):
+    """Regression: a prefix with more '/' than the index keeps levels for used to
+    name a set that never exists, so L2 kept the values and every instance refilled
+    its L1 from them."""
+    a, b = fleet(strata, rds, 2)
+    deep = "/c/1/2/3/4/5/6/7/8/9/"
+    origin.script_versioned(deep + "x", headers=[("Cache-Control", "max-age=60")])
+    get(a, deep + "x")
+    wait_until(lambda: a.stats()["l2"]["writes"] >= 1, 3)
+    assert cache_status(get(b, deep + "x")).get("detail") == "l2"
+    assert admin_invalidate(a, {"prefix": deep}).status == 200
+    wait_until(lambda: b.stats()["invalidations"]["received"] >= 1, 2)
+    assert get(b, deep + "x").body == (deep + "x v2\n").encode()

@@ -120,3 +120,18 @@ def test_check_accepts_write_through(strata_bin, tmp_path):
                    "routes:\n  - { match: \"/*\", upstream: api, strategy: write-through, tier: hot }\n")
     r = subprocess.run([strata_bin, "-c", str(cfg), "--check"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", (r.stdout, r.stderr)
+
+
+def test_put_too_large_for_redis_but_not_for_l1_is_not_read_old_elsewhere(origin, strata, rds):
+    """Regression: a representation over redis.max_object (but within cache.max_object)
+    was stored in L1 only, and the others, told to drop their copy, read the old one
+    back from L2 as a fresh hit."""
+    a, b = fleet(strata, rds, 2, routes=WT, max_object="1KiB")
+    Resource(origin, "/w/mid")
+    assert get(b, "/w/mid").body == b"old"
+    wait_until(lambda: b.stats()["l2"]["writes"] >= 1, 3)
+    big = b"y" * 2048
+    assert put(a, "/w/mid", big, ctype="text/plain").status == 204
+    wait_until(lambda: b.stats()["invalidations"]["received"] >= 1, 2)
+    assert get(b, "/w/mid").body == big
+    assert get(a, "/w/mid").body == big
