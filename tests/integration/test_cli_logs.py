@@ -81,18 +81,27 @@ def test_second_strata_on_the_same_listen_address_fails(strata_bin, origin, stra
     assert r.returncode == 1, (r.returncode, r.stderr[-500:])
     assert "Address already in use" in r.stderr and "--takeover" in r.stderr
     # With --takeover it shares the port (a restart without downtime), and stops cleanly.
-    p = subprocess.Popen([strata_bin, "-c", str(cfg), "--takeover"], stderr=subprocess.PIPE)
+    # Its log goes to a file: a pipe nobody drains could stall it, and the file can be shown.
+    log = tmp_path / "takeover.log"
+    with open(log, "wb") as f:
+        p = subprocess.Popen([strata_bin, "-c", str(cfg), "--takeover"], stderr=f)
 
     def listening():
         if p.poll() is not None:
-            raise AssertionError(f"strata --takeover exited {p.returncode}")
-        return b"listening on" in p.stderr.peek(4096)
+            raise AssertionError(f"strata --takeover exited {p.returncode}: {log.read_text()}")
+        return "listening on" in log.read_text()
 
     try:
         wait_until(listening, 10, msg="--takeover listening")
     finally:
         p.send_signal(signal.SIGTERM)
-        assert p.wait(10) == 0
+        try:
+            rc = p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise AssertionError(f"--takeover did not stop on SIGTERM; log:\n{log.read_text()}")
+    assert rc == 0, log.read_text()
     assert_still_serving(s)
 
 
