@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 
-from harness import HOST, assert_still_serving, free_port, get, wait_until
+from harness import request, HOST, assert_still_serving, free_port, get, wait_until
 
 
 def run(strata_bin, *args):
@@ -76,7 +76,8 @@ def test_quick_mode_address_errors(strata_bin):
 def test_second_strata_on_the_same_listen_address_fails(strata_bin, origin, strata, tmp_path):
     s = strata()
     cfg = tmp_path / "second.yaml"
-    cfg.write_text(pathlib.Path(s.config_path).read_text().replace(f":{s.admin_port}", f":{free_port()}"))
+    admin2 = free_port()
+    cfg.write_text(pathlib.Path(s.config_path).read_text().replace(f":{s.admin_port}", f":{admin2}"))
     r = subprocess.run([strata_bin, "-c", str(cfg)], capture_output=True, text=True, timeout=15)
     assert r.returncode == 1, (r.returncode, r.stderr[-500:])
     assert "Address already in use" in r.stderr and "--takeover" in r.stderr
@@ -89,7 +90,12 @@ def test_second_strata_on_the_same_listen_address_fails(strata_bin, origin, stra
     def listening():
         if p.poll() is not None:
             raise AssertionError(f"strata --takeover exited {p.returncode}: {log.read_text()}")
-        return "listening on" in log.read_text()
+        if "listening on" not in log.read_text():
+            return False
+        try:  # and its loops are running (signals sent earlier are a startup race, not a stop)
+            return request(admin2, "GET", "/healthz", timeout=0.5).status == 200
+        except OSError:
+            return False
 
     try:
         wait_until(listening, 10, msg="--takeover listening")
