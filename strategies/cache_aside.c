@@ -135,18 +135,6 @@ static struct ca *ca_new(struct st_exchange *x)
     return ca;
 }
 
-static int64_t age_of(const struct st_entry *e, int64_t now)
-{
-    int64_t resident = now - e->stored_ms;
-    return e->initial_age_ms + (resident > 0 ? resident : 0);
-}
-
-static const struct st_tier *tier_of(struct st_exchange *x)
-{
-    const struct st_route_cfg *r = st_exchange_route(x);
-    return r->tier >= 0 ? &st_exchange_config(x)->tiers[r->tier] : NULL;
-}
-
 /* --- answers from the cache --- */
 
 static void serve(struct st_exchange *x, struct ca *ca, struct st_entry *e, int64_t age_ms)
@@ -190,7 +178,7 @@ static void serve_stale(struct st_exchange *x, struct ca *ca, struct st_entry *e
 /* May e answer now that the origin failed (stale-if-error)? */
 static bool stale_if_error_ok(const struct st_entry *e, int64_t now)
 {
-    return e && !e->no_stale && age_of(e, now) < e->lifetime_ms + e->sie_ms;
+    return e && !e->no_stale && st_entry_age_ms(e, now) < e->lifetime_ms + e->sie_ms;
 }
 
 /* --- filling the cache from the origin --- */
@@ -206,7 +194,7 @@ static const char *fwd_of(const struct ca *ca)
 static struct st_store_policy policy_of(struct st_exchange *x)
 {
     const struct st_route_cfg *r = st_exchange_route(x);
-    const struct st_tier *t = tier_of(x);
+    const struct st_tier *t = st_exchange_tier(x);
     struct st_store_policy p = {
         .tier_ttl_ms = t ? t->ttl_ms : 0,
         .tier_swr_ms = t ? t->stale_while_revalidate_ms : 0,
@@ -224,7 +212,7 @@ static struct st_store_policy policy_of(struct st_exchange *x)
  */
 static int64_t jittered(struct st_exchange *x, int64_t lifetime)
 {
-    const struct st_tier *t = tier_of(x);
+    const struct st_tier *t = st_exchange_tier(x);
     if (!t || t->jitter_pct == 0 || lifetime <= 0)
         return lifetime;
     uint64_t r = st_rand64(st_exchange_ctx(x)->rand) % 1001; /* 0..1000 per mille */
@@ -350,7 +338,7 @@ static void answer_absorbed(struct st_exchange *x, struct ca *ca)
     int64_t now = now_ms(x);
     if (ca->absorbed == ABSORB_STALE) {
         ca->result = ST_FLIGHT_FAILED;
-        serve_stale(x, ca, ca->stale, age_of(ca->stale, now), "stale-if-error");
+        serve_stale(x, ca, ca->stale, st_entry_age_ms(ca->stale, now), "stale-if-error");
         return;
     }
     /* ABSORB_304: the origin confirmed the stored entry. */
@@ -364,7 +352,7 @@ static void answer_absorbed(struct st_exchange *x, struct ca *ca)
     }
     struct st_entry *use = e ? e : ca->stale;
     set_status(x, fwd_of(ca), NULL, "; stored", NULL);
-    serve(x, ca, use, age_of(use, now));
+    serve(x, ca, use, st_entry_age_ms(use, now));
     st_entry_unref(e);
 }
 
@@ -386,7 +374,7 @@ static void fill_on_end(struct st_exchange *x)
         ca->result = ST_FLIGHT_STORED;
     if (ca->absorbed == ABSORB_RANGE) {
         if (e)
-            serve(x, ca, e, age_of(e, now_ms(x)));
+            serve(x, ca, e, st_entry_age_ms(e, now_ms(x)));
         else
             st_exchange_respond_error(x, 502, "the origin's answer could not be stored");
     }
@@ -401,7 +389,7 @@ static bool fill_on_error(struct st_exchange *x, int err)
     int64_t now = now_ms(x);
     if (!stale_if_error_ok(ca->stale, now) || st_exchange_is_background(x))
         return false;
-    serve_stale(x, ca, ca->stale, age_of(ca->stale, now), "stale-if-error");
+    serve_stale(x, ca, ca->stale, st_entry_age_ms(ca->stale, now), "stale-if-error");
     return true;
 }
 
@@ -484,7 +472,7 @@ static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
     struct st_entry *e = st_cache_tier_lookup(ca->tiers, ca->hash, ca->key.p, ca->key.len,
                                               st_exchange_request(x)->headers);
     if (e) {
-        int64_t age = age_of(e, now);
+        int64_t age = st_entry_age_ms(e, now);
         bool fresh = age < e->lifetime_ms && !e->always_revalidate;
         enum st_req_verdict v = e->always_revalidate
                                     ? ST_REQ_REVALIDATE
@@ -650,7 +638,7 @@ void st_cache_aside_resume(struct st_exchange *x, enum st_flight_result result, 
         int64_t now = now_ms(x);
         if (stale_if_error_ok(ca->stale, now)) {
             struct st_entry *e = ca->stale;
-            serve_stale(x, ca, e, age_of(e, now), "stale-if-error");
+            serve_stale(x, ca, e, st_entry_age_ms(e, now), "stale-if-error");
         } else {
             count(x, ST_STAT_CACHE_COLLAPSED, ST_RS_COLLAPSED);
             st_exchange_respond_error(x, status ? status : 502,
@@ -662,15 +650,11 @@ void st_cache_aside_resume(struct st_exchange *x, enum st_flight_result result, 
     /* Stored: answer from the cache. Not stored: fetch for ourselves, without parking again. */
     st_entry_unref(ca->stale);
     ca->stale = NULL;
-    if (result == ST_FLIGHT_SHARED && !ca->shared_again &&
-        !st_cache_tier_lookup(ca->tiers, ca->hash, ca->key.p, ca->key.len,
-                              st_exchange_request(x)->headers)) {
-        /* A small L1 evicted it before we woke: one more read of L2 beats the origin. */
-        ca->shared_again = true;
-        lookup(x, ca, true);
-        return;
-    }
-    lookup(x, ca, false);
+    /* From the shared tier, a miss means a small L1 evicted it before we woke: park once more
+     * (one more read of L2 beats the origin). */
+    bool again = result == ST_FLIGHT_SHARED && !ca->shared_again;
+    ca->shared_again = ca->shared_again || again;
+    lookup(x, ca, again);
 }
 
 const struct st_strategy st_strategy_cache_aside = {

@@ -37,12 +37,6 @@ struct wt {
     const struct st_headers *resp; /* the origin's head, valid until on_end */
 };
 
-static const struct st_tier *tier_of(struct st_exchange *x)
-{
-    const struct st_route_cfg *r = st_exchange_route(x);
-    return r->tier >= 0 ? &st_exchange_config(x)->tiers[r->tier] : NULL;
-}
-
 static uint64_t max_object(struct st_exchange *x)
 {
     return st_exchange_ctx(x)->tiers->max_object;
@@ -93,7 +87,7 @@ static void copy_header(struct st_headers *to, const struct st_headers *from, co
 /* The new representation as an entry for the route's tier, or NULL when it cannot be stored. */
 static struct st_entry *representation(struct st_exchange *x, struct wt *w)
 {
-    const struct st_tier *t = tier_of(x);
+    const struct st_tier *t = st_exchange_tier(x);
     if (!t || t->ttl_ms == 0 || w->too_big)
         return NULL;
     bool from_resp = w->resp_body.len > 0;

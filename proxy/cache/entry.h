@@ -128,6 +128,13 @@ static inline const char *st_entry_tags(const struct st_entry *e)
     return st_store_item_tags(st_entry_item(e));
 }
 
+/* The entry's age at now (wall ms): its age when stored plus its time in the cache. */
+static inline int64_t st_entry_age_ms(const struct st_entry *e, int64_t now)
+{
+    int64_t resident = now - e->stored_ms;
+    return e->initial_age_ms + (resident > 0 ? resident : 0);
+}
+
 /* Last-Modified in ms since the epoch, -1 when none. */
 static inline int64_t st_entry_last_modified_ms(const struct st_entry *e)
 {

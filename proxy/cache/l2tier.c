@@ -221,8 +221,7 @@ static int cmd(struct handle *h, st_redis_reply_cb cb, void *arg, int argc, cons
 
 static bool fresh(const struct st_entry *e, int64_t now)
 {
-    int64_t age = e->initial_age_ms + (now > e->stored_ms ? now - e->stored_ms : 0);
-    return age < e->lifetime_ms && !e->always_revalidate;
+    return st_entry_age_ms(e, now) < e->lifetime_ms && !e->always_revalidate;
 }
 
 /*
@@ -528,7 +527,7 @@ static void write_l2(struct handle *h, const struct st_entry *e)
         return;
     }
     int64_t now = st_clock_wall_ms();
-    int64_t age = e->initial_age_ms + (now > e->stored_ms ? now - e->stored_ms : 0);
+    int64_t age = st_entry_age_ms(e, now);
     int64_t windows = e->no_stale ? 0 : (e->swr_ms > e->sie_ms ? e->swr_ms : e->sie_ms);
     int64_t ttl = e->lifetime_ms - age + windows;
     if (ttl <= 0) {

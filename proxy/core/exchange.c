@@ -518,6 +518,11 @@ const struct st_route_cfg *st_exchange_route(const struct st_exchange *x)
     return x->route;
 }
 
+const struct st_tier *st_exchange_tier(const struct st_exchange *x)
+{
+    return x->route->tier >= 0 ? &x->gen->cfg->tiers[x->route->tier] : NULL;
+}
+
 /* --- origin side callbacks --- */
 
 static bool status_has_body(int status)

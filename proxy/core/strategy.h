@@ -143,5 +143,7 @@ void st_exchange_count_bypass(struct st_exchange *x);
 
 const struct st_request_head *st_exchange_request(const struct st_exchange *x);
 const struct st_route_cfg *st_exchange_route(const struct st_exchange *x);
+/* The route's TTL tier, or NULL when it has none. */
+const struct st_tier *st_exchange_tier(const struct st_exchange *x);
 
 #endif
