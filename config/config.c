@@ -376,6 +376,7 @@ static void route_init(struct st_route_cfg *r)
     r->key_query = ST_KEY_QUERY_ALL;
     r->write_behind.flush_delay_ms = 1000;
     r->write_behind.max_retries = 8;
+    r->write_behind.claim_after_ms = 30000;
 }
 
 /* "routes[N]" plus a suffix, for messages; caller frees. */
@@ -560,6 +561,8 @@ static void h_key(struct st_walk *w, const yaml_node_t *val, void *obj,
 static const struct st_walk_field write_behind_fields[] = {
     {"flush_delay", st_field_duration, WB(flush_delay_ms)},
     {"max_retries", st_field_uint, WB(max_retries)},
+    {"claim_after", st_field_duration, WB(claim_after_ms)},
+    {"ordered", st_field_bool, WB(ordered)},
 };
 #undef WB
 

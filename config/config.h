@@ -108,6 +108,8 @@ struct st_route_cfg {
     struct {
         uint64_t flush_delay_ms; /* default 1s */
         unsigned max_retries;    /* default 8 */
+        uint64_t claim_after_ms; /* default 30s: a silent owner's partitions are taken over */
+        bool ordered;            /* PATCH is queued too, in order with PUT and DELETE */
     } write_behind;
     unsigned line; /* line of the route in the file (0 for -b mode) */
     unsigned stats_slot; /* assigned by the server: the route's counters in /stats */

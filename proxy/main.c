@@ -14,10 +14,13 @@
 #include <yaml.h>
 
 #include "admin/admin.h"
+#include "base/clock.h"
+#include "cache/tier.h"
 #include "config/config.h"
 #include "core/server.h"
 #include "st_build.h"
 #include "strategies/strategies.h"
+#include "strategies/wb_queue.h"
 
 /* The strategies of this build, by kind: routes of a kind without one fail the config check. */
 static const struct st_strategy_table strategies = {
@@ -26,8 +29,76 @@ static const struct st_strategy_table strategies = {
             [ST_STRATEGY_BYPASS] = &st_strategy_bypass,
             [ST_STRATEGY_CACHE_ASIDE] = &st_strategy_cache_aside,
             [ST_STRATEGY_WRITE_THROUGH] = &st_strategy_write_through,
+            [ST_STRATEGY_WRITE_BEHIND] = &st_strategy_write_behind,
         },
 };
+
+/* --- the write-behind admin endpoints: the queue as Redis holds it, and the retry --- */
+
+static void wb_answer(void *arg, int status, const char *json, size_t len)
+{
+    st_admin_reply(arg, status, json, len);
+}
+
+/* The main thread's Redis connection and the key prefix, or an answer saying there is none. */
+static struct st_redis *wb_redis(struct st_server *srv, struct st_admin_reply *r,
+                                 struct st_server_cfg **cfg)
+{
+    struct st_redis *redis = st_cache_tier_redis(st_server_tier(srv));
+    if (redis) {
+        *cfg = st_server_config(srv);
+        return redis;
+    }
+    static const char msg[] = "{\"error\":\"write-behind needs redis (no redis: section)\"}\n";
+    st_admin_reply(r, 404, msg, sizeof(msg) - 1);
+    return NULL;
+}
+
+static void wb_status(void *arg, const char *body, size_t len, struct st_admin_reply *r)
+{
+    (void)body;
+    (void)len;
+    struct st_server_cfg *cfg;
+    struct st_redis *redis = wb_redis(arg, r, &cfg);
+    if (!redis)
+        return;
+    st_wb_status(redis, cfg->cfg->redis.prefix, st_clock_wall_ms(), wb_answer, r);
+    st_server_cfg_put(cfg);
+}
+
+/* POST /write-behind/retry {"id":"<write id>"} for one dead letter, {} for all of them. */
+static void wb_retry(void *arg, const char *body, size_t len, struct st_admin_reply *r)
+{
+    (void)len;
+    struct st_server_cfg *cfg;
+    struct st_redis *redis = wb_redis(arg, r, &cfg);
+    if (!redis)
+        return;
+    struct st_sb id;
+    st_sb_init(&id, 64);
+    bool one = st_admin_json_string(body, "id", &id);
+    st_wb_retry(redis, cfg->cfg->redis.prefix, one ? id.p : NULL, wb_answer, r);
+    st_sb_finish(&id);
+    st_server_cfg_put(cfg);
+}
+
+static struct st_admin_endpoint admin_endpoints[] = {
+    {.path = "/write-behind", .post = false, .handle = wb_status},
+    {.path = "/write-behind/retry", .post = true, .handle = wb_retry},
+};
+
+static int admin_start(uv_loop_t *loop, struct st_server *srv, const struct st_addr *addr,
+                       struct st_admin **out)
+{
+    int rc = st_admin_start(loop, srv, addr, out);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < sizeof(admin_endpoints) / sizeof(admin_endpoints[0]); i++)
+        admin_endpoints[i].arg = srv;
+    st_admin_set_endpoints(*out, admin_endpoints,
+                           sizeof(admin_endpoints) / sizeof(admin_endpoints[0]));
+    return 0;
+}
 
 
 static void usage(FILE *f)
@@ -160,7 +231,7 @@ int main(int argc, char **argv)
     }
     const struct st_server_wiring wiring = {
         .strategies = &strategies,
-        .admin_start = st_admin_start,
+        .admin_start = admin_start,
         .admin_stop = st_admin_stop,
         .takeover = o.takeover,
     };

@@ -540,23 +540,28 @@ static void invalidate_location(struct st_exchange *x, const struct st_headers *
 
 void st_cache_aside_invalidate_patterns(struct st_exchange *x)
 {
-    const struct st_route_cfg *r = st_exchange_route(x);
     const struct st_request_head *req = st_exchange_request(x);
     size_t plen;
     const char *path = st_target_path(req->target, req->target_len, &plen);
+    st_cache_aside_route_patterns(st_exchange_ctx(x)->tiers, stats_of(x), st_exchange_route(x),
+                                  path, plen);
+}
+
+void st_cache_aside_route_patterns(struct st_cache_tier *c, struct st_stats *stats,
+                                   const struct st_route_cfg *r, const char *path, size_t plen)
+{
     struct st_capture caps[ST_PATTERN_MAX_CAPTURES];
     size_t n_caps = 0;
     st_pattern_match(&r->pattern, path, plen, caps, &n_caps);
-    struct st_cache_tier *c = st_exchange_ctx(x)->tiers;
     for (size_t i = 0; i < r->n_invalidates; i++) {
         char out[2048];
         int n = st_pattern_fill(r->invalidates[i], caps, n_caps, out, sizeof(out));
         if (n <= 0 || (size_t)n >= sizeof(out))
             continue;
         if (out[n - 1] == '*')
-            st_invalidate(c, stats_of(x), ST_INVAL_PREFIX, out, (size_t)n - 1);
+            st_invalidate(c, stats, ST_INVAL_PREFIX, out, (size_t)n - 1);
         else
-            st_invalidate(c, stats_of(x), ST_INVAL_URI, out, (size_t)n);
+            st_invalidate(c, stats, ST_INVAL_URI, out, (size_t)n);
     }
 }
 

@@ -11,6 +11,7 @@
 extern const struct st_strategy st_strategy_bypass;
 extern const struct st_strategy st_strategy_cache_aside;
 extern const struct st_strategy st_strategy_write_through;
+extern const struct st_strategy st_strategy_write_behind;
 
 /*
  * The parts of cache-aside that other strategies share (cache_aside.c):
@@ -22,5 +23,8 @@ void st_cache_aside_read(struct st_exchange *x);
 void st_cache_aside_resume(struct st_exchange *x, enum st_flight_result result, int status);
 void st_cache_aside_write(struct st_exchange *x);
 void st_cache_aside_invalidate_patterns(struct st_exchange *x);
+/* The same for a route and a request path, without an exchange (the write-behind flusher). */
+void st_cache_aside_route_patterns(struct st_cache_tier *c, struct st_stats *stats,
+                                   const struct st_route_cfg *r, const char *path, size_t plen);
 
 #endif

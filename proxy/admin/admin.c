@@ -31,6 +31,14 @@ struct st_admin {
     uv_tcp_t listener;
     struct st_server *srv;
     struct admin_conn *conns;
+    const struct st_admin_endpoint *eps;
+    size_t n_eps;
+};
+
+struct st_admin_reply {
+    struct admin_conn *c; /* NULL once the connection closed */
+    bool keep_alive, head_only;
+    bool in_handle; /* answered from inside the handler: the parser is still running */
 };
 
 struct admin_conn {
@@ -47,6 +55,8 @@ struct admin_conn {
     unsigned writes; /* in flight */
     bool close_after; /* once every write is done */
     bool closing;
+    struct st_admin_reply *pending; /* an endpoint's answer still to come: parsing paused */
+    struct st_sb leftover;          /* bytes read after the paused request */
 };
 
 static const llhttp_settings_t admin_settings;
@@ -57,6 +67,7 @@ static void on_conn_closed(uv_handle_t *h)
     st_sb_finish(&c->url);
     st_sb_finish(&c->auth);
     st_sb_finish(&c->body);
+    st_sb_finish(&c->leftover);
     free(c);
 }
 
@@ -65,6 +76,9 @@ static void conn_close(struct admin_conn *c)
     if (c->closing)
         return;
     c->closing = true;
+    if (c->pending)
+        c->pending->c = NULL;
+    c->pending = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -126,7 +140,7 @@ static bool path_is(const struct st_sb *url, const char *path)
  * {"key":"/p"}). Handles the escapes \" \\ \/; returns false when absent
  * or malformed.
  */
-static bool json_string_member(const char *js, const char *name, struct st_sb *out)
+bool st_admin_json_string(const char *js, const char *name, struct st_sb *out)
 {
     char pat[32];
     snprintf(pat, sizeof(pat), "\"%s\"", name);
@@ -185,7 +199,7 @@ static int invalidate(struct admin_conn *c, struct st_sb *out)
     st_sb_init(&v, 64);
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         v.len = 0;
-        if (!json_string_member(c->body.p, kinds[i].name, &v))
+        if (!st_admin_json_string(c->body.p, kinds[i].name, &v))
             continue;
         if (kinds[i].kind != ST_INVAL_TAG && v.p[0] != '/')
             break;
@@ -269,8 +283,108 @@ static int answer(struct admin_conn *c, enum endpoint ep, struct st_sb *body, co
     return 404;
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static const struct st_admin_endpoint *ext_of(struct admin_conn *c)
+{
+    for (size_t i = 0; i < c->admin->n_eps; i++)
+        if (path_is(&c->url, c->admin->eps[i].path))
+            return &c->admin->eps[i];
+    return NULL;
+}
+
+static void respond_json(struct admin_conn *c, int status, const char *msg, bool keep_alive,
+                         bool head_only, const char *allow)
+{
+    struct st_sb body;
+    st_sb_init(&body, 128);
+    st_sb_adds(&body, msg);
+    respond(c, status, "application/json", &body, keep_alive, head_only, allow);
+    st_sb_finish(&body);
+}
+
+/* An endpoint of the layers above: checked here, answered by its handler (now or later). */
+static void handle_ext(struct admin_conn *c, llhttp_t *p, const struct st_admin_endpoint *ep)
+{
+    bool keep_alive = llhttp_should_keep_alive(p), head_only = p->method == HTTP_HEAD;
+    bool method_ok = ep->post ? p->method == HTTP_POST
+                              : p->method == HTTP_GET || p->method == HTTP_HEAD;
+    if (!method_ok) {
+        const char *allow = ep->post ? "POST" : "GET, HEAD";
+        char msg[96];
+        snprintf(msg, sizeof(msg), "{\"error\":\"method not allowed: use %s\"}\n", allow);
+        respond_json(c, 405, msg, keep_alive, head_only, allow);
+        return;
+    }
+    if (ep->post && !token_ok(c)) {
+        respond_json(c, 401, "{\"error\":\"missing or wrong bearer token\"}\n", keep_alive,
+                     head_only, NULL);
+        return;
+    }
+    struct st_admin_reply *r = st_xcalloc(1, sizeof(*r));
+    r->c = c;
+    r->keep_alive = keep_alive;
+    r->head_only = head_only;
+    r->in_handle = true;
+    c->pending = r;
+    ep->handle(ep->arg, c->body.p ? c->body.p : "", c->body.len, r);
+    if (c->pending == r)
+        r->in_handle = false; /* later: on_message_complete pauses the parser */
+}
+
+void st_admin_set_endpoints(struct st_admin *a, const struct st_admin_endpoint *eps, size_t n)
+{
+    a->eps = eps;
+    a->n_eps = n;
+}
+
+/* Parse what was read after a paused request, then read on (unless paused again). */
+static void resume_conn(struct admin_conn *c)
+{
+    llhttp_resume(&c->parser);
+    struct st_sb rest = c->leftover;
+    st_sb_init(&c->leftover, 64);
+    enum llhttp_errno err = HPE_OK;
+    if (rest.len)
+        err = llhttp_execute(&c->parser, rest.p, rest.len);
+    if (err == HPE_PAUSED) {
+        const char *at = llhttp_get_error_pos(&c->parser);
+        st_sb_add(&c->leftover, at, rest.len - (size_t)(at - rest.p));
+    }
+    st_sb_finish(&rest);
+    if (err != HPE_OK && err != HPE_PAUSED) {
+        respond_json(c, 400, "{\"error\":\"malformed request\"}\n", false, false, NULL);
+        return;
+    }
+    if (err == HPE_OK && !c->close_after && !c->closing)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+void st_admin_reply(struct st_admin_reply *r, int status, const char *json, size_t len)
+{
+    struct admin_conn *c = r->c;
+    bool in_handle = r->in_handle, keep_alive = r->keep_alive, head_only = r->head_only;
+    free(r);
+    if (!c)
+        return; /* the client left */
+    c->pending = NULL;
+    struct st_sb body;
+    st_sb_init(&body, len + 1);
+    st_sb_add(&body, json, len);
+    respond(c, status, "application/json", &body, keep_alive, head_only, NULL);
+    st_sb_finish(&body);
+    if (!in_handle && !c->closing)
+        resume_conn(c);
+}
+
 static void handle(struct admin_conn *c, llhttp_t *p)
 {
+    const struct st_admin_endpoint *ext = ext_of(c);
+    if (ext) {
+        handle_ext(c, p, ext);
+        return;
+    }
     bool keep_alive = llhttp_should_keep_alive(p);
     struct st_sb body;
     st_sb_init(&body, 512);
@@ -309,6 +423,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     enum llhttp_errno err = llhttp_execute(&c->parser, buf->base, (size_t)nread);
+    if (err == HPE_PAUSED) {
+        const char *at = llhttp_get_error_pos(&c->parser);
+        st_sb_add(&c->leftover, at, (size_t)(buf->base + nread - at));
+        uv_read_stop(s);
+        return;
+    }
     if (err != HPE_OK) {
         struct st_sb body;
         st_sb_init(&body, 64);
@@ -331,6 +451,7 @@ static void on_connection(uv_stream_t *listener, int status)
     st_sb_init(&c->url, 64);
     st_sb_init(&c->auth, 64);
     st_sb_init(&c->body, 64);
+    st_sb_init(&c->leftover, 64);
     llhttp_init(&c->parser, HTTP_REQUEST, &admin_settings);
     c->parser.data = c;
     c->next = a->conns;
@@ -419,7 +540,7 @@ static int on_message_complete(llhttp_t *p)
 {
     struct admin_conn *c = p->data;
     handle(c, p);
-    return 0;
+    return c->pending ? HPE_PAUSED : 0; /* nothing more is parsed until the answer */
 }
 
 static const llhttp_settings_t admin_settings = {

@@ -190,8 +190,6 @@ void st_admin_stats_json(struct st_server *srv, struct st_sb *out)
                (unsigned long long)s.l1.entries, (unsigned long long)s.l1.bytes,
                (unsigned long long)s.l1.capacity, (unsigned long long)s.l1.evictions,
                (unsigned long long)s.l1.expirations, (unsigned long long)s.l1.invalidations);
-    st_sb_adds(out, ",\"write_behind\":{\"queued\":0,\"flushed\":0,\"retries\":0,\"dead\":0,"
-                    "\"pending\":0}");
     st_sb_adds(out, "}\n");
     st_server_cfg_put(s.cref);
 }

@@ -115,10 +115,16 @@ void st_stats_render_prometheus(struct st_sb *sb, const uint64_t v[ST_STAT__COUN
                        d->prom_type);
             last_name = d->prom_name;
         }
-        if (d->prom_labels[0])
+        size_t kl = strlen(d->key), nl = strlen(d->prom_name);
+        if (kl > 3 && nl > 8 && strcmp(d->key + kl - 3, "_ms") == 0 &&
+            strcmp(d->prom_name + nl - 8, "_seconds") == 0) {
+            /* kept in milliseconds, exposed in Prometheus's base unit */
+            st_sb_addf(sb, "%s %.3f\n", d->prom_name, (double)v[i] / 1000.0);
+        } else if (d->prom_labels[0]) {
             st_sb_addf(sb, "%s{%s} %llu\n", d->prom_name, d->prom_labels,
                        (unsigned long long)v[i]);
-        else
+        } else {
             st_sb_addf(sb, "%s %llu\n", d->prom_name, (unsigned long long)v[i]);
+        }
     }
 }

@@ -86,6 +86,22 @@
       "Invalidations replayed from the stream after a lost subscription")                          \
     X(BUS_FLUSHES, "bus", "flushes", "strata_bus_flushes_total", "", "counter",                    \
       "L1 flushes because missed invalidations could not be replayed")                             \
+    X(WB_QUEUED, "write_behind", "queued", "strata_write_behind_queued_total", "", "counter",      \
+      "Write-behind writes made durable in Redis and acknowledged (202)")                          \
+    X(WB_REFUSED, "write_behind", "refused", "strata_write_behind_refused_total", "", "counter",   \
+      "Write-behind writes refused with 503 because Redis could not take them in time")            \
+    X(WB_FLUSHED, "write_behind", "flushed", "strata_write_behind_flushed_total", "", "counter",   \
+      "Queued writes the origin accepted (2xx)")                                                   \
+    X(WB_COALESCED, "write_behind", "coalesced", "strata_write_behind_coalesced_total", "",       \
+      "counter", "Queued writes never sent because a later PUT or DELETE to the key replaced them") \
+    X(WB_RETRIES, "write_behind", "retries", "strata_write_behind_retries_total", "", "counter",   \
+      "Queued writes sent again after a 5xx, a timeout or a connection failure")                   \
+    X(WB_DEAD, "write_behind", "dead", "strata_write_behind_dead_total", "", "counter",            \
+      "Queued writes moved to the dead letters (a 4xx, or retries exhausted)")                     \
+    X(WB_PENDING, "write_behind", "pending", "strata_write_behind_pending", "", "gauge",           \
+      "Writes queued in Redis and not yet flushed (every instance's)")                             \
+    X(WB_LAG_MS, "write_behind", "lag_ms", "strata_write_behind_lag_seconds", "", "gauge",              \
+      "Age of the oldest write not yet flushed (JSON: lag_ms)")                                  \
     X(ORIGIN_REQUESTS, "origin", "requests", "strata_origin_requests_total", "", "counter",        \
       "Requests sent to origins")                                                                  \
     X(ORIGIN_ERRORS, "origin", "errors", "strata_origin_errors_total", "", "counter",              \
@@ -153,6 +169,12 @@ static inline void st_stat_sub(struct st_stats *s, enum st_stat_id id, uint64_t 
 }
 
 #define ST_STAT_INC(s, id) st_stat_add((s), ST_STAT_##id, 1)
+
+/* Set a gauge that one thread alone keeps (the others' blocks hold 0 for it). */
+static inline void st_stat_set(struct st_stats *s, enum st_stat_id id, uint64_t v)
+{
+    atomic_store_explicit(&s->v[id], v, memory_order_relaxed);
+}
 
 /* Upper bound (exclusive) of latency bucket i, in microseconds. */
 uint64_t st_latency_bound_us(unsigned i);

@@ -108,6 +108,7 @@ static void set_record(struct st_entry *e, const struct st_entry_init *in, size_
     e->status = (uint16_t)in->status;
     e->no_stale = in->no_stale;
     e->always_revalidate = in->always_revalidate;
+    e->dirty = in->dirty;
 }
 
 struct st_entry *st_entry_new(const struct st_entry_init *in)
@@ -232,7 +233,8 @@ void st_entry_encode(const struct st_entry *e, struct st_sb *out)
     put_u(out, e->head_len, 4);
     put_u(out, e->last_modified_s, 4);
     put_u(out, e->status, 2);
-    put_u(out, (unsigned)e->no_stale | (unsigned)e->always_revalidate << 1, 2);
+    put_u(out, (unsigned)e->no_stale | (unsigned)e->always_revalidate << 1 | (unsigned)e->dirty << 2,
+          2);
     put_u(out, it->key_len, 4);
     put_u(out, it->variant_len, 4);
     put_u(out, it->tags_len, 4);
@@ -271,6 +273,7 @@ int st_entry_decode(const char *p, size_t len, struct st_entry **out)
     unsigned flags = (unsigned)get_u(&q, 2);
     r.no_stale = flags & 1;
     r.always_revalidate = flags & 2;
+    r.dirty = flags & 4;
     uint64_t lens[5], total = 0;
     for (int i = 0; i < 5; i++)
         total += lens[i] = get_u(&q, 4);

@@ -40,6 +40,7 @@ struct st_entry {
     uint16_t status;
     bool no_stale;
     bool always_revalidate;
+    bool dirty; /* a queued write-behind write, not yet confirmed by the origin (tier.h) */
 };
 
 /* What an entry is built from. */
@@ -54,7 +55,7 @@ struct st_entry_init {
     const char *body;
     size_t body_len;
     int64_t stored_ms, initial_age_ms, lifetime_ms, swr_ms, sie_ms;
-    bool no_stale, always_revalidate;
+    bool no_stale, always_revalidate, dirty;
 };
 
 /* Build an entry (one reference, not yet published). NULL when Vary has too many headers. */

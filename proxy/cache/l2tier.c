@@ -45,6 +45,14 @@ static const char index_script[] =
     "if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then "
     "redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1";
 
+/* A fill, or a removal, leaves a queued write-behind value alone (KEYS[2]: its dirty marker). */
+static const char fill_script[] =
+    "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+static const char unlink_script[] =
+    "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end "
+    "return redis.call('UNLINK', KEYS[1])";
+
 enum op_state { OP_READ, OP_LOCK, OP_WAIT, OP_REREAD, OP_LEAD };
 
 struct handle;
@@ -536,23 +544,26 @@ static void write_l2(struct handle *h, const struct st_entry *e)
     }
     char px[24];
     snprintf(px, sizeof(px), "%lld", (long long)ttl);
-    struct st_sb k, v;
+    struct st_sb k, d, v;
+    uint64_t hash = st_cache_tier_hash(st_entry_key(e), st_entry_key_len(e));
     st_sb_init(&k, 64);
+    st_sb_init(&d, 64);
     st_sb_init(&v, st_entry_body_len(e) + 512);
-    st_l2_key(&k, h->l2->prefix, st_cache_tier_hash(st_entry_key(e), st_entry_key_len(e)),
-              ST_L2_VALUE);
+    st_l2_key(&k, h->l2->prefix, hash, ST_L2_VALUE);
+    st_l2_key(&d, h->l2->prefix, hash, ST_L2_DIRTY);
     st_entry_encode(e, &v);
-    const char *argv[] = {"SET", k.p, v.p, "PX", px};
-    size_t lens[] = {3, k.len, v.len, 2, strlen(px)};
+    const char *argv[] = {"EVAL", fill_script, "2", k.p, d.p, v.p, px};
+    size_t lens[] = {4, sizeof(fill_script) - 1, 1, k.len, d.len, v.len, strlen(px)};
     struct stored *st = st_xmalloc(sizeof(*st) + st_entry_key_len(e));
     st->h = h;
     st->len = st_entry_key_len(e);
     memcpy(st->key, st_entry_key(e), st->len);
-    if (cmd(h, on_stored, st, 5, argv, lens) == 0)
+    if (cmd(h, on_stored, st, 7, argv, lens) == 0)
         index_entry(h, e, px);
     else
         free(st);
     st_sb_finish(&k);
+    st_sb_finish(&d);
     st_sb_finish(&v);
 }
 
@@ -560,7 +571,8 @@ static bool insert(struct st_cache_tier *t, struct st_entry *e)
 {
     struct handle *h = handle_of(t);
     bool ok = st_cache_tier_insert(h->l2->l1, e);
-    write_l2(h, e);
+    if (!e->dirty) /* a dirty value's writer put it in L2 with its queue entry */
+        write_l2(h, e);
     return ok;
 }
 
@@ -683,13 +695,17 @@ static bool inval_matches(const struct inval *iv, const char *m, size_t len)
 
 static void unlink_value(struct handle *h, const char *key, size_t len)
 {
-    struct st_sb k;
+    struct st_sb k, d;
+    uint64_t hash = st_cache_tier_hash(key, len);
     st_sb_init(&k, 64);
-    st_l2_key(&k, h->l2->prefix, st_cache_tier_hash(key, len), ST_L2_VALUE);
-    const char *argv[] = {"UNLINK", k.p};
-    size_t lens[] = {6, k.len};
-    cmd(h, on_written, h, 2, argv, lens);
+    st_sb_init(&d, 64);
+    st_l2_key(&k, h->l2->prefix, hash, ST_L2_VALUE);
+    st_l2_key(&d, h->l2->prefix, hash, ST_L2_DIRTY);
+    const char *argv[] = {"EVAL", unlink_script, "2", k.p, d.p};
+    size_t lens[] = {4, sizeof(unlink_script) - 1, 1, k.len, d.len};
+    cmd(h, on_written, h, 5, argv, lens);
     st_sb_finish(&k);
+    st_sb_finish(&d);
 }
 
 static int send_members(struct inval *iv);
@@ -819,6 +835,16 @@ static void detach(struct st_cache_tier *t)
     uv_close((uv_handle_t *)&h->notify, on_notify_closed);
 }
 
+static struct st_redis *handle_redis(struct st_cache_tier *t)
+{
+    return handle_of(t)->redis;
+}
+
+static const char *handle_instance(struct st_cache_tier *t)
+{
+    return handle_of(t)->l2->instance;
+}
+
 static void destroy_handle(struct st_cache_tier *t)
 {
     (void)t; /* handles are freed with their st_l2 */
@@ -836,6 +862,8 @@ static const struct st_cache_tier_ops handle_ops = {
     .stats = tier_stats,
     .invalidate_shared = invalidate_shared,
     .detach = detach,
+    .redis = handle_redis,
+    .instance = handle_instance,
     .destroy = destroy_handle,
 };
 

@@ -23,7 +23,7 @@ void st_l2_key(struct st_sb *sb, const char *prefix, uint64_t hash, enum st_l2_k
     st_sb_adds(sb, prefix);
     st_sb_add(sb, "{", 1);
     add_hex(sb, hash);
-    st_sb_adds(sb, kind == ST_L2_VALUE ? "}:v" : "}:l");
+    st_sb_adds(sb, kind == ST_L2_VALUE ? "}:v" : kind == ST_L2_LOCK ? "}:l" : "}:w");
 }
 
 void st_l2_set_key(struct st_sb *sb, const char *prefix, char kind, const char *s, size_t len)

@@ -34,9 +34,9 @@
 #define ST_L2_INSTANCE_LEN 16 /* hex characters of an instance id */
 #define ST_L2_MAX_DEPTH 8     /* path prefixes indexed per key */
 
-enum st_l2_keykind { ST_L2_VALUE, ST_L2_LOCK };
+enum st_l2_keykind { ST_L2_VALUE, ST_L2_LOCK, ST_L2_DIRTY };
 
-/* P{<h>}:v or P{<h>}:l into sb (appended). */
+/* P{<h>}:v, P{<h>}:l or P{<h>}:w (the queued write a dirty value waits on) into sb (appended). */
 void st_l2_key(struct st_sb *sb, const char *prefix, uint64_t hash, enum st_l2_keykind kind);
 /* An index set's name: kind 'p' (path), 'x' (prefix) or 't' (tag) of s. */
 void st_l2_set_key(struct st_sb *sb, const char *prefix, char kind, const char *s, size_t len);

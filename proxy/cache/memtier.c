@@ -25,9 +25,24 @@ static struct st_entry *lookup(struct st_cache_tier *t, uint64_t hash, const cha
     return st_entry_of(st_store_peek(mt(t)->store, hash, key, key_len, st_entry_vary_matches, req));
 }
 
+static bool is_dirty(const struct st_store_item *it, const void *arg)
+{
+    (void)arg;
+    return st_entry_of(it)->dirty;
+}
+
 static bool insert(struct st_cache_tier *t, struct st_entry *e)
 {
-    return st_store_insert(mt(t)->store, st_entry_item(e));
+    struct st_store_item *it = st_entry_item(e);
+    /* A fill never replaces a queued write's entry: the origin does not have that write yet. */
+    if (!e->dirty) {
+        struct st_store_item *cur =
+            st_store_peek(mt(t)->store, it->hash, st_entry_key(e), st_entry_key_len(e), is_dirty,
+                          NULL); /* is_dirty picks among variants; one without any is returned */
+        if (cur && st_entry_of(cur)->dirty)
+            return true;
+    }
+    return st_store_insert(mt(t)->store, it);
 }
 
 static size_t remove_key(struct st_cache_tier *t, const char *key, size_t len)

@@ -20,6 +20,12 @@
  * now in the nearest tier: look it up) or ST_FLIGHT_LEAD (fetch, then end
  * the flight with flight_done).
  *
+ * Dirty entries (st_entry.dirty: a queued write-behind write the origin has
+ * not confirmed) are written to the shared tier by their writer, in the
+ * same step as the queue: insert puts them in the nearest tier only. A
+ * fill (an entry that is not dirty) never replaces a dirty entry, here or
+ * in the shared tier; removals do.
+ *
  * Handles: the Redis tier gives each event-loop thread its own handle
  * (its Redis connection lives on that loop); a handle's asynchronous
  * operations must be called on its thread. The memory tier has one handle
@@ -37,6 +43,7 @@
 #include "cache/store.h"
 
 struct st_cache_tier;
+struct st_redis;
 
 /* What an invalidation names (cache/invalidate.h has the semantics). */
 enum st_inval_kind {
@@ -85,6 +92,13 @@ struct st_cache_tier_ops {
      * handle's own thread; the handle is freed once its loop closed it.
      */
     void (*detach)(struct st_cache_tier *t);
+    /*
+     * Optional (NULL: no shared tier): this handle's Redis connection, for
+     * the strategies that talk to Redis themselves (the write-behind queue);
+     * NULL once detached. And this instance's id, the same on every handle.
+     */
+    struct st_redis *(*redis)(struct st_cache_tier *t);
+    const char *(*instance)(struct st_cache_tier *t);
     void (*destroy)(struct st_cache_tier *t);
 };
 
@@ -164,6 +178,16 @@ static inline void st_cache_tier_detach(struct st_cache_tier *t)
 {
     if (t->ops->detach)
         t->ops->detach(t);
+}
+
+static inline struct st_redis *st_cache_tier_redis(struct st_cache_tier *t)
+{
+    return t->ops->redis ? t->ops->redis(t) : NULL;
+}
+
+static inline const char *st_cache_tier_instance(struct st_cache_tier *t)
+{
+    return t->ops->instance ? t->ops->instance(t) : NULL;
 }
 
 /* NULL is a no-op. */

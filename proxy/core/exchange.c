@@ -146,7 +146,8 @@ struct st_wreq *st_exchange__out_room(struct st_exchange *x, unsigned nbufs, siz
     return x->out;
 }
 
-static void respond_error(struct st_exchange *x, int status, const char *detail)
+static void respond_error_after(struct st_exchange *x, int status, const char *detail,
+                                unsigned retry_after_s)
 {
     if (x->up) {
         st_upstream_abort(x->up);
@@ -178,6 +179,7 @@ static void respond_error(struct st_exchange *x, int status, const char *detail)
         .now_ms = st_clock_wall_ms(),
         .keep_alive = keep_alive,
         .head_only = x->head_request,
+        .retry_after_s = retry_after_s,
     };
     st_http_build_error(&sb, &ei);
     size_t len;
@@ -190,9 +192,85 @@ static void respond_error(struct st_exchange *x, int status, const char *detail)
     st_exchange__finish(x);
 }
 
+static void respond_error(struct st_exchange *x, int status, const char *detail)
+{
+    respond_error_after(x, status, detail, 0);
+}
+
 void st_exchange_respond_error(struct st_exchange *x, int status, const char *detail)
 {
     respond_error(x, status, detail);
+}
+
+void st_exchange_respond_error_retry(struct st_exchange *x, int status, const char *detail,
+                                     unsigned retry_after_s)
+{
+    respond_error_after(x, status, detail, retry_after_s);
+}
+
+void st_exchange_respond(struct st_exchange *x, int status, const struct st_headers *h,
+                         const char *body, size_t len)
+{
+    if (x->phase != PH_ROUTED && x->phase != PH_FORWARDING)
+        return;
+    if (!x->client) {
+        x->status = status;
+        st_exchange__finish(x);
+        return;
+    }
+    bool keep_alive = x->client_keep_alive && !st_worker_draining(x->w);
+    struct st_headers own;
+    st_headers_init(&own);
+    if (h)
+        st_headers_copy(&own, h);
+    char date[30];
+    st_http_date_format(st_clock_wall_ms(), date);
+    st_headers_add(&own, "Date", 4, date, strlen(date));
+    struct st_response_info ri = {
+        .status = status,
+        .framing = ST_FRAME_LENGTH,
+        .content_length = len,
+        .keep_alive = keep_alive,
+        .request_id = x->id,
+        .cache_status = x->cache_status,
+    };
+    struct st_sb sb;
+    st_sb_init(&sb, 512 + len);
+    st_http_build_response(&sb, &ri, &own);
+    if (!x->head_request)
+        st_sb_add(&sb, body, len);
+    st_headers_finish(&own);
+    size_t n;
+    char *p = st_sb_take(&sb, &n);
+    st_wreq_add_owned(st_exchange__out_room(x, 1, 0), p, n);
+    x->status = status;
+    x->keep_alive = keep_alive;
+    x->body_bytes += x->head_request ? 0 : len;
+    st_stats_count_status(&x->w->stats, status);
+    st_exchange__flush_out(x);
+    st_exchange__finish(x);
+}
+
+/* Tell the strategy reading the body that it is complete (once). */
+static void body_read(struct st_exchange *x)
+{
+    if (x->body_told || x->phase == PH_DONE)
+        return;
+    x->body_told = true;
+    if (x->hooks && x->hooks->on_request_end) {
+        x->depth++;
+        x->hooks->on_request_end(x);
+        hook_return(x);
+    }
+}
+
+void st_exchange_read_body(struct st_exchange *x, const struct st_fetch_hooks *hooks, void *arg)
+{
+    x->hooks = hooks;
+    x->hook_arg = arg;
+    x->reading_body = true;
+    if (!x->has_body || x->request_ended)
+        body_read(x);
 }
 
 static unsigned method_bit(const char *m)
@@ -438,6 +516,8 @@ void st_exchange_request_body(struct st_exchange *x, struct st_rbuf *b, const ch
         return;
     if (x->hooks && x->hooks->on_request_body)
         x->hooks->on_request_body(x, p, len); /* only copies: it cannot end the exchange */
+    if (x->reading_body)
+        return;
     struct st_wreq *w = body_piece(x, b, p, len);
     if (!x->up) {
         if (x->phase != PH_ROUTED) {
@@ -461,7 +541,9 @@ void st_exchange_request_body(struct st_exchange *x, struct st_rbuf *b, const ch
 void st_exchange_request_end(struct st_exchange *x)
 {
     x->request_ended = true;
-    if (x->up && x->has_body)
+    if (x->reading_body)
+        body_read(x);
+    else if (x->up && x->has_body)
         upload_end(x);
 }
 
@@ -707,6 +789,75 @@ struct st_exchange *st_exchange_spawn_background(struct st_exchange *x)
     return b;
 }
 
+/* llhttp's static name for a method a service may send (the head keeps the pointer). */
+static const char *static_method(const char *m)
+{
+    static const char *const names[] = {"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(m, names[i]) == 0)
+            return names[i];
+    return NULL;
+}
+
+struct st_exchange *st_exchange_spawn_request(struct st_strategy_host *h,
+                                              const struct st_origin_request *rq)
+{
+    struct st_worker *w = (struct st_worker *)h;
+    const char *method = static_method(rq->method);
+    if (!method || !w->gen)
+        return NULL;
+    struct st_exchange *b = st_xcalloc(1, sizeof(*b));
+    b->w = w;
+    b->gen = st_worker_gen_ref(w->gen);
+    b->route = rq->route;
+    struct st_request_head req = {
+        .method = method,
+        .target = rq->target,
+        .target_len = rq->target_len,
+        .http_minor = 1,
+        .headers = rq->headers,
+    };
+    own_request(b, &req);
+    copy_bounded(b->client_ip, sizeof(b->client_ip), rq->client_ip ? rq->client_ip : "127.0.0.1");
+    st_request_id_new(w->rand, b->id);
+    b->has_body = rq->body_len > 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
+    b->content_length = rq->body_len;
+    b->request_ended = true;
+    if (rq->body_len) {
+        struct st_wreq *piece = st_wreq_new();
+        char *copy = st_xmalloc(rq->body_len);
+        memcpy(copy, rq->body, rq->body_len);
+        st_wreq_add_owned(piece, copy, rq->body_len);
+        b->body_q = st_xmalloc(sizeof(*b->body_q));
+        b->body_q[0] = piece;
+        b->n_body_q = b->cap_body_q = 1;
+    }
+    b->background = true;
+    b->start_ns = uv_hrtime();
+    return b;
+}
+
+int st_exchange_status(const struct st_exchange *x)
+{
+    return x->status;
+}
+
+const struct st_strategy_ctx *st_host_ctx(struct st_strategy_host *h)
+{
+    return &((struct st_worker *)h)->ctx;
+}
+
+uv_loop_t *st_host_loop(struct st_strategy_host *h)
+{
+    return &((struct st_worker *)h)->loop;
+}
+
+const struct st_config *st_host_config(struct st_strategy_host *h)
+{
+    struct st_worker *w = (struct st_worker *)h;
+    return w->gen ? w->gen->cfg : NULL;
+}
+
 bool st_exchange_is_background(const struct st_exchange *x)
 {
     return x->background;
@@ -736,6 +887,11 @@ const struct st_config *st_exchange_config(const struct st_exchange *x)
 bool st_exchange_is_head(const struct st_exchange *x)
 {
     return x->head_request;
+}
+
+const char *st_exchange_client_ip(const struct st_exchange *x)
+{
+    return x->client_ip;
 }
 
 const char *st_exchange_host(const struct st_exchange *x, size_t *len)

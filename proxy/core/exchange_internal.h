@@ -34,6 +34,8 @@ struct st_exchange {
     bool fetch_whole; /* the origin is asked for the whole GET (to fill the cache) */
     uint64_t content_length;
     bool request_ended;
+    bool reading_body; /* the strategy takes the body (st_exchange_read_body) */
+    bool body_told;    /* its on_request_end ran */
     bool upload_paused;
     enum phase phase;
     int attempts;

@@ -105,6 +105,11 @@ struct st_stats *st_server_main_stats(struct st_server *srv)
     return srv->main_stats;
 }
 
+const struct st_strategy_table *st_server_strategies(struct st_server *srv)
+{
+    return srv->wiring->strategies;
+}
+
 struct st_cache_tier *st_server_tier(struct st_server *srv)
 {
     return srv->tier;

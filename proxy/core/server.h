@@ -44,6 +44,8 @@ struct st_cache_tier *st_server_tier(struct st_server *srv);
 struct st_cache_tier *st_server_worker_tier(struct st_server *srv, uv_loop_t *loop,
                                             struct st_stats *stats);
 bool st_server_draining(struct st_server *srv);
+/* The strategies of this build (services start from them). */
+const struct st_strategy_table *st_server_strategies(struct st_server *srv);
 uint64_t st_server_uptime_ms(struct st_server *srv);
 
 /*

@@ -13,14 +13,15 @@
  * on_request is called once per exchange, on the exchange's worker thread,
  * when the request head is complete and a route matched. It must eventually
  * lead to exactly one response (st_exchange_forward, st_exchange_fetch,
- * st_exchange_serve_entry, st_exchange_respond_error), possibly from a
- * later callback. Every callback runs on the exchange's worker thread.
+ * st_exchange_serve_entry, st_exchange_respond, st_exchange_respond_error),
+ * possibly from a later callback. Every callback runs on the exchange's worker thread.
  */
 #ifndef ST_STRATEGY_H
 #define ST_STRATEGY_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "base/stats.h"
 #include "cache/entry.h"
@@ -30,12 +31,22 @@
 
 struct st_exchange;
 struct st_cache_tier;
+struct st_strategy_host;
 
 struct st_strategy {
     const char *name;
     void (*on_request)(struct st_exchange *x);
     /* A parked exchange woke up: its flight ended with result (status with FAILED). */
     void (*on_resume)(struct st_exchange *x, enum st_flight_result result, int status);
+    /*
+     * Optional: work apart from any request (the write-behind flusher). The
+     * first worker thread calls service_start once its loop runs (the state
+     * returned is the strategy's), and service_stop when it begins to drain:
+     * from then on the service starts nothing new; what it has in flight
+     * may still end, and it frees itself once it has.
+     */
+    void *(*service_start)(struct st_strategy_host *h);
+    void (*service_stop)(void *state);
 };
 
 /* The implementation of each strategy kind (NULL: not in this build), built by main.c. */
@@ -70,7 +81,10 @@ void st_exchange_forward(struct st_exchange *x);
  *   on_done   the exchange is ending, whatever happened (release state,
  *             end flights); called exactly once per fetch
  *   on_request_body  each piece of the request body (decoded), as it goes
- *             to the origin (a write-through keeps the representation)
+ *             to the origin (a write-through keeps the representation), or
+ *             as it arrives when the strategy reads it (st_exchange_read_body)
+ *   on_request_end   the request body read with st_exchange_read_body is
+ *             complete: the strategy answers now or later
  */
 struct st_fetch_hooks {
     bool (*on_head)(struct st_exchange *x, const struct st_response_head *h);
@@ -79,7 +93,24 @@ struct st_fetch_hooks {
     bool (*on_error)(struct st_exchange *x, int err);
     void (*on_done)(struct st_exchange *x);
     void (*on_request_body)(struct st_exchange *x, const char *p, size_t len);
+    void (*on_request_end)(struct st_exchange *x);
 };
+
+/*
+ * Take the request body instead of forwarding it: hooks->on_request_body
+ * gets each piece (limits.max_body still applies), then on_request_end
+ * (from inside this call when there is no body). The strategy answers with
+ * st_exchange_respond or st_exchange_respond_error; on_done fires once.
+ */
+void st_exchange_read_body(struct st_exchange *x, const struct st_fetch_hooks *hooks, void *arg);
+
+/*
+ * Answer with strata's own response: status, the end-to-end headers in h
+ * (may be NULL; Content-Type among them), and body. Cache-Status, Via,
+ * X-Request-Id, Date and framing are added.
+ */
+void st_exchange_respond(struct st_exchange *x, int status, const struct st_headers *h,
+                         const char *body, size_t len);
 
 /* Validators to send instead of the client's conditional headers (revalidation). */
 struct st_revalidate {
@@ -132,10 +163,15 @@ bool st_exchange_was_parked(const struct st_exchange *x);
 char *st_exchange_cache_status_buf(struct st_exchange *x, size_t *cap);
 const struct st_config *st_exchange_config(const struct st_exchange *x);
 bool st_exchange_is_head(const struct st_exchange *x);
+/* The client's address (as in X-Forwarded-For). */
+const char *st_exchange_client_ip(const struct st_exchange *x);
 /* The Host header value (NULL, 0 when absent). */
 const char *st_exchange_host(const struct st_exchange *x, size_t *len);
 /* Answer with strata's own error response; detail says why (NULL: the status's general text). */
 void st_exchange_respond_error(struct st_exchange *x, int status, const char *detail);
+/* The same with Retry-After: retry_after_s (a 503 that will pass, a 429). */
+void st_exchange_respond_error_retry(struct st_exchange *x, int status, const char *detail,
+                                     unsigned retry_after_s);
 /* The Cache-Status value to send (static storage, or the exchange's buffer). */
 void st_exchange_set_cache_status(struct st_exchange *x, const char *value);
 /* Count this exchange as answered without the cache. */
@@ -145,5 +181,37 @@ const struct st_request_head *st_exchange_request(const struct st_exchange *x);
 const struct st_route_cfg *st_exchange_route(const struct st_exchange *x);
 /* The route's TTL tier, or NULL when it has none. */
 const struct st_tier *st_exchange_tier(const struct st_exchange *x);
+
+/*
+ * --- services (struct st_strategy.service_start) ---
+ * A service runs on its worker's thread and loop; the config it reads is
+ * the worker's current one, valid until the callback it runs in returns
+ * (look routes up again each time: a reload replaces them).
+ */
+const struct st_strategy_ctx *st_host_ctx(struct st_strategy_host *h);
+uv_loop_t *st_host_loop(struct st_strategy_host *h);
+const struct st_config *st_host_config(struct st_strategy_host *h);
+
+/* A request of a service's own to a route's upstream (everything is copied). */
+struct st_origin_request {
+    const struct st_route_cfg *route; /* from st_host_config */
+    const char *method;
+    const char *target;
+    size_t target_len;
+    const struct st_headers *headers; /* end-to-end headers to send, Host among them */
+    const char *body;
+    size_t body_len;
+    const char *client_ip; /* for X-Forwarded-For; NULL: 127.0.0.1 */
+};
+
+/*
+ * An exchange with no client for rq: start it with st_exchange_fetch (its
+ * answer goes to the hooks only: on_head, on_body, on_end, on_error,
+ * on_done; the status is the head's, or st_exchange_status after an error).
+ */
+struct st_exchange *st_exchange_spawn_request(struct st_strategy_host *h,
+                                              const struct st_origin_request *rq);
+/* The status the exchange answered or failed with (0 while none). */
+int st_exchange_status(const struct st_exchange *x);
 
 #endif

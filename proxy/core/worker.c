@@ -107,11 +107,31 @@ static void on_drain_deadline(uv_timer_t *t)
     st_conn_close_all(&w->clients);
 }
 
+/* The first worker runs the strategies' services (the write-behind flusher). */
+static void start_services(struct st_worker *w)
+{
+    const struct st_strategy_table *t = st_server_strategies(w->srv);
+    for (size_t i = 0; w->index == 0 && i < ST_STRATEGY__COUNT; i++)
+        if (t->kind[i] && t->kind[i]->service_start)
+            w->services[i] = t->kind[i]->service_start((struct st_strategy_host *)w);
+}
+
+static void stop_services(struct st_worker *w)
+{
+    const struct st_strategy_table *t = st_server_strategies(w->srv);
+    for (size_t i = 0; i < ST_STRATEGY__COUNT; i++) {
+        if (w->services[i])
+            t->kind[i]->service_stop(w->services[i]);
+        w->services[i] = NULL;
+    }
+}
+
 static void begin_drain(struct st_worker *w)
 {
     if (w->clients.draining)
         return;
     w->clients.draining = true;
+    stop_services(w);
     close_quietly((uv_handle_t *)&w->listener);
     st_conn_drain_all(&w->clients);
     uv_timer_start(&w->drain_timer, on_drain_deadline, DRAIN_DEADLINE_MS, 0);
@@ -195,6 +215,7 @@ static void run(void *arg)
         abort();
     }
     uv_prepare_start(&w->quiesce, on_quiesce);
+    start_services(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     st_qsbr_unregister();
     st_wreq_cache_drain();

@@ -71,6 +71,7 @@ struct st_worker {
     struct st_gen *gen; /* current generation; one reference held */
     struct st_conn_host clients; /* this worker's client connections (core/client.c) */
     struct st_strategy_ctx ctx;  /* what its strategies run with */
+    void *services[ST_STRATEGY__COUNT]; /* the first worker's: each strategy's service state */
     struct st_stats stats;
     uint64_t rand[2];
 };

@@ -494,6 +494,8 @@ void st_http_build_error(struct st_sb *sb, const struct st_error_info *ei)
     if (ei->request_id)
         add_header(sb, "X-Request-Id", ei->request_id);
     add_header(sb, "Cache-Status", ei->cache_status ? ei->cache_status : "strata; fwd=bypass");
+    if (ei->retry_after_s)
+        st_sb_addf(sb, "Retry-After: %u\r\n", ei->retry_after_s);
     add_header(sb, "Via", "1.1 strata");
     add_header(sb, "Connection", ei->keep_alive ? "keep-alive" : "close");
     st_sb_add(sb, "\r\n", 2);

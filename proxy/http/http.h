@@ -211,6 +211,7 @@ struct st_error_info {
     int64_t now_ms;           /* for Date */
     bool keep_alive;
     bool head_only;
+    unsigned retry_after_s; /* Retry-After when non-zero */
 };
 
 /*

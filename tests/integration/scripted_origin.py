@@ -139,6 +139,7 @@ class Origin:
         self.connections = 0  # TCP connections accepted
         self.big_sent = 0  # bytes written by /big so far
         self.scripts = {}
+        self.prefix_scripts = []  # [(prefix, fn)]: for paths with no exact script
         self.stopping = threading.Event()
         self._ids = itertools.count(1)
         self._socks = set()
@@ -174,6 +175,10 @@ class Origin:
 
     def script(self, path, fn):
         self.scripts[path] = fn
+
+    def script_prefix(self, prefix, fn):
+        """Answer every path under prefix (that has no exact script) with fn(req)."""
+        self.prefix_scripts.append((prefix, fn))
 
     def script_versioned(self, path, headers=(), status=200, delay=0.0, body=None, gate=None):
         """Script `path` so the n-th request to it (counted per path) is answered
@@ -330,6 +335,8 @@ class Origin:
         path = req.path
         q = parse_qs(req.query)
         fn = self.scripts.get(path)
+        if fn is None:
+            fn = next((f for p, f in self.prefix_scripts if path.startswith(p)), None)
         if fn is not None:
             status, headers, body = fn(req)
             return self._send(s, req, status, list(headers), body)

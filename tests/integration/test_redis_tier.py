@@ -23,18 +23,24 @@ API = {"Host": "api.test"}  # every instance must see the same key
 class RedisServer:
     """A redis-server on a fixed port that a test may kill, pause and restart."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, appendfsync=None):
+        """appendfsync None: no persistence; "always" or "everysec": AOF on, with that policy."""
         self.exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.port = free_port()
         self.workdir = workdir
+        self.appendfsync = appendfsync
         self.proc = None
         self.url = f"redis://{HOST}:{self.port}/0"
 
     def start(self):
         with open(self.workdir / f"redis-{self.port}.log", "ab") as log:
+            aof = (["--appendonly", "yes", "--appendfsync", self.appendfsync,
+                    "--appendfilename", f"aof-{self.port}.aof",
+                    "--appenddirname", f"aof-{self.port}"]
+                   if self.appendfsync else ["--appendonly", "no"])
             self.proc = subprocess.Popen(
                 [self.exe, "--port", str(self.port), "--bind", HOST, "--save", "",
-                 "--appendonly", "no", "--dir", str(self.workdir)],
+                 "--dir", str(self.workdir)] + aof,
                 stdout=log, stderr=subprocess.STDOUT)
 
         def up():

@@ -302,6 +302,7 @@ static void test_wire_round_trip(void **state)
     e->swr_ms = 7;
     e->sie_ms = 9;
     e->no_stale = true;
+    e->dirty = true;
     struct st_sb w;
     st_sb_init(&w, 64);
     st_entry_encode(e, &w);
@@ -315,6 +316,7 @@ static void test_wire_round_trip(void **state)
     assert_int_equal(d->sie_ms, 9);
     assert_true(d->no_stale);
     assert_false(d->always_revalidate);
+    assert_true(d->dirty);
     assert_int_equal(d->status, 200);
     assert_int_equal(d->head_len, e->head_len);
     assert_memory_equal(st_entry_head(d), st_entry_head(e), e->head_len);

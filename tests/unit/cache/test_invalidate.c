@@ -73,6 +73,58 @@ static bool present(struct st_cache_tier *t, const char *target, const char *hos
     return found;
 }
 
+/* An entry for key with body, dirty (a queued write) or not (a fill). */
+static struct st_entry *entry(const char *key, const char *body, bool dirty)
+{
+    struct st_headers req, resp;
+    st_headers_init(&req);
+    st_headers_init(&resp);
+    struct st_entry_init in = {.key = key, .key_len = strlen(key), .req = &req, .resp = &resp,
+                               .status = 200, .body = body, .body_len = strlen(body),
+                               .lifetime_ms = 60000, .dirty = dirty};
+    struct st_entry *e = st_entry_new(&in);
+    st_headers_finish(&req);
+    st_headers_finish(&resp);
+    return e;
+}
+
+static const char *body_of(struct st_cache_tier *t, const char *key)
+{
+    struct st_headers req;
+    st_headers_init(&req);
+    struct st_entry *e = st_cache_tier_lookup(t, st_cache_tier_hash(key, strlen(key)), key,
+                                              strlen(key), &req);
+    st_headers_finish(&req);
+    return e ? st_entry_body(e) : NULL;
+}
+
+/* A fill that raced a queued write must not bring the origin's older answer back. */
+static void test_fill_never_replaces_a_dirty_entry(void **state)
+{
+    (void)state;
+    struct st_cache_tier *t = st_memtier_create(4 << 20, 64 * 1024);
+    struct st_entry *fill = entry("k", "old", false), *w1 = entry("k", "new", true),
+                    *w2 = entry("k", "newer", true), *late = entry("k", "stale", false);
+    assert_true(st_cache_tier_insert(t, late));
+    assert_true(st_cache_tier_insert(t, fill)); /* a fill replaces a fill */
+    assert_string_equal(body_of(t, "k"), "old");
+    assert_true(st_cache_tier_insert(t, w1)); /* a write replaces a fill */
+    assert_string_equal(body_of(t, "k"), "new");
+    assert_true(st_cache_tier_insert(t, late)); /* kept what is there */
+    assert_string_equal(body_of(t, "k"), "new");
+    assert_true(st_cache_tier_insert(t, w2)); /* a later write replaces an earlier one */
+    assert_string_equal(body_of(t, "k"), "newer");
+    assert_int_equal(st_cache_tier_remove_key(t, "k", 1), 1); /* flushed: dropped */
+    assert_true(st_cache_tier_insert(t, late));
+    assert_string_equal(body_of(t, "k"), "stale");
+    st_entry_unref(fill);
+    st_entry_unref(w1);
+    st_entry_unref(w2);
+    st_entry_unref(late);
+    st_cache_tier_destroy(t);
+    st_qsbr_offline();
+}
+
 static struct st_cache_tier *filled(void)
 {
     struct st_cache_tier *t = st_memtier_create(4 << 20, 64 * 1024);
@@ -222,6 +274,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uri_without_query),
+        cmocka_unit_test(test_fill_never_replaces_a_dirty_entry),
         cmocka_unit_test(test_uri_with_query),
         cmocka_unit_test(test_prefix_and_tag),
         cmocka_unit_test(test_tier_remove_key_is_exact),
