@@ -41,6 +41,7 @@
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 30000
 #define INFO_EVERY_MS 1000
+#define TAKE_EVERY_MS 1000   /* how often partitions without an owner are asked for */
 #define SET_SLOTS 4096       /* > 2 * (MAX_QUEUED + MAX_SENDING) */
 
 static const char renew_script[] =
@@ -95,7 +96,7 @@ struct flusher {
     char *prefix;
     char instance[64];
     uint64_t lease_ms;
-    int64_t next_lease, next_info;
+    int64_t next_lease, next_take, next_info;
     struct part parts[ST_WB_PARTITIONS];
     struct wbw *set_a[SET_SLOTS], *set_b[SET_SLOTS];
 };
@@ -134,6 +135,7 @@ static void maybe_free(struct flusher *f)
 {
     if (!f->stopping || !f->timer_closed || f->pending)
         return;
+    struct st_strategy_host *host = f->host;
     for (unsigned p = 0; p < ST_WB_PARTITIONS; p++)
         for (struct wbw *w = f->parts[p].head, *next; w; w = next) {
             next = w->next;
@@ -141,6 +143,7 @@ static void maybe_free(struct flusher *f)
         }
     free(f->prefix);
     free(f);
+    st_host_service_ended(host);
 }
 
 static void unlink_write(struct flusher *f, struct wbw *w)
@@ -272,13 +275,14 @@ static void on_lease(struct st_redis *r, const redisReply *reply, void *arg)
     drop_queued(f, part);
 }
 
-static void lease_all(struct flusher *f)
+/* Renew the leases held (owned true), or try to take the partitions nobody holds. */
+static void lease_all(struct flusher *f, bool owned)
 {
     char px[24];
     snprintf(px, sizeof(px), "%llu", (unsigned long long)f->lease_ms);
     for (unsigned part = 0; part < ST_WB_PARTITIONS; part++) {
         struct part *p = &f->parts[part];
-        if (p->leasing)
+        if (p->leasing || p->owned != owned)
             continue;
         struct st_sb k;
         wb_key(f, &k, part, 'o');
@@ -300,7 +304,8 @@ static void lease_all(struct flusher *f)
     }
 }
 
-static void on_released(struct st_redis *r, const redisReply *reply, void *arg)
+/* A command whose answer changes nothing here (a lease given back, a foreign entry acked). */
+static void on_quiet(struct st_redis *r, const redisReply *reply, void *arg)
 {
     (void)r;
     (void)reply;
@@ -322,7 +327,7 @@ static void release_all(struct flusher *f)
         wb_key(f, &k, part, 'o');
         const char *argv[] = {"EVAL", release_script, "1", k.p, f->instance};
         size_t lens[] = {4, sizeof(release_script) - 1, 1, k.len, strlen(f->instance)};
-        send_cmd(f, on_released, pcb_new(f, part), 5, argv, lens);
+        send_cmd(f, on_quiet, pcb_new(f, part), 5, argv, lens);
         st_sb_finish(&k);
         f->parts[part].owned = false;
     }
@@ -385,43 +390,52 @@ static void add_entry(struct flusher *f, unsigned part, const redisReply *e)
     p->n++;
 }
 
-static void on_ack_foreign(struct st_redis *r, const redisReply *reply, void *arg)
-{
-    (void)r;
-    (void)reply;
-    struct pcb *c = arg;
-    struct flusher *f;
-    struct part *p;
-    pcb_end(c, &f, &p);
-    free(c);
-    maybe_free(f);
-}
-
 static void ack_foreign(struct flusher *f, unsigned part, const char *sid, size_t len)
 {
     struct st_sb k;
     wb_key(f, &k, part, 'q');
     const char *argv[] = {"XACK", k.p, ST_WB_GROUP, sid};
     size_t lens[] = {4, k.len, strlen(ST_WB_GROUP), len};
-    send_cmd(f, on_ack_foreign, pcb_new(f, part), 4, argv, lens);
+    send_cmd(f, on_quiet, pcb_new(f, part), 4, argv, lens);
     st_sb_finish(&k);
+}
+
+/*
+ * The start of every read's reply (group, claim, read): the partition, or
+ * NULL when the reply is stale, the flusher stops, or the group is gone
+ * (created again next).
+ */
+static struct part *read_reply(void *arg, const redisReply *reply, struct flusher **fo,
+                               unsigned *part)
+{
+    struct pcb *c = arg;
+    struct flusher *f;
+    struct part *p;
+    bool live = pcb_end(c, &f, &p);
+    *fo = f;
+    *part = c->part;
+    free(c);
+    p->reading = false;
+    if (!live) {
+        maybe_free(f);
+        return NULL;
+    }
+    if (reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "NOGROUP")) {
+        p->group_ok = false;
+        return NULL;
+    }
+    return p;
 }
 
 static void on_group(struct st_redis *r, const redisReply *reply, void *arg)
 {
     (void)r;
-    struct pcb *c = arg;
     struct flusher *f;
-    struct part *p;
-    bool live = pcb_end(c, &f, &p);
-    free(c);
-    p->reading = false;
-    if (!live) {
-        maybe_free(f);
-        return;
-    }
-    if (reply && (reply->type == REDIS_REPLY_STATUS ||
-                  (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "BUSYGROUP", 9) == 0)))
+    unsigned part;
+    struct part *p = read_reply(arg, reply, &f, &part);
+    if (p && reply && (reply->type == REDIS_REPLY_STATUS ||
+                       (reply->type == REDIS_REPLY_ERROR &&
+                        strncmp(reply->str, "BUSYGROUP", 9) == 0)))
         p->group_ok = true;
 }
 
@@ -429,21 +443,11 @@ static void on_group(struct st_redis *r, const redisReply *reply, void *arg)
 static void on_claim(struct st_redis *r, const redisReply *reply, void *arg)
 {
     (void)r;
-    struct pcb *c = arg;
     struct flusher *f;
-    struct part *p;
-    bool live = pcb_end(c, &f, &p);
-    unsigned part = c->part;
-    free(c);
-    p->reading = false;
-    if (!live) {
-        maybe_free(f);
+    unsigned part;
+    struct part *p = read_reply(arg, reply, &f, &part);
+    if (!p)
         return;
-    }
-    if (reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "NOGROUP")) {
-        p->group_ok = false;
-        return;
-    }
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
         reply->element[0]->type != REDIS_REPLY_STRING ||
         reply->element[1]->type != REDIS_REPLY_ARRAY || reply->element[0]->len >= 48)
@@ -461,23 +465,23 @@ static void on_claim(struct st_redis *r, const redisReply *reply, void *arg)
 static void on_read(struct st_redis *r, const redisReply *reply, void *arg)
 {
     (void)r;
-    struct pcb *c = arg;
     struct flusher *f;
-    struct part *p;
-    bool live = pcb_end(c, &f, &p);
-    unsigned part = c->part;
-    free(c);
-    p->reading = false;
-    if (!live) {
-        maybe_free(f);
+    unsigned part;
+    struct part *p = read_reply(arg, reply, &f, &part);
+    if (!p)
         return;
-    }
-    if (reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "NOGROUP")) {
-        p->group_ok = false;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        /*
+         * Redis may have handed the entries to us before the answer was lost
+         * (a timeout, a crash): they sit in our pending list, which only a
+         * claim reads. Claim it again before reading on (known ones are skipped).
+         */
+        p->claiming = true;
+        strcpy(p->cursor, "0-0");
         return;
     }
     size_t got = 0;
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
         reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2) {
         const redisReply *entries = reply->element[0]->element[1];
         for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++)
@@ -932,7 +936,13 @@ static void on_tick(uv_timer_t *t)
         }
         if (now >= f->next_lease && lease) {
             f->next_lease = now + (int64_t)f->lease_ms / 3;
-            lease_all(f);
+            lease_all(f, true);
+        }
+        if (now >= f->next_take && lease) {
+            /* A dead owner's partitions are taken within a second of its lease's end. */
+            f->next_take = now + (f->lease_ms / 3 < TAKE_EVERY_MS ? (int64_t)f->lease_ms / 3
+                                                                  : TAKE_EVERY_MS);
+            lease_all(f, false);
         }
         if (now >= f->next_info) {
             f->next_info = now + INFO_EVERY_MS;
@@ -980,7 +990,11 @@ void st_wb_flusher_stop(void *state)
     struct flusher *f = state;
     release_all(f);
     f->stopping = true;
-    for (unsigned p = 0; p < ST_WB_PARTITIONS; p++)
+    for (unsigned p = 0; p < ST_WB_PARTITIONS; p++) {
         drop_queued(f, p);
+        for (struct wbw *w = f->parts[p].head; w; w = w->next)
+            if (w->state == W_FINISH)
+                finish(w); /* a last try at recording what the origin already has */
+    }
     uv_close((uv_handle_t *)&f->tick, on_tick_closed);
 }

@@ -205,13 +205,8 @@ static void queue_write(struct st_exchange *x)
 {
     const struct st_strategy_ctx *ctx = st_exchange_ctx(x);
     const struct st_config *cfg = st_exchange_config(x);
-    struct st_redis *r = st_cache_tier_redis(ctx->tiers);
     st_exchange_count_bypass(x);
     st_exchange_set_cache_status(x, "strata; fwd=method; detail=write-behind");
-    if (!r || !st_redis_up(r)) {
-        refuse(x, "Redis is unavailable: the write cannot be made durable");
-        return;
-    }
     const struct st_request_head *req = st_exchange_request(x);
     struct wb *w = st_xcalloc(1, sizeof(*w));
     w->x = x;

@@ -342,3 +342,13 @@ wait_http() {
     done
     die "$url did not answer 200 within $((tries / 10))s (last status: ${code:-none})"
 }
+
+# redis_wait PORT - wait (5 s at most) until the redis-server on PORT answers PING.
+redis_wait() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ "$(redis-cli -p "$1" ping 2>/dev/null)" == PONG ]] && return 0
+        sleep 0.05
+    done
+    die "redis-server on port $1 did not answer PING"
+}

@@ -36,12 +36,7 @@ redis_bench_start() {
     spawn redis-server "$dir/redis.log" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 \
         --save "" --appendonly no --dir "$dir"
     REDIS_PID=$SPAWNED_PID
-    local i
-    for ((i = 0; i < 100; i++)); do
-        [[ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]] && return 0
-        sleep 0.05
-    done
-    die "redis-server did not answer PING"
+    redis_wait "$REDIS_PORT"
 }
 
 # strata_redis_start NAME MEMORY [MAX_OBJECT] - one instance on the shared Redis.

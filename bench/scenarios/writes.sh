@@ -25,18 +25,14 @@ SCENARIO_TITLE="writes: plain PUT, write-through, write-behind (AOF everysec / a
 declare -A W_URL=() W_PID=() W_ADMIN=() W_REDIS_PORT=() W_REDIS_PID=()
 
 writes_redis_start() {
-    local name=$1 fsync=$2 dir="$BENCH_TMP/redis-$1" port i
+    local name=$1 fsync=$2 dir="$BENCH_TMP/redis-$1" port
     mkdir -p "$dir"
     port=$(free_port)
     spawn "redis-$name" "$dir/redis.log" redis-server --port "$port" --bind 127.0.0.1 \
         --save "" --appendonly yes --appendfsync "$fsync" --dir "$dir"
     W_REDIS_PID[$name]=$SPAWNED_PID
     W_REDIS_PORT[$name]=$port
-    for ((i = 0; i < 100; i++)); do
-        [[ "$(redis-cli -p "$port" ping 2>/dev/null)" == PONG ]] && return 0
-        sleep 0.05
-    done
-    die "redis-server ($name) did not answer PING"
+    redis_wait "$port"
 }
 
 # writes_strata_start NAME REDIS - one instance; routes as above.

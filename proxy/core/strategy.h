@@ -43,7 +43,9 @@ struct st_strategy {
      * first worker thread calls service_start once its loop runs (the state
      * returned is the strategy's), and service_stop when it begins to drain:
      * from then on the service starts nothing new; what it has in flight
-     * may still end, and it frees itself once it has.
+     * may still end, and it frees itself once it has, then calls
+     * st_host_service_ended. The worker keeps its loop and its Redis
+     * connection until every stopped service has ended.
      */
     void *(*service_start)(struct st_strategy_host *h);
     void (*service_stop)(void *state);
@@ -191,6 +193,8 @@ const struct st_tier *st_exchange_tier(const struct st_exchange *x);
 const struct st_strategy_ctx *st_host_ctx(struct st_strategy_host *h);
 uv_loop_t *st_host_loop(struct st_strategy_host *h);
 const struct st_config *st_host_config(struct st_strategy_host *h);
+/* A stopped service is done (see service_stop); on the worker's thread. */
+void st_host_service_ended(struct st_strategy_host *h);
 
 /* A request of a service's own to a route's upstream (everything is copied). */
 struct st_origin_request {

@@ -83,7 +83,7 @@ static void close_quietly(uv_handle_t *h)
 
 void st_worker_maybe_done(struct st_worker *w)
 {
-    if (!w->clients.draining || w->clients.conns)
+    if (!w->clients.draining || w->clients.conns || w->services_running)
         return;
     if (w->gen) {
         st_worker_gen_unref(w->gen); /* closes the idle origin connections */
@@ -111,9 +111,20 @@ static void on_drain_deadline(uv_timer_t *t)
 static void start_services(struct st_worker *w)
 {
     const struct st_strategy_table *t = st_server_strategies(w->srv);
-    for (size_t i = 0; w->index == 0 && i < ST_STRATEGY__COUNT; i++)
+    for (size_t i = 0; w->index == 0 && i < ST_STRATEGY__COUNT; i++) {
         if (t->kind[i] && t->kind[i]->service_start)
             w->services[i] = t->kind[i]->service_start((struct st_strategy_host *)w);
+        w->services_running += w->services[i] != NULL;
+    }
+}
+
+void st_host_service_ended(struct st_strategy_host *h)
+{
+    struct st_worker *w = (struct st_worker *)h;
+    ST_CHECK(w->services_running > 0);
+    w->services_running--;
+    /* From the next loop turn: the service may be inside a callback of the connection. */
+    uv_async_send(&w->wake);
 }
 
 static void stop_services(struct st_worker *w)
@@ -186,6 +197,7 @@ static void on_wake(uv_async_t *a)
     resume_waiters(w);
     if (st_server_draining(w->srv)) {
         begin_drain(w);
+        st_worker_maybe_done(w); /* a service may have ended */
         return;
     }
     struct st_server_cfg *cref = st_server_config(w->srv);

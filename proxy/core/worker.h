@@ -72,6 +72,7 @@ struct st_worker {
     struct st_conn_host clients; /* this worker's client connections (core/client.c) */
     struct st_strategy_ctx ctx;  /* what its strategies run with */
     void *services[ST_STRATEGY__COUNT]; /* the first worker's: each strategy's service state */
+    unsigned services_running;          /* started and not yet ended */
     struct st_stats stats;
     uint64_t rand[2];
 };

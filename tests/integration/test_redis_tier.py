@@ -118,9 +118,10 @@ def fleet(strata, rds, n, routes=None, tiers=TIERS, upstream_timeout="5s", **red
         return cache_config(s, routes, tiers, upstream_timeout=upstream_timeout) + redis_block + "\n"
 
     out = [strata(config_text=text) for _ in range(n)]
-    for s in out:
-        wait_until(lambda s=s: s.admin_get("/readyz").json().get("bus") == "up", 10,
-                   msg="the bus to come up")
+    for s in out:  # every worker's Redis connection and the bus
+        wait_until(lambda s=s: s.admin_get("/readyz").json() | {"status": None}
+                   == {"status": None, "redis": "up", "bus": "up"}, 10,
+                   msg="Redis and the bus to come up")
     return out
 
 
