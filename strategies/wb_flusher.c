@@ -37,6 +37,8 @@
 #define READ_COUNT 256       /* entries per read */
 #define MAX_QUEUED 1024      /* writes held per partition */
 #define MAX_SENDING 64       /* origin requests in flight */
+#define MAX_FINISHING 64     /* outcomes being recorded in Redis */
+#define FINISH_RETRY_MS 200  /* a recording that failed is tried again after this */
 #define ANSWER_KEEP 1024     /* bytes of the origin's answer kept for a dead letter */
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 30000
@@ -93,6 +95,7 @@ struct flusher {
     bool stopping, timer_closed, policy_checked;
     unsigned pending; /* callbacks and exchanges still to come */
     unsigned sending;
+    unsigned finishing; /* Redis steps in flight: bounded, so a backlog never floods Redis */
     char *prefix;
     char instance[64];
     uint64_t lease_ms;
@@ -534,9 +537,11 @@ static void on_finished(struct st_redis *r, const redisReply *reply, void *arg)
     struct wbw *w = arg;
     struct flusher *f = w->f;
     f->pending--;
+    f->finishing--;
     w->busy = false;
     if (!reply || reply->type != REDIS_REPLY_INTEGER) {
-        /* Not recorded: tried again from the next tick (the stream still has the write). */
+        /* Not recorded: tried again a little later (the stream still has the write). */
+        w->next_at = now_of(f) + FINISH_RETRY_MS;
         if (f->stopping) {
             unlink_write(f, w);
             wbw_free(w);
@@ -581,12 +586,16 @@ static void on_finished(struct st_redis *r, const redisReply *reply, void *arg)
     maybe_free(f);
 }
 
-/* Send the Redis step that records w's outcome (again, if it failed before). */
+/*
+ * Send the Redis step that records w's outcome (again, if it failed before).
+ * At most MAX_FINISHING at a time: a backlog of thousands sent at once would
+ * outlast redis.timeout, fail, and be sent again, never to get through.
+ */
 static void finish(struct wbw *w)
 {
     struct flusher *f = w->f;
     struct st_redis *r = redis_of(f);
-    if (!r || w->busy)
+    if (!r || w->busy || f->finishing >= MAX_FINISHING || now_of(f) < w->next_at)
         return;
     int rc;
     if (w->outcome == O_DEAD) {
@@ -616,6 +625,7 @@ static void finish(struct wbw *w)
     if (rc == 0) {
         w->busy = true;
         f->pending++;
+        f->finishing++;
     }
 }
 
@@ -623,6 +633,7 @@ static void decide(struct wbw *w, enum outcome o)
 {
     w->state = W_FINISH;
     w->outcome = o;
+    w->next_at = 0;
     finish(w);
 }
 

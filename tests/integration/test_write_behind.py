@@ -142,6 +142,38 @@ def test_fifty_puts_to_one_key_coalesce_and_the_last_wins(origin, strata, aof):
     assert st["coalesced"] + st["flushed"] == 50 and st["coalesced"] >= 40, st
 
 
+def test_a_backlog_of_thousands_drains_under_a_tight_redis_timeout(origin, strata, rds):
+    # 8,000 writes over 40 keys held back by flush_delay, then flushed at once: recording
+    # thousands of outcomes in one burst outlasted redis.timeout (25 ms), failed, and was sent
+    # again, over and over; nothing got through. Recording is bounded, so it drains.
+    (a,) = wb_fleet(strata, rds, n=1, flush_delay="6s", redis_timeout="25ms")
+    store = Store(origin)
+
+    def writer(t):
+        for i in range(1000):
+            key = f"/wb/b{t}-{i % 5}"
+            for _ in range(100):  # a client that honours the 503's Retry-After, sooner
+                if put(a, key, b"%d " % i + b"x" * 1000).status == 202:
+                    break
+            else:
+                raise AssertionError("refused 100 times")
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    queued = a.stats()["write_behind"]["queued"]
+    assert queued >= 8000
+    wait_until(lambda: a.admin_get("/write-behind").json()["pending"] == 0, 30, interval=0.2,
+               msg="the backlog drained")
+    for t in range(8):
+        for k in range(5):
+            assert store.value(f"/wb/b{t}-{k}") == b"%d " % (995 + k) + b"x" * 1000
+    st = a.stats()["write_behind"]
+    assert st["flushed"] + st["coalesced"] == queued and st["dead"] == 0, st
+
+
 def test_put_delete_put_reach_the_origin_in_order(origin, strata, aof):
     (a,) = wb_fleet(strata, aof, n=1, flush_delay="0ms")
     store = Store(origin)
