@@ -204,6 +204,13 @@ static void take_down(struct st_redis *r, const char *why)
 static void on_deadline(uv_timer_t *t)
 {
     struct st_redis *r = t->data;
+    /*
+     * Timers run before the loop reads its sockets: after a long loop
+     * iteration, answers that came in time may be waiting unread. Read them
+     * first; only what is still unanswered is late.
+     */
+    if (r->ac && (r->ac->c.flags & REDIS_CONNECTED))
+        redisAsyncHandleRead(r->ac);
     uint64_t now = uv_now(r->loop);
     while (r->head && r->head->deadline <= now) {
         struct pending *p = r->head;
