@@ -531,6 +531,15 @@ static void read_part(struct flusher *f, unsigned part, int64_t now)
 
 static void finish(struct wbw *w);
 
+/* A recording slot came free: the partition's next outcomes go now, not at the next tick. */
+static void finish_more(struct flusher *f, unsigned part)
+{
+    int64_t now = now_of(f);
+    for (struct wbw *w = f->parts[part].head; w && f->finishing < MAX_FINISHING; w = w->next)
+        if (w->state == W_FINISH && !w->busy && now >= w->next_at)
+            finish(w);
+}
+
 static void on_finished(struct st_redis *r, const redisReply *reply, void *arg)
 {
     (void)r;
@@ -546,6 +555,8 @@ static void on_finished(struct st_redis *r, const redisReply *reply, void *arg)
             unlink_write(f, w);
             wbw_free(w);
             maybe_free(f);
+        } else {
+            finish_more(f, w->part);
         }
         return;
     }
@@ -581,8 +592,11 @@ static void on_finished(struct st_redis *r, const redisReply *reply, void *arg)
                    w->answer.p ? w->answer.p : "");
         break;
     }
+    unsigned part = w->part;
     unlink_write(f, w);
     wbw_free(w);
+    if (!f->stopping)
+        finish_more(f, part);
     maybe_free(f);
 }
 

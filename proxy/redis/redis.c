@@ -50,6 +50,7 @@ struct st_redis {
     bool said_down;   /* the "down" line is logged and the "back" line is due */
     uint64_t down_at; /* loop time of the last loss */
     unsigned fails;   /* consecutive timeouts */
+    uint64_t heard_at; /* loop time of the last reply, late ones too (idle: PINGed) */
     unsigned backoff_n;
     uv_timer_t retry, deadline;
     unsigned open_handles;
@@ -218,7 +219,14 @@ static void on_deadline(uv_timer_t *t)
         r->fails++;
         p->cb(r, NULL, p->arg); /* the record waits for hiredis to hand it back */
     }
-    if (r->fails >= ST_REDIS_MAX_FAILS && r->ac)
+    /*
+     * Down only when Redis is silent, not merely slow: late answers still
+     * coming mean it is alive and busy, and a reconnect would only add to
+     * its load (each command keeps its own deadline either way).
+     */
+    uint64_t silent = r->timeout_ms * 4 > ST_REDIS_SILENT_MIN_MS ? r->timeout_ms * 4
+                                                                 : ST_REDIS_SILENT_MIN_MS;
+    if (r->fails >= ST_REDIS_MAX_FAILS && r->ac && now - r->heard_at >= silent)
         take_down(r, "it stopped answering in time");
     arm_deadline(r);
 }
@@ -228,6 +236,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     struct pending *p = privdata;
     struct st_redis *r = p->r;
+    if (reply)
+        r->heard_at = uv_now(r->loop);
     if (p->linked) {
         fifo_unlink(r, p);
         if (reply)

@@ -6,8 +6,10 @@
  * hiredis 0.14 has no command or connect timeouts, so every command gets a
  * deadline of `timeout_ms`: a reply later than that is reported to its
  * callback as a failure (reply NULL) at the deadline, and dropped when it
- * arrives. Consecutive failures (ST_REDIS_MAX_FAILS timeouts, or the
- * connection closing) take the connection down: it is closed, commands are
+ * arrives. ST_REDIS_MAX_FAILS consecutive timeouts while Redis has sent
+ * nothing at all for 4 x timeout_ms (at least ST_REDIS_SILENT_MIN_MS), or
+ * the connection closing, take the connection down (a Redis that answers
+ * late but answers is busy, not gone, and keeps its connection): it is closed, commands are
  * refused at once (-EAGAIN, no callback) instead of each paying the
  * timeout, and a reconnect is tried after a backoff that doubles up to
  * ST_REDIS_BACKOFF_MAX_MS, with jitter. A connection is up again only once
@@ -36,6 +38,7 @@
 #include <uv.h>
 
 #define ST_REDIS_MAX_FAILS 3
+#define ST_REDIS_SILENT_MIN_MS 100
 #define ST_REDIS_BACKOFF_MIN_MS 100
 #define ST_REDIS_BACKOFF_MAX_MS 5000
 #define ST_REDIS_PING_MS 1000 /* an idle command connection is PINGed this often */
