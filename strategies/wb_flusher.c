@@ -89,6 +89,13 @@ struct part {
     int64_t oldest_ms; /* -1: empty */
 };
 
+/* Keys seen in one pass (open addressing); clearing costs what was added, not the table. */
+struct keyset {
+    struct wbw *slot[SET_SLOTS];
+    unsigned used[SET_SLOTS];
+    unsigned n_used;
+};
+
 struct flusher {
     struct st_strategy_host *host;
     uv_timer_t tick;
@@ -101,7 +108,8 @@ struct flusher {
     uint64_t lease_ms;
     int64_t next_lease, next_take, next_info;
     struct part parts[ST_WB_PARTITIONS];
-    struct wbw *set_a[SET_SLOTS], *set_b[SET_SLOTS];
+    struct keyset set_a, set_b;
+    bool kicked; /* a tick is due at once: a send ended, its key's next write may go */
 };
 
 /* A reply for one partition, from the ownership epoch it was asked in. */
@@ -464,6 +472,8 @@ static void on_claim(struct st_redis *r, const redisReply *reply, void *arg)
         p->claiming = false;
 }
 
+static void kick(struct flusher *f);
+
 /* XREADGROUP's reply: nil, or [[stream, [entries]]]. */
 static void on_read(struct st_redis *r, const redisReply *reply, void *arg)
 {
@@ -493,6 +503,8 @@ static void on_read(struct st_redis *r, const redisReply *reply, void *arg)
     }
     if (got == 0)
         p->next_read = now_of(f) + IDLE_READ_MS;
+    else
+        kick(f);
 }
 
 static void read_part(struct flusher *f, unsigned part, int64_t now)
@@ -691,6 +703,17 @@ static int64_t backoff_ms(struct flusher *f, unsigned attempts)
     return d / 2 + (int64_t)(st_rand64(ctx_of(f)->rand) % (uint64_t)(d / 2 + 1));
 }
 
+static void on_tick(uv_timer_t *t);
+
+/* Run the next pass on the next loop turn rather than at the next tick. */
+static void kick(struct flusher *f)
+{
+    if (f->kicked || f->stopping)
+        return;
+    f->kicked = true;
+    uv_timer_start(&f->tick, on_tick, 0, TICK_MS);
+}
+
 static void on_done(struct st_exchange *x)
 {
     struct wbw *w = st_exchange_hook_arg(x);
@@ -717,6 +740,7 @@ static void on_done(struct st_exchange *x)
         unlink_write(f, w);
         wbw_free(w);
     }
+    kick(f); /* a sending slot is free, and this key's next write may go */
     maybe_free(f);
 }
 
@@ -784,22 +808,30 @@ static bool same_key(const struct wbw *a, const struct wbw *b)
 }
 
 /* The slot of w's key in set (open addressing over SET_SLOTS): a write to it, or empty. */
-static struct wbw **set_slot(struct wbw **set, const struct wbw *w)
+static struct wbw **set_slot(struct keyset *set, const struct wbw *w)
 {
     size_t i = w->hash & (SET_SLOTS - 1);
-    while (set[i] && !same_key(set[i], w))
+    while (set->slot[i] && !same_key(set->slot[i], w))
         i = (i + 1) & (SET_SLOTS - 1);
-    return &set[i];
+    return &set->slot[i];
 }
 
 /* Is a write to w's key in set? Add w when not. */
-static bool set_test_add(struct wbw **set, struct wbw *w)
+static bool set_test_add(struct keyset *set, struct wbw *w)
 {
     struct wbw **slot = set_slot(set, w);
     if (*slot)
         return true;
     *slot = w;
+    set->used[set->n_used++] = (unsigned)(slot - set->slot);
     return false;
+}
+
+static void set_clear(struct keyset *set)
+{
+    for (unsigned i = 0; i < set->n_used; i++)
+        set->slot[set->used[i]] = NULL;
+    set->n_used = 0;
 }
 
 static bool replaces(const struct wbw *w)
@@ -817,19 +849,19 @@ static void pass(struct flusher *f, unsigned part, int64_t now)
     for (struct wbw *w = p->head; w && n < sizeof(arr) / sizeof(arr[0]); w = w->next)
         arr[n++] = w;
     /* Backwards: a write with a later PUT or DELETE to its key still to go is superseded. */
-    memset(f->set_a, 0, sizeof(f->set_a));
+    set_clear(&f->set_a);
     for (size_t i = n; i-- > 0;) {
         struct wbw *w = arr[i];
         w->coalesce_mark = false;
         if (w->state == W_FINISH)
             continue;
-        if (w->state == W_QUEUED && *set_slot(f->set_a, w))
+        if (w->state == W_QUEUED && *set_slot(&f->set_a, w))
             w->coalesce_mark = true;
         else if (replaces(w))
-            set_test_add(f->set_a, w);
+            set_test_add(&f->set_a, w);
     }
     /* Forwards: the first unfinished write of each key may go. */
-    memset(f->set_b, 0, sizeof(f->set_b));
+    set_clear(&f->set_b);
     bool owned = p->owned && now < p->lease_until;
     for (size_t i = 0; i < n; i++) {
         struct wbw *w = arr[i];
@@ -841,7 +873,7 @@ static void pass(struct flusher *f, unsigned part, int64_t now)
             decide(w, O_COALESCED);
             continue;
         }
-        if (set_test_add(f->set_b, w) || w->state != W_QUEUED || !owned)
+        if (set_test_add(&f->set_b, w) || w->state != W_QUEUED || !owned)
             continue;
         const struct st_route_cfg *route = route_of(f, &w->w);
         if (!route) {
@@ -941,6 +973,7 @@ static uint64_t lease_of(const struct st_config *cfg)
 static void on_tick(uv_timer_t *t)
 {
     struct flusher *f = t->data;
+    f->kicked = false;
     if (f->stopping)
         return;
     uint64_t lease = lease_of(st_host_config(f->host));
