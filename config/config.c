@@ -129,6 +129,8 @@ static const struct st_walk_field limits_fields[] = {
     {"header_timeout", st_field_duration, LIM(header_timeout_ms)},
     {"idle_timeout", st_field_duration, LIM(idle_timeout_ms)},
     {"max_connections", st_field_u64, LIM(max_connections)},
+    {"max_connections_per_ip", st_field_u64, LIM(max_connections_per_ip)},
+    {"body_timeout", st_field_duration, LIM(body_timeout_ms)},
     {"underscores_in_headers", st_field_bool, LIM(underscores_in_headers)},
 };
 #undef LIM
@@ -817,6 +819,7 @@ static void set_defaults(struct st_config *cfg)
         .header_timeout_ms = 10000,
         .idle_timeout_ms = 60000,
         .max_connections = 10000,
+        .body_timeout_ms = 60000,
     };
     cfg->log_format = ST_LOG_TEXT;
     cfg->log_access = false;

@@ -121,6 +121,8 @@ struct st_limits {
     uint64_t header_timeout_ms; /* default 10s */
     uint64_t idle_timeout_ms;   /* default 60s */
     uint64_t max_connections;   /* default 10000 (per instance) */
+    uint64_t max_connections_per_ip; /* default 0: no limit per client address */
+    uint64_t body_timeout_ms;   /* default 60s: the whole request body, from the end of its head */
     bool underscores_in_headers; /* default false: request headers with '_' are not forwarded */
 };
 

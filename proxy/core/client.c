@@ -69,14 +69,14 @@ static struct st_worker *worker_of(struct st_conn_host *h)
     return (struct st_worker *)((char *)h - offsetof(struct st_worker, clients));
 }
 
-static bool host_admit(struct st_conn_host *h)
+static bool host_admit(struct st_conn_host *h, const char *client_ip)
 {
-    return st_server_conn_opened(worker_of(h)->srv);
+    return st_server_conn_opened(worker_of(h)->srv, client_ip);
 }
 
-static void host_release(struct st_conn_host *h)
+static void host_release(struct st_conn_host *h, const char *client_ip)
 {
-    st_server_conn_closed(worker_of(h)->srv);
+    st_server_conn_closed(worker_of(h)->srv, client_ip);
 }
 
 static void host_freed(struct st_conn_host *h)

@@ -27,6 +27,7 @@
 #include "cache/memtier.h"
 #include "base/log.h"
 #include "st_build.h"
+#include "core/iplimit.h"
 #include "core/worker.h"
 
 /* Stats slots by name: counters keep their meaning across reloads. */
@@ -50,6 +51,8 @@ struct st_server {
     uv_signal_t sighup, sigterm, sigint;
     _Atomic long open_conns;
     _Atomic long max_conns;
+    _Atomic uint64_t max_per_ip; /* 0: no limit */
+    struct st_iplimit per_ip;    /* open connections per client address */
     _Atomic bool draining;
     uint64_t started_ms;
 };
@@ -79,15 +82,22 @@ struct st_server_cfg *st_server_config(struct st_server *srv)
     return r;
 }
 
-bool st_server_conn_opened(struct st_server *srv)
+bool st_server_conn_opened(struct st_server *srv, const char *client_ip)
 {
     long n = atomic_fetch_add_explicit(&srv->open_conns, 1, memory_order_relaxed) + 1;
-    return n <= atomic_load_explicit(&srv->max_conns, memory_order_relaxed);
+    bool ok = n <= atomic_load_explicit(&srv->max_conns, memory_order_relaxed);
+    if (client_ip[0] &&
+        !st_iplimit_open(&srv->per_ip, client_ip,
+                         atomic_load_explicit(&srv->max_per_ip, memory_order_relaxed)))
+        ok = false;
+    return ok;
 }
 
-void st_server_conn_closed(struct st_server *srv)
+void st_server_conn_closed(struct st_server *srv, const char *client_ip)
 {
     atomic_fetch_sub_explicit(&srv->open_conns, 1, memory_order_relaxed);
+    if (client_ip[0])
+        st_iplimit_close(&srv->per_ip, client_ip);
 }
 
 size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_t cap)
@@ -289,6 +299,7 @@ static void reload(struct st_server *srv)
     st_server_cfg_put(cur);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
     atomic_store(&srv->max_conns, (long)cfg->limits.max_connections);
+    atomic_store(&srv->max_per_ip, cfg->limits.max_connections_per_ip);
     assign_slots(srv, cfg);
     struct st_server_cfg *nu = cfg_ref_new(cfg);
     uv_mutex_lock(&srv->lock);
@@ -385,6 +396,7 @@ static void server_finish(struct st_server *srv)
     registry_finish(&srv->route_slots);
     registry_finish(&srv->tier_slots);
     registry_finish(&srv->upstream_slots);
+    st_iplimit_finish(&srv->per_ip);
     uv_mutex_destroy(&srv->lock);
 }
 
@@ -406,6 +418,8 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     uv_mutex_init(&srv.lock);
     srv.current = cfg_ref_new(cfg);
     atomic_store(&srv.max_conns, (long)cfg->limits.max_connections);
+    atomic_store(&srv.max_per_ip, cfg->limits.max_connections_per_ip);
+    st_iplimit_init(&srv.per_ip);
 
     int rc = wiring->admin_start(srv.loop, &srv, &cfg->admin_listen, &srv.admin);
     if (rc < 0) {

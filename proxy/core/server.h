@@ -31,8 +31,8 @@ struct st_server_cfg *st_server_config(struct st_server *srv);
 void st_server_cfg_put(struct st_server_cfg *r);
 
 /* Connection admission against limits.max_connections: any worker thread. */
-bool st_server_conn_opened(struct st_server *srv);
-void st_server_conn_closed(struct st_server *srv);
+bool st_server_conn_opened(struct st_server *srv, const char *client_ip);
+void st_server_conn_closed(struct st_server *srv, const char *client_ip);
 
 /* Every counter block (workers' and the main thread's); returns how many (<= cap). */
 size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_t cap);

@@ -18,8 +18,10 @@
  *
  * Timer modes: IDLE (no byte of a request yet: close quietly), HEAD (the
  * head must complete in header_timeout: 408), BODY (no gap longer than
- * header_timeout while the body arrives: 408), SEND (the client must accept
- * response bytes within idle_timeout).
+ * header_timeout while the body arrives, and all of it within body_timeout
+ * of the head: 408; a pause that is ours, back-pressure from the origin,
+ * does not count), SEND (the client must accept response bytes within
+ * idle_timeout).
  */
 #include "http/conn.h"
 
@@ -68,6 +70,7 @@ struct st_conn {
     enum t_mode tmode;
     uint64_t deadline;  /* loop time when tmode expires */
     uint64_t timer_due; /* loop time the uv timer is set for; 0 = not running */
+    uint64_t body_due;  /* loop time by which the request body must be complete */
     int handles_open;
     int depth;
     int error_status; /* set by a parser callback that fails the request */
@@ -142,7 +145,7 @@ static void conn_close(struct st_conn *c)
     }
     list_remove(c);
     st_stat_sub(c->h->stats, ST_STAT_CONN_OPEN, 1);
-    c->h->ops->release(c->h);
+    c->h->ops->release(c->h, c->client_ip);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     uv_close((uv_handle_t *)&c->timer, on_closed);
 }
@@ -177,6 +180,14 @@ static void arm(struct st_conn *c, enum t_mode mode, uint64_t ms)
 static void disarm(struct st_conn *c)
 {
     c->tmode = T_NONE;
+}
+
+/* The body's timer: the next gap, or what is left of body_timeout if that is sooner. */
+static void arm_body(struct st_conn *c)
+{
+    uint64_t now = uv_now(c->timer.loop), gap = c->lim->header_timeout_ms;
+    uint64_t left = c->body_due > now ? c->body_due - now : 0;
+    arm(c, T_BODY, left < gap ? left : gap);
 }
 
 /* --- writing --- */
@@ -378,7 +389,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->state == C_BODY)
-        arm(c, T_BODY, c->lim->header_timeout_ms);
+        arm_body(c);
     process(c);
 }
 
@@ -515,7 +526,14 @@ static void on_timer(uv_timer_t *t)
         fail_request(c, 408);
         break;
     case T_BODY:
-        c->error_detail = "request body paused longer than limits.header_timeout";
+        if (c->read_paused) { /* we stopped reading (the origin is slow): not the client's doing */
+            c->body_due += c->lim->header_timeout_ms;
+            arm_body(c);
+            break;
+        }
+        c->error_detail = now >= c->body_due
+                              ? "request body not complete within limits.body_timeout"
+                              : "request body paused longer than limits.header_timeout";
         fail_request(c, 408);
         break;
     case T_IDLE:
@@ -563,17 +581,17 @@ void st_conn_accept(struct st_conn_host *h, uv_stream_t *listener)
     ST_STAT_INC(h->stats, CONN_ACCEPTED);
     st_stat_add(h->stats, ST_STAT_CONN_OPEN, 1);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
-        h->ops->admit(h);
+        h->ops->admit(h, c->client_ip);
         conn_close(c);
         return;
     }
-    if (!h->ops->admit(h)) {
+    set_client_ip(c);
+    if (!h->ops->admit(h, c->client_ip)) {
         ST_STAT_INC(h->stats, CONN_REJECTED);
         conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    set_client_ip(c);
     c->state = C_HEAD;
     arm(c, T_IDLE, c->lim->header_timeout_ms);
     update_reading(c);
@@ -761,8 +779,9 @@ static int on_headers_complete(llhttp_t *p)
         .head_request = p->method == HTTP_HEAD,
     };
     c->state = C_BODY;
+    c->body_due = uv_now(c->timer.loop) + c->lim->body_timeout_ms;
     if (has_body)
-        arm(c, T_BODY, c->lim->header_timeout_ms);
+        arm_body(c);
     else
         disarm(c);
     c->x = c->h->ops->request(c->h, c, c->settings, &rq);

@@ -31,9 +31,13 @@ struct st_conn_host;
  * callback runs on the host's loop thread.
  */
 struct st_conn_host_ops {
-    /* Admission: a connection is counted in (false: over max_connections) and out. */
-    bool (*admit)(struct st_conn_host *h);
-    void (*release)(struct st_conn_host *h);
+    /*
+     * Admission: a connection is counted in (false: over max_connections or
+     * max_connections_per_ip) and out, with its client address ("" when the
+     * accept failed and there is none).
+     */
+    bool (*admit)(struct st_conn_host *h, const char *client_ip);
+    void (*release)(struct st_conn_host *h, const char *client_ip);
     /* A connection was freed (after release): a draining host may be done. */
     void (*freed)(struct st_conn_host *h);
     /* Hold the host's current settings for a connection; settings_put drops them. */

@@ -467,6 +467,9 @@ void st_upstream_write(struct st_upstream_conn *up, struct st_wreq *w)
 {
     up->pending_bytes += w->bytes;
     if (up->state == UP_BUSY) {
+        /* The origin's wait for an answer starts from the last request byte, not the first. */
+        if (!up->got_bytes && !up->paused)
+            arm_timer(up, up->pool->cfg->timeout_ms);
         send_wreq(up, w);
         return;
     }

@@ -13,7 +13,9 @@
  * not touch the connection again: it is back in the pool or closing.
  *
  * Timeouts: connect_timeout until connected; then `timeout` for the response
- * head and for every gap between reads (paused reading does not count).
+ * head, counted from the last piece of the request written (an upload that
+ * is still arriving from the client is not the origin's delay), and for
+ * every gap between reads (paused reading does not count).
  */
 #ifndef ST_UPSTREAM_H
 #define ST_UPSTREAM_H

@@ -40,16 +40,18 @@ struct stream {
     struct st_conn *c;
 };
 
-static bool admit(struct st_conn_host *h)
+static bool admit(struct st_conn_host *h, const char *client_ip)
 {
     (void)h;
+    (void)client_ip;
     open_conns++;
     return true;
 }
 
-static void release(struct st_conn_host *h)
+static void release(struct st_conn_host *h, const char *client_ip)
 {
     (void)h;
+    (void)client_ip;
 }
 
 static void freed(struct st_conn_host *h)
