@@ -526,6 +526,16 @@ static void h_key_query(struct st_walk *w, const yaml_node_t *val, void *obj,
             st_walk_error(w, val, "key.query names must not be empty");
 }
 
+/* Is n a header name (non-empty, no separator)? Lowercases it when it is. */
+static bool header_name_lower(char *n)
+{
+    if (!n[0] || strcspn(n, " \t:()<>@,;\\\"/[]?={}") != strlen(n))
+        return false;
+    for (; *n; n++)
+        *n = (char)tolower((unsigned char)*n);
+    return true;
+}
+
 /* key.headers: request header names that are part of the key (and forwarded as sent). */
 static void h_key_headers(struct st_walk *w, const yaml_node_t *val, void *obj,
                           const struct st_walk_field *f)
@@ -534,15 +544,9 @@ static void h_key_headers(struct st_walk *w, const yaml_node_t *val, void *obj,
     (void)f;
     if (!st_field_string_list(w, val, "key.headers", &r->key_headers, &r->n_key_headers, NULL))
         return;
-    for (size_t i = 0; i < r->n_key_headers; i++) {
-        char *n = r->key_headers[i];
-        if (!n[0] || strcspn(n, " \t:()<>@,;\\\"/[]?={}") != strlen(n)) {
-            st_walk_error(w, val, "key.headers: '%s' is not a header name", n);
-            continue;
-        }
-        for (; *n; n++)
-            *n = (char)tolower((unsigned char)*n);
-    }
+    for (size_t i = 0; i < r->n_key_headers; i++)
+        if (!header_name_lower(r->key_headers[i]))
+            st_walk_error(w, val, "key.headers: '%s' is not a header name", r->key_headers[i]);
 }
 
 static const struct st_walk_field key_fields[] = {
@@ -577,6 +581,85 @@ static void h_write_behind(struct st_walk *w, const yaml_node_t *val, void *obj,
     free(where);
 }
 
+/* rate: "100/s", "6000/m", "10/h" (a whole number of requests per unit). */
+static void h_rl_rate(struct st_walk *w, const yaml_node_t *val, void *obj,
+                      const struct st_walk_field *f)
+{
+    struct st_route_cfg *r = obj;
+    char *s = st_walk_scalar(w, val, f->key);
+    if (!s)
+        return;
+    char *end;
+    unsigned long long n = strtoull(s, &end, 10);
+    uint64_t unit_us = strcmp(end, "/s") == 0   ? 1000000ull
+                       : strcmp(end, "/m") == 0 ? 60000000ull
+                       : strcmp(end, "/h") == 0 ? 3600000000ull
+                                                : 0;
+    if (end == s || !unit_us || n == 0 || n > 1000000000ull || s[0] == '-')
+        st_walk_error(w, val, "bad rate '%s' for rate_limit.rate (expected N/s, N/m or N/h, N >= 1)",
+                      s);
+    else
+        r->rate_limit.interval_us = unit_us / n ? unit_us / n : 1;
+    free(s);
+}
+
+/* key: "ip" or "header:NAME". */
+static void h_rl_key(struct st_walk *w, const yaml_node_t *val, void *obj,
+                     const struct st_walk_field *f)
+{
+    struct st_route_cfg *r = obj;
+    char *s = st_walk_scalar(w, val, f->key);
+    if (!s)
+        return;
+    if (strcmp(s, "ip") == 0) {
+        free(r->rate_limit.header);
+        r->rate_limit.header = NULL;
+    } else if (strncmp(s, "header:", 7) == 0 && header_name_lower(s + 7)) {
+        free(r->rate_limit.header);
+        r->rate_limit.header = st_xstrdup(s + 7);
+    } else {
+        st_walk_error(w, val, "bad key '%s' for rate_limit.key (expected ip or header:NAME)", s);
+    }
+    free(s);
+}
+
+static void h_rl_scope(struct st_walk *w, const yaml_node_t *val, void *obj,
+                       const struct st_walk_field *f)
+{
+    (void)obj;
+    static const char *const names[] = {"local", "fleet"};
+    int i = st_field_choice(w, val, f->key, names, ARRAY_LEN(names), "local or fleet");
+    if (i == 1)
+        st_walk_error(w, val, "rate_limit.scope: fleet is not available in this version of "
+                              "strata; the limit holds per instance (scope: local)");
+}
+
+static const struct st_walk_field rate_limit_fields[] = {
+    {"rate", h_rl_rate, 0},
+    {"burst", st_field_u64, offsetof(struct st_route_cfg, rate_limit.burst)},
+    {"key", h_rl_key, 0},
+    {"scope", h_rl_scope, 0},
+};
+
+static void h_rate_limit(struct st_walk *w, const yaml_node_t *val, void *obj,
+                         const struct st_walk_field *f)
+{
+    struct st_route_cfg *r = obj;
+    char *where = route_where(w, obj, ".rate_limit");
+    (void)f;
+    const yaml_node_t *seen[ARRAY_LEN(rate_limit_fields)];
+    if (st_walk_map(w, val, where, rate_limit_fields, ARRAY_LEN(rate_limit_fields), obj, seen)) {
+        if (!seen[0])
+            st_walk_error(w, val, "%s needs a rate (e.g. rate: 100/s)", where);
+        r->rate_limit.enabled = true;
+        if (r->rate_limit.interval_us && !seen[1]) /* one second's worth at once */
+            r->rate_limit.burst = (1000000 + r->rate_limit.interval_us - 1) / r->rate_limit.interval_us;
+        if (seen[1] && r->rate_limit.burst == 0)
+            st_walk_error(w, seen[1], "%s.burst must be at least 1", where);
+    }
+    free(where);
+}
+
 enum route_field {
     RF_MATCH,
     RF_HOST,
@@ -590,6 +673,7 @@ enum route_field {
     RF_CACHE_AUTHORIZED,
     RF_CACHE_SET_COOKIE,
     RF_WRITE_BEHIND,
+    RF_RATE_LIMIT,
     RF_NAME,
     RF_COUNT
 };
@@ -609,6 +693,7 @@ static const struct st_walk_field route_fields[RF_COUNT] = {
     [RF_CACHE_SET_COOKIE] = {"cache_set_cookie", st_field_bool,
                              offsetof(struct st_route_cfg, cache_set_cookie)},
     [RF_WRITE_BEHIND] = {"write_behind", h_write_behind, 0},
+    [RF_RATE_LIMIT] = {"rate_limit", h_rate_limit, 0},
     [RF_NAME] = {"name", h_name, offsetof(struct st_route_cfg, name)},
 };
 
@@ -777,6 +862,7 @@ static const struct {
     {"routes[]", route_fields, RF_COUNT},
     {"routes[].key", key_fields, ARRAY_LEN(key_fields)},
     {"routes[].write_behind", write_behind_fields, ARRAY_LEN(write_behind_fields)},
+    {"routes[].rate_limit", rate_limit_fields, ARRAY_LEN(rate_limit_fields)},
 };
 
 void st_config_each_key(void (*cb)(const char *section, const char *key, void *arg), void *arg)
@@ -1011,6 +1097,7 @@ static void route_finish(struct st_route_cfg *r)
     free_strings(r->invalidates, r->n_invalidates);
     free_strings(r->key_query_names, r->n_key_query_names);
     free_strings(r->key_headers, r->n_key_headers);
+    free(r->rate_limit.header);
 }
 
 void st_config_destroy(struct st_config *cfg)

@@ -111,6 +111,12 @@ struct st_route_cfg {
         uint64_t claim_after_ms; /* default 30s: a silent owner's partitions are taken over */
         bool ordered;            /* PATCH is queued too, in order with PUT and DELETE */
     } write_behind;
+    struct {
+        bool enabled;            /* the route has a rate_limit */
+        uint64_t interval_us;    /* 1 s / rate: what one request costs */
+        uint64_t burst;          /* requests at once; default: one second's worth */
+        char *header;            /* owned, lowercase: key by this header; NULL: by client address */
+    } rate_limit;
     unsigned line; /* line of the route in the file (0 for -b mode) */
     unsigned stats_slot; /* assigned by the server: the route's counters in /stats */
 };

@@ -24,7 +24,7 @@
 
 #define ST_RBUF_SIZE (64 * 1024)
 #define ST_WREQ_MAX_BUFS 32
-#define ST_WREQ_SMALL 512
+#define ST_WREQ_SMALL 768
 
 struct st_rbuf {
     unsigned refs;

@@ -24,6 +24,8 @@
 #define ST_STATS(X)                                                                                \
     X(REQUESTS, "", "requests", "strata_requests_total", "", "counter",                            \
       "Client requests received")                                                                  \
+    X(RATE_LIMITED, "", "rate_limited", "strata_rate_limited_total", "", "counter",                \
+      "Requests answered 429 by a route's rate_limit")                                              \
     X(RESP_1XX, "responses", "1xx", "strata_responses_total", "class=\"1xx\"", "counter",          \
       "Responses sent to clients by status class")                                                 \
     X(RESP_2XX, "responses", "2xx", "strata_responses_total", "class=\"2xx\"", "counter", "")      \

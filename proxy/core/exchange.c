@@ -23,7 +23,10 @@
 #include "base/log.h"
 #include "cache/entry.h"
 #include "cache/tier.h"
+#include "cache/store.h"
+#include "core/ratelimit.h"
 #include "core/router.h"
+#include "core/server.h"
 #include "core/strategy.h"
 #include "core/worker.h"
 #include "http/date.h"
@@ -176,6 +179,7 @@ static void respond_error_after(struct st_exchange *x, int status, const char *d
         .detail = detail,
         .request_id = x->id,
         .cache_status = x->cache_status,
+        .extra = x->extra_head[0] ? x->extra_head : NULL,
         .now_ms = st_clock_wall_ms(),
         .keep_alive = keep_alive,
         .head_only = x->head_request,
@@ -233,6 +237,7 @@ void st_exchange_respond(struct st_exchange *x, int status, const struct st_head
         .keep_alive = keep_alive,
         .request_id = x->id,
         .cache_status = x->cache_status,
+        .extra = x->extra_head[0] ? x->extra_head : NULL,
     };
     struct st_sb sb;
     st_sb_init(&sb, 512 + len);
@@ -279,6 +284,44 @@ static unsigned method_bit(const char *m)
 }
 
 
+/*
+ * The route's rate limit: false when the request was answered 429. Either
+ * way its answer carries the RateLimit-* headers (and the X-RateLimit-*
+ * forms many clients read). The key is the route and the client's address,
+ * or the route and the header's value (requests without it share one).
+ */
+static bool rate_limit_admits(struct st_exchange *x)
+{
+    const struct st_route_cfg *r = x->route;
+    struct st_sb key;
+    st_sb_init(&key, 128);
+    st_sb_adds(&key, r->id);
+    st_sb_add(&key, "\n", 1);
+    if (r->rate_limit.header) {
+        const struct st_hdr *h = st_headers_get(x->req.headers, r->rate_limit.header);
+        if (h)
+            st_sb_add(&key, st_hdr_value(x->req.headers, h), h->value_len);
+    } else {
+        st_sb_adds(&key, x->client_ip);
+    }
+    struct st_rl_verdict v;
+    st_ratelimit_take(st_server_ratelimit(x->w->srv), st_store_hash(key.p, key.len),
+                      r->rate_limit.interval_us, r->rate_limit.burst, uv_hrtime() / 1000, &v);
+    st_sb_finish(&key);
+    snprintf(x->extra_head, sizeof(x->extra_head),
+             "RateLimit-Limit: %llu\r\nRateLimit-Remaining: %llu\r\nRateLimit-Reset: %llu\r\n"
+             "X-RateLimit-Limit: %llu\r\nX-RateLimit-Remaining: %llu\r\nX-RateLimit-Reset: %llu\r\n",
+             (unsigned long long)v.limit, (unsigned long long)v.remaining,
+             (unsigned long long)v.reset_s, (unsigned long long)v.limit,
+             (unsigned long long)v.remaining, (unsigned long long)v.reset_s);
+    if (v.allowed)
+        return true;
+    ST_STAT_INC(&x->w->stats, RATE_LIMITED);
+    respond_error_after(x, 429, "rate limit exceeded: try again after Retry-After seconds",
+                        (unsigned)v.retry_after_s);
+    return false;
+}
+
 static void route_and_run(struct st_exchange *x)
 {
     x->route = st_router_match(x->gen->cfg, x->host, x->host_len, method_bit(x->req.method),
@@ -288,6 +331,8 @@ static void route_and_run(struct st_exchange *x)
         return;
     }
     st_stat_bump(&x->w->stats.route[x->route->stats_slot][ST_RS_REQUESTS], 1);
+    if (x->route->rate_limit.enabled && !rate_limit_admits(x))
+        return;
     const struct st_strategy *s = x->route->impl;
     if (!s) {
         /* Config validation keeps this from happening; fail the one exchange. */
@@ -654,6 +699,7 @@ static void on_up_head(void *user, const struct st_response_head *h)
         .reason_len = h->reason_len,
         .request_id = x->id,
         .cache_status = x->cache_status,
+        .extra = x->extra_head[0] ? x->extra_head : NULL,
     };
     if (x->head_request || !status_has_body(h->status)) {
         ri.framing = ST_FRAME_NONE;

@@ -40,11 +40,15 @@ static void add_tail(struct st_exchange *x, struct st_wreq *w, struct st_fbuf *f
     st_fbuf_adds(f, x->cache_status);
     st_fbuf_adds(f, "\r\nVia: 1.1 strata\r\nX-Request-Id: ");
     st_fbuf_adds(f, x->id);
+    if (x->extra_head[0]) {
+        st_fbuf_adds(f, "\r\n");
+        st_fbuf_add(f, x->extra_head, strlen(x->extra_head) - 2); /* its last CRLF: below */
+    }
     if (x->keep_alive)
         st_fbuf_adds(f, "\r\nConnection: keep-alive\r\n\r\n");
     else
         st_fbuf_adds(f, "\r\nConnection: close\r\n\r\n");
-    ST_CHECK(f->len <= f->cap); /* id <= 128 and cache status < 192 bytes always fit */
+    ST_CHECK(f->len <= f->cap); /* id <= 128, cache status < 192 and extra < 224 bytes fit */
     st_wreq_add_copy(w, f->p, f->len);
 }
 

@@ -28,6 +28,7 @@
 #include "base/log.h"
 #include "st_build.h"
 #include "core/iplimit.h"
+#include "core/ratelimit.h"
 #include "core/worker.h"
 
 /* Stats slots by name: counters keep their meaning across reloads. */
@@ -53,6 +54,7 @@ struct st_server {
     _Atomic long max_conns;
     _Atomic uint64_t max_per_ip; /* 0: no limit */
     struct st_iplimit per_ip;    /* open connections per client address */
+    struct st_ratelimit *ratelimit; /* owned */
     _Atomic bool draining;
     uint64_t started_ms;
 };
@@ -118,6 +120,11 @@ struct st_stats *st_server_main_stats(struct st_server *srv)
 const struct st_strategy_table *st_server_strategies(struct st_server *srv)
 {
     return srv->wiring->strategies;
+}
+
+struct st_ratelimit *st_server_ratelimit(struct st_server *srv)
+{
+    return srv->ratelimit;
 }
 
 struct st_cache_tier *st_server_tier(struct st_server *srv)
@@ -397,6 +404,7 @@ static void server_finish(struct st_server *srv)
     registry_finish(&srv->tier_slots);
     registry_finish(&srv->upstream_slots);
     st_iplimit_finish(&srv->per_ip);
+    st_ratelimit_destroy(srv->ratelimit);
     uv_mutex_destroy(&srv->lock);
 }
 
@@ -420,6 +428,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     atomic_store(&srv.max_conns, (long)cfg->limits.max_connections);
     atomic_store(&srv.max_per_ip, cfg->limits.max_connections_per_ip);
     st_iplimit_init(&srv.per_ip);
+    srv.ratelimit = st_ratelimit_create();
 
     int rc = wiring->admin_start(srv.loop, &srv, &cfg->admin_listen, &srv.admin);
     if (rc < 0) {

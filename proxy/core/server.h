@@ -40,6 +40,8 @@ size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_
 struct st_stats *st_server_main_stats(struct st_server *srv);
 /* The main thread's handle on the cache tiers; they live as long as the process. */
 struct st_cache_tier *st_server_tier(struct st_server *srv);
+/* The instance's rate-limit buckets (routes[].rate_limit), shared by its workers. */
+struct st_ratelimit *st_server_ratelimit(struct st_server *srv);
 /* A handle on the cache tiers for the thread that runs loop (a worker), counting into stats. */
 struct st_cache_tier *st_server_worker_tier(struct st_server *srv, uv_loop_t *loop,
                                             struct st_stats *stats);

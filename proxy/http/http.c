@@ -405,6 +405,8 @@ void st_http_build_response(struct st_sb *sb, const struct st_response_info *ri,
     add_header(sb, "Via", "1.1 strata");
     if (ri->request_id)
         add_header(sb, "X-Request-Id", ri->request_id);
+    if (ri->extra)
+        st_sb_adds(sb, ri->extra);
     if (ri->framing == ST_FRAME_LENGTH ||
         (ri->framing == ST_FRAME_NONE && ri->send_length_on_none))
         st_sb_addf(sb, "Content-Length: %llu\r\n", (unsigned long long)ri->content_length);
@@ -496,6 +498,8 @@ void st_http_build_error(struct st_sb *sb, const struct st_error_info *ei)
     add_header(sb, "Cache-Status", ei->cache_status ? ei->cache_status : "strata; fwd=bypass");
     if (ei->retry_after_s)
         st_sb_addf(sb, "Retry-After: %u\r\n", ei->retry_after_s);
+    if (ei->extra)
+        st_sb_adds(sb, ei->extra);
     add_header(sb, "Via", "1.1 strata");
     add_header(sb, "Connection", ei->keep_alive ? "keep-alive" : "close");
     st_sb_add(sb, "\r\n", 2);

@@ -180,6 +180,7 @@ struct st_response_info {
     bool keep_alive;
     const char *request_id;
     const char *cache_status; /* Cache-Status value, or NULL */
+    const char *extra;        /* complete header lines to add ("Name: v\r\n"...), or NULL */
 };
 
 /*
@@ -212,6 +213,7 @@ struct st_error_info {
     bool keep_alive;
     bool head_only;
     unsigned retry_after_s; /* Retry-After when non-zero */
+    const char *extra;      /* complete header lines to add, or NULL */
 };
 
 /*

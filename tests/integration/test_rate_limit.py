@@ -1,0 +1,99 @@
+"""routes[].rate_limit: a token bucket per key (client address or a header), exact under a
+burst across workers, 429 with Retry-After and the RateLimit-* headers, on every kind of
+answer (proxied, cached, error)."""
+
+import json
+import threading
+
+from harness import RawConn, req_bytes, wait_until
+
+
+def limited(rate, burst=None, key="ip", strategy="bypass", **extra):
+    rl = {"rate": rate, "key": key}
+    if burst is not None:
+        rl["burst"] = burst
+    route = {"match": "/*", "upstream": "origin", "strategy": strategy, "rate_limit": rl}
+    route.update(extra)
+    return [route]
+
+
+def test_a_burst_is_exact_across_workers_and_the_rest_get_429(origin, strata):
+    s = strata(routes=limited("1/m", burst=20), workers=2)
+    statuses, lock = [], threading.Lock()
+
+    def client():
+        for _ in range(10):
+            with RawConn(s.port) as c:  # new connections: they spread over both workers
+                c.send(req_bytes("GET", "/echo"))
+                r = c.read_response(timeout=5)
+            with lock:
+                statuses.append(r)
+
+    threads = [threading.Thread(target=client) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in statuses if r.status == 200]
+    refused = [r for r in statuses if r.status == 429]
+    assert len(ok) == 20 and len(refused) == 30, [r.status for r in statuses]
+    assert origin.count("/echo") == 20
+    r = refused[0]
+    assert r.header("Retry-After") and int(r.header("Retry-After")) >= 1
+    assert r.header("RateLimit-Limit") == "20" and r.header("RateLimit-Remaining") == "0"
+    assert r.header("X-RateLimit-Limit") == "20" and r.header("X-RateLimit-Remaining") == "0"
+    assert int(r.header("RateLimit-Reset")) >= 1
+    assert json.loads(r.body)["status"] == 429
+    remaining = sorted(int(x.header("RateLimit-Remaining")) for x in ok)
+    assert remaining == list(range(20)), remaining  # each allowed answer says what is left
+    assert s.stats()["rate_limited"] == 30
+
+
+def test_keyed_by_header_each_key_has_its_bucket(origin, strata):
+    s = strata(routes=limited("1/m", burst=2, key="header:X-Api-Key"))
+
+    def get(k):
+        return s.get("/echo", headers={"X-Api-Key": k} if k else {}).status
+
+    assert [get("a") for _ in range(3)] == [200, 200, 429]
+    assert [get("b") for _ in range(3)] == [200, 200, 429]
+    assert [get(None) for _ in range(3)] == [200, 200, 429]  # no key: one shared bucket
+
+
+def test_the_rate_refills(origin, strata):
+    s = strata(routes=limited("10/s", burst=1))
+    assert s.get("/echo").status == 200
+    assert s.get("/echo").status == 429
+    wait_until(lambda: s.get("/echo").status == 200, 2, interval=0.05, msg="a token back")
+
+
+def test_check_rejects_bad_rate_limits(strata_bin, tmp_path):
+    import subprocess
+    for bad, why in [("rate: 100", "bad rate"), ("rate: 0/s", "bad rate"),
+                     ("rate: 10/s, key: cookie", "bad key"),
+                     ("rate: 10/s, burst: 0", "burst must be at least 1"),
+                     ("burst: 10", "needs a rate"),
+                     ("rate: 10/s, scope: fleet", "fleet is not available")]:
+        p = tmp_path / "c.yaml"
+        p.write_text('upstreams: { o: { servers: ["127.0.0.1:9"] } }\n'
+                     'routes:\n'
+                     f'  - {{ match: "/*", upstream: o, strategy: bypass, rate_limit: {{ {bad} }} }}\n')
+        r = subprocess.run([strata_bin, "-c", str(p), "--check"], capture_output=True, text=True)
+        assert r.returncode != 0, bad
+        assert f"{p}:3:" in r.stderr and why in r.stderr, (bad, r.stderr)
+
+
+def test_cache_hits_and_errors_carry_the_headers_too(origin, strata):
+    from harness import cache_config, cache_route, cache_status
+    route = cache_route("/c/*", tier="hot", rate_limit={"rate": "1/m", "burst": 3})
+    s = strata(config_text=lambda s: cache_config(s, [route], {"hot": {"ttl": "1m"}}))
+    origin.script_versioned("/c/x", headers=[("Cache-Control", "max-age=60")])
+    miss = s.get("/c/x")
+    hit = s.get("/c/x")
+    assert cache_status(hit).params.get("hit"), hit.headers
+    assert (miss.header("RateLimit-Remaining"), hit.header("RateLimit-Remaining")) == ("2", "1")
+    assert hit.header("X-RateLimit-Limit") == "3"
+    s.get("/c/x")
+    r = s.get("/c/x")
+    assert r.status == 429 and r.header("RateLimit-Remaining") == "0"
+    assert origin.count("/c/x") == 1
