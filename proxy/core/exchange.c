@@ -43,6 +43,8 @@ static void free_exchange(struct st_exchange *x)
     for (size_t i = 0; i < x->n_body_q; i++)
         st_wreq_free(x->body_q[i]);
     free(x->body_q);
+    if (x->extra_head) /* only on rate-limited routes: the common case pays no call */
+        free(x->extra_head);
     st_wreq_free(x->out);
     st_headers_finish(&x->own_headers);
     free(x->own_target);
@@ -179,7 +181,7 @@ static void respond_error_after(struct st_exchange *x, int status, const char *d
         .detail = detail,
         .request_id = x->id,
         .cache_status = x->cache_status,
-        .extra = x->extra_head[0] ? x->extra_head : NULL,
+        .extra = x->extra_head,
         .now_ms = st_clock_wall_ms(),
         .keep_alive = keep_alive,
         .head_only = x->head_request,
@@ -237,7 +239,7 @@ void st_exchange_respond(struct st_exchange *x, int status, const struct st_head
         .keep_alive = keep_alive,
         .request_id = x->id,
         .cache_status = x->cache_status,
-        .extra = x->extra_head[0] ? x->extra_head : NULL,
+        .extra = x->extra_head,
     };
     struct st_sb sb;
     st_sb_init(&sb, 512 + len);
@@ -308,7 +310,8 @@ static bool rate_limit_admits(struct st_exchange *x)
     st_ratelimit_take(st_server_ratelimit(x->w->srv), st_store_hash(key.p, key.len),
                       r->rate_limit.interval_us, r->rate_limit.burst, uv_hrtime() / 1000, &v);
     st_sb_finish(&key);
-    snprintf(x->extra_head, sizeof(x->extra_head),
+    free(x->extra_head);
+    x->extra_head = st_xasprintf(
              "RateLimit-Limit: %llu\r\nRateLimit-Remaining: %llu\r\nRateLimit-Reset: %llu\r\n"
              "X-RateLimit-Limit: %llu\r\nX-RateLimit-Remaining: %llu\r\nX-RateLimit-Reset: %llu\r\n",
              (unsigned long long)v.limit, (unsigned long long)v.remaining,
@@ -699,7 +702,7 @@ static void on_up_head(void *user, const struct st_response_head *h)
         .reason_len = h->reason_len,
         .request_id = x->id,
         .cache_status = x->cache_status,
-        .extra = x->extra_head[0] ? x->extra_head : NULL,
+        .extra = x->extra_head,
     };
     if (x->head_request || !status_has_body(h->status)) {
         ri.framing = ST_FRAME_NONE;

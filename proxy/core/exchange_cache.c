@@ -40,7 +40,7 @@ static void add_tail(struct st_exchange *x, struct st_wreq *w, struct st_fbuf *f
     st_fbuf_adds(f, x->cache_status);
     st_fbuf_adds(f, "\r\nVia: 1.1 strata\r\nX-Request-Id: ");
     st_fbuf_adds(f, x->id);
-    if (x->extra_head[0]) {
+    if (x->extra_head) {
         st_fbuf_adds(f, "\r\n");
         st_fbuf_add(f, x->extra_head, strlen(x->extra_head) - 2); /* its last CRLF: below */
     }

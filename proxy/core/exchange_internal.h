@@ -58,7 +58,7 @@ struct st_exchange {
     /* response */
     const char *cache_status;
     char cache_status_buf[192];
-    char extra_head[224]; /* header lines strata adds to any answer (RateLimit-*), or "" */
+    char *extra_head; /* owned: header lines strata adds to any answer (RateLimit-*), or NULL */
     int status;
     enum st_framing framing;
     bool keep_alive;

@@ -779,11 +779,12 @@ static int on_headers_complete(llhttp_t *p)
         .head_request = p->method == HTTP_HEAD,
     };
     c->state = C_BODY;
-    c->body_due = uv_now(c->timer.loop) + c->lim->body_timeout_ms;
-    if (has_body)
+    if (has_body) {
+        c->body_due = uv_now(c->timer.loop) + c->lim->body_timeout_ms;
         arm_body(c);
-    else
+    } else {
         disarm(c);
+    }
     c->x = c->h->ops->request(c->h, c, c->settings, &rq);
     c->h->ops->start(c->x);
     return 0;
