@@ -351,6 +351,7 @@ static const struct st_walk_field upstream_fields[] = {
      offsetof(struct st_upstream_cfg, connect_timeout_ms)},
     {"timeout", st_field_duration, offsetof(struct st_upstream_cfg, timeout_ms)},
     {"keepalive", st_field_uint, offsetof(struct st_upstream_cfg, keepalive)},
+    {"retry_budget", st_field_percent, offsetof(struct st_upstream_cfg, retry_budget)},
 };
 
 static void on_upstream(struct st_walk *w, const char *name, const yaml_node_t *key,
@@ -361,7 +362,8 @@ static void on_upstream(struct st_walk *w, const char *name, const yaml_node_t *
     cfg->upstreams = st_xrealloc(cfg->upstreams, (cfg->n_upstreams + 1) * sizeof(*cfg->upstreams));
     struct st_upstream_cfg *u = &cfg->upstreams[cfg->n_upstreams++];
     *u = (struct st_upstream_cfg){
-        .name = st_xstrdup(name), .connect_timeout_ms = 1000, .timeout_ms = 10000, .keepalive = 64};
+        .name = st_xstrdup(name), .connect_timeout_ms = 1000, .timeout_ms = 10000, .keepalive = 64,
+        .retry_budget = 10};
     char *where = st_xasprintf("upstreams.%s", name);
     if (st_walk_map(w, val, where, upstream_fields, ARRAY_LEN(upstream_fields), u, seen) && !seen[0])
         st_walk_error(w, key, "missing required key 'servers' in %s", where);

@@ -75,6 +75,7 @@ struct st_upstream_cfg {
     uint64_t connect_timeout_ms; /* default 1s */
     uint64_t timeout_ms;         /* default 10s: response head, and max gap between reads */
     unsigned keepalive;          /* idle connections kept per worker; default 64 */
+    unsigned retry_budget;       /* retries at most this % of requests (plus a floor); default 10 */
     unsigned stats_slot;         /* assigned by the server: latency histogram in /stats */
 };
 

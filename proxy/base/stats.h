@@ -112,6 +112,8 @@
       "Origin exchanges that timed out")                                                           \
     X(ORIGIN_RETRIES, "origin", "retries", "strata_origin_retries_total", "", "counter",           \
       "Idempotent requests retried on a fresh connection after a pooled one was dead")             \
+    X(ORIGIN_RETRIES_DENIED, "origin", "retries_denied", "strata_origin_retries_denied_total", "",   \
+      "counter", "Retries not sent: the upstream's retry_budget was spent")                         \
     X(ORIGIN_CONNECTS, "origin", "connects", "strata_origin_connects_total", "", "counter",        \
       "New connections opened to origins")
 

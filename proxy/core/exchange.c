@@ -793,7 +793,8 @@ static void on_up_error(void *user, int err, enum st_upstream_retry retry)
     bool retryable = retry != ST_UPSTREAM_NO_RETRY;
     x->up = NULL;
     if (retryable && x->phase == PH_FORWARDING && x->attempts == 1 && !x->has_body &&
-        (retry == ST_UPSTREAM_RETRY_ANY || idempotent(x->req.method))) {
+        (retry == ST_UPSTREAM_RETRY_ANY || idempotent(x->req.method)) &&
+        st_upstream_retry_budget_take(x->gen->pools[x->route->upstream])) {
         ST_STAT_INC(&x->w->stats, ORIGIN_RETRIES);
         start_origin(x, true);
         return;

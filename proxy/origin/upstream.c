@@ -38,6 +38,9 @@ struct st_upstream_pool {
     size_t n_conns; /* every connection not yet freed */
     size_t rr;
     uint64_t *down_until; /* owned, per server: loop time before which it is skipped */
+    /* retry budget: two halves of the window, the current one starting at budget_at */
+    uint64_t budget_at;
+    uint64_t requests[2], retries[2];
     bool retired;
 };
 
@@ -401,6 +404,32 @@ static void reset_exchange_state(struct st_upstream_conn *up, const struct st_up
     snprintf(up->id, sizeof(up->id), "%s", request_id ? request_id : "-");
 }
 
+/* Move the budget's window on: a half that ended becomes the previous one. */
+static void budget_roll(struct st_upstream_pool *p)
+{
+    uint64_t now = uv_now(p->loop), half = ST_UPSTREAM_BUDGET_WINDOW_MS / 2;
+    if (now - p->budget_at < half)
+        return;
+    bool one = now - p->budget_at < 2 * half;
+    p->requests[1] = one ? p->requests[0] : 0;
+    p->retries[1] = one ? p->retries[0] : 0;
+    p->requests[0] = p->retries[0] = 0;
+    p->budget_at = now;
+}
+
+bool st_upstream_retry_budget_take(struct st_upstream_pool *p)
+{
+    budget_roll(p);
+    uint64_t requests = p->requests[0] + p->requests[1];
+    uint64_t retries = p->retries[0] + p->retries[1];
+    if (retries >= ST_UPSTREAM_BUDGET_FLOOR + requests * p->cfg->retry_budget / 100) {
+        ST_STAT_INC(p->stats, ORIGIN_RETRIES_DENIED);
+        return false;
+    }
+    p->retries[0]++;
+    return true;
+}
+
 /* Round-robin over the servers, passing over those that refused lately (unless all did). */
 static size_t pick_server(struct st_upstream_pool *p)
 {
@@ -459,6 +488,10 @@ struct st_upstream_conn *st_upstream_acquire(struct st_upstream_pool *p, const s
         up->reused = false;
     }
     ST_STAT_INC(p->stats, ORIGIN_REQUESTS);
+    if (!fresh) { /* a first attempt: what the budget is a share of */
+        budget_roll(p);
+        p->requests[0]++;
+    }
     reset_exchange_state(up, cbs, user, request_id);
     return up;
 }

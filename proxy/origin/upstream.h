@@ -68,6 +68,16 @@ struct st_upstream_cbs {
 
 struct st_upstream_pool *st_upstream_pool_create(uv_loop_t *loop, const struct st_upstream_cfg *cfg,
                                struct st_stats *stats);
+/*
+ * Retry budget: may a failed request be sent once more? Retries are held to
+ * the upstream's retry_budget percent of the requests of the last
+ * ST_UPSTREAM_BUDGET_WINDOW_MS, plus ST_UPSTREAM_BUDGET_FLOOR (per worker), so
+ * an origin in trouble never sees the load multiplied. true: take the retry.
+ */
+#define ST_UPSTREAM_BUDGET_WINDOW_MS 10000
+#define ST_UPSTREAM_BUDGET_FLOOR 3
+bool st_upstream_retry_budget_take(struct st_upstream_pool *pool);
+
 /* Close idle connections; busy ones close when released. Frees when all are gone. */
 void st_upstream_pool_retire(struct st_upstream_pool *pool);
 

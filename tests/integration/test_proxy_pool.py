@@ -127,3 +127,26 @@ def test_max_connections_rejects_extra_clients(strata):
         h.close()
     wait_until(lambda: s.stats()["connections"]["open"] == 0, 3, msg="connections closed")
     assert_still_serving(s)
+
+
+def test_retry_budget_holds_under_an_origin_that_drops_every_reused_connection(strata):
+    # Every pooled connection dies under its second request: without a budget each client
+    # request after the first would be sent twice. The budget (10% of requests, plus 3 per
+    # worker per 10 s) keeps the origin's load near the clients'.
+    o = DroppingOrigin()
+    try:
+        s = start_with(strata, o.addr)
+        n = 100
+        statuses = [get(s.port, f"/b{i}").status for i in range(n)]
+        sent = len(o.answered) + len(o.dropped)
+        assert sent <= n * 1.1 + 3, (sent, statuses.count(200))
+        st = s.stats()["origin"]
+        # Every dead pooled connection was either retried within the budget or not retried.
+        assert st["retries"] + st["retries_denied"] == len(o.dropped), (st, len(o.dropped))
+        assert st["retries"] <= n * 0.1 + 3 and st["retries_denied"] >= n // 4, st
+        # A retry not sent is the client's error at once, not a hang: 502 for a dead connection.
+        assert set(statuses) <= {200, 502}, statuses
+        assert statuses.count(502) == st["retries_denied"], statuses
+        assert s.alive()
+    finally:
+        o.close()
