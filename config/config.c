@@ -352,7 +352,18 @@ static const struct st_walk_field upstream_fields[] = {
     {"timeout", st_field_duration, offsetof(struct st_upstream_cfg, timeout_ms)},
     {"keepalive", st_field_uint, offsetof(struct st_upstream_cfg, keepalive)},
     {"retry_budget", st_field_percent, offsetof(struct st_upstream_cfg, retry_budget)},
+    {"breaker", NULL, 0}, /* h_breaker, below: it needs the table above it */
 };
+
+#define BR(name) offsetof(struct st_upstream_cfg, breaker.name)
+static const struct st_walk_field breaker_fields[] = {
+    {"window", st_field_duration, BR(window_ms)},
+    {"min_requests", st_field_u64, BR(min_requests)},
+    {"error_ratio", st_field_percent, BR(error_ratio)},
+    {"open_for", st_field_duration, BR(open_for_ms)},
+    {"probes", st_field_uint, BR(probes)},
+};
+#undef BR
 
 static void on_upstream(struct st_walk *w, const char *name, const yaml_node_t *key,
                         const yaml_node_t *val, void *ctx)
@@ -364,9 +375,24 @@ static void on_upstream(struct st_walk *w, const char *name, const yaml_node_t *
     *u = (struct st_upstream_cfg){
         .name = st_xstrdup(name), .connect_timeout_ms = 1000, .timeout_ms = 10000, .keepalive = 64,
         .retry_budget = 10};
+    u->breaker.window_ms = 10000;
+    u->breaker.min_requests = 20;
+    u->breaker.error_ratio = 50;
+    u->breaker.open_for_ms = 5000;
+    u->breaker.probes = 3;
     char *where = st_xasprintf("upstreams.%s", name);
     if (st_walk_map(w, val, where, upstream_fields, ARRAY_LEN(upstream_fields), u, seen) && !seen[0])
         st_walk_error(w, key, "missing required key 'servers' in %s", where);
+    const yaml_node_t *br = seen[ARRAY_LEN(upstream_fields) - 1];
+    if (br) {
+        char *bw = st_xasprintf("%s.breaker", where);
+        if (st_walk_map(w, br, bw, breaker_fields, ARRAY_LEN(breaker_fields), u, NULL)) {
+            u->breaker.enabled = true;
+            if (u->breaker.probes == 0 || u->breaker.window_ms == 0 || u->breaker.open_for_ms == 0)
+                st_walk_error(w, br, "%s: window, open_for and probes must be above 0", bw);
+        }
+        free(bw);
+    }
     free(where);
 }
 
@@ -865,6 +891,7 @@ static const struct {
     {"routes[].key", key_fields, ARRAY_LEN(key_fields)},
     {"routes[].write_behind", write_behind_fields, ARRAY_LEN(write_behind_fields)},
     {"routes[].rate_limit", rate_limit_fields, ARRAY_LEN(rate_limit_fields)},
+    {"upstreams.<name>.breaker", breaker_fields, ARRAY_LEN(breaker_fields)},
 };
 
 void st_config_each_key(void (*cb)(const char *section, const char *key, void *arg), void *arg)

@@ -76,6 +76,14 @@ struct st_upstream_cfg {
     uint64_t timeout_ms;         /* default 10s: response head, and max gap between reads */
     unsigned keepalive;          /* idle connections kept per worker; default 64 */
     unsigned retry_budget;       /* retries at most this % of requests (plus a floor); default 10 */
+    struct {
+        bool enabled;          /* the upstream has a `breaker:` */
+        uint64_t window_ms;    /* default 10s */
+        uint64_t min_requests; /* default 20 */
+        unsigned error_ratio;  /* percent, default 50 */
+        uint64_t open_for_ms;  /* default 5s */
+        unsigned probes;       /* default 3 */
+    } breaker;
     unsigned stats_slot;         /* assigned by the server: latency histogram in /stats */
 };
 

@@ -12,6 +12,7 @@
 
 #include "cache/tier.h"
 #include "core/server.h"
+#include "origin/breaker.h"
 #include "st_build.h"
 #include "base/stats.h"
 
@@ -117,6 +118,18 @@ static void group_extra(struct st_sb *sb, const char *group, const uint64_t v[ST
                        (unsigned long long)n, (double)sum_us / 1000.0,
                        (double)st_latency_quantile_us(b, 0.50) / 1000.0,
                        (double)st_latency_quantile_us(b, 0.99) / 1000.0);
+        }
+        st_sb_adds(sb, "},\"breakers\":{");
+        for (size_t i = 0, n = 0; i < cfg->n_upstreams; i++) {
+            struct st_breaker *br = s->cref->breakers[i];
+            if (!br)
+                continue;
+            uint64_t opens;
+            enum st_breaker_state st = st_breaker_state(br, &opens);
+            st_sb_addf(sb, "%s", n++ ? "," : "");
+            st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+            st_sb_addf(sb, ":{\"state\":\"%s\",\"opens\":%llu}", st_breaker_state_name(st),
+                       (unsigned long long)opens);
         }
         st_sb_adds(sb, "}");
     }
@@ -242,6 +255,28 @@ static void prom_routes_tiers(struct st_sb *sb, const struct snapshot *s)
 static void prom_latency(struct st_sb *sb, const struct snapshot *s)
 {
     const struct st_config *cfg = s->cref->cfg;
+    st_sb_adds(sb, "# HELP strata_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open\n"
+                   "# TYPE strata_breaker_state gauge\n");
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        uint64_t opens;
+        if (!s->cref->breakers[i])
+            continue;
+        enum st_breaker_state st = st_breaker_state(s->cref->breakers[i], &opens);
+        st_sb_adds(sb, "strata_breaker_state{upstream=");
+        st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+        st_sb_addf(sb, "} %d\n", st == ST_BREAKER_OPEN ? 1 : st == ST_BREAKER_HALF_OPEN ? 2 : 0);
+    }
+    st_sb_adds(sb, "# HELP strata_breaker_opens_total Times the circuit breaker opened\n"
+                   "# TYPE strata_breaker_opens_total counter\n");
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        uint64_t opens;
+        if (!s->cref->breakers[i])
+            continue;
+        st_breaker_state(s->cref->breakers[i], &opens);
+        st_sb_adds(sb, "strata_breaker_opens_total{upstream=");
+        st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+        st_sb_addf(sb, "} %llu\n", (unsigned long long)opens);
+    }
     st_sb_adds(sb, "# HELP strata_origin_latency_seconds Origin response-head latency\n"
                    "# TYPE strata_origin_latency_seconds histogram\n");
     for (size_t i = 0; i < cfg->n_upstreams; i++) {

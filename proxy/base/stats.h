@@ -114,6 +114,8 @@
       "Idempotent requests retried on a fresh connection after a pooled one was dead")             \
     X(ORIGIN_RETRIES_DENIED, "origin", "retries_denied", "strata_origin_retries_denied_total", "",   \
       "counter", "Retries not sent: the upstream's retry_budget was spent")                         \
+    X(ORIGIN_BREAKER_REJECTED, "origin", "breaker_rejected", "strata_origin_breaker_rejected_total", \
+      "", "counter", "Requests not sent because the upstream's circuit breaker was open")           \
     X(ORIGIN_CONNECTS, "origin", "connects", "strata_origin_connects_total", "", "counter",        \
       "New connections opened to origins")
 

@@ -809,7 +809,10 @@ static void on_up_error(void *user, int err, enum st_upstream_retry retry)
     }
     if (x->absorb)
         x->phase = PH_FORWARDING; /* nothing was relayed: an error response is still possible */
-    respond_error(x, st_http_status_for_error(err), st_http_error_detail(err));
+    unsigned retry_after = err == ST_UPSTREAM_EBREAKER
+                               ? st_upstream_retry_after_s(x->gen->pools[x->route->upstream])
+                               : 0;
+    respond_error_after(x, st_http_status_for_error(err), st_http_error_detail(err), retry_after);
 }
 
 static void on_up_drain(void *user)

@@ -29,6 +29,7 @@
 #include "st_build.h"
 #include "core/iplimit.h"
 #include "core/ratelimit.h"
+#include "origin/breaker.h"
 #include "core/worker.h"
 
 /* Stats slots by name: counters keep their meaning across reloads. */
@@ -64,12 +65,18 @@ static struct st_server_cfg *cfg_ref_new(struct st_config *cfg)
     struct st_server_cfg *r = st_xmalloc(sizeof(*r));
     atomic_init(&r->refs, 1);
     r->cfg = cfg;
+    r->breakers = st_xcalloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*r->breakers));
+    for (size_t i = 0; i < cfg->n_upstreams; i++)
+        r->breakers[i] = st_breaker_create(&cfg->upstreams[i]);
     return r;
 }
 
 void st_server_cfg_put(struct st_server_cfg *r)
 {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
+        for (size_t i = 0; i < r->cfg->n_upstreams; i++)
+            st_breaker_destroy(r->breakers[i]);
+        free(r->breakers);
         st_config_destroy(r->cfg);
         free(r);
     }

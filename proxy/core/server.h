@@ -21,9 +21,12 @@
 struct st_server;
 struct st_cache_tier;
 
+struct st_breaker;
+
 struct st_server_cfg {
     _Atomic unsigned refs;
     struct st_config *cfg; /* owned: destroyed with the last reference */
+    struct st_breaker **breakers; /* owned, one per cfg->upstreams (NULL: none), every worker's */
 };
 
 /* The current config, with a reference for the caller. Any thread. */

@@ -43,7 +43,8 @@ static struct st_gen *gen_create(struct st_worker *w, struct st_server_cfg *cref
     g->cfg = cref->cfg;
     g->pools = st_xcalloc(g->cfg->n_upstreams, sizeof(*g->pools));
     for (size_t i = 0; i < g->cfg->n_upstreams; i++)
-        g->pools[i] = st_upstream_pool_create(&w->loop, &g->cfg->upstreams[i], &w->stats);
+        g->pools[i] = st_upstream_pool_create(&w->loop, &g->cfg->upstreams[i], &w->stats,
+                                              cref->breakers[i]);
     return g;
 }
 

@@ -513,6 +513,8 @@ int st_http_status_for_error(int err)
     switch (err) {
     case -ETIMEDOUT:
         return 504;
+    case -EHOSTDOWN: /* the upstream's circuit breaker is open */
+        return 503;
     default:
         return 502;
     }
@@ -522,6 +524,7 @@ const char *st_http_error_detail(int err)
 {
     switch (err) {
     case -ETIMEDOUT: return "origin timed out";
+    case -EHOSTDOWN: return "the origin is failing: its circuit breaker is open";
     case -ECONNREFUSED: return "origin refused the connection";
     case -ECONNRESET: return "origin reset the connection";
     case -EPROTO: return "origin sent a response that is not valid HTTP";

@@ -23,6 +23,7 @@
 
 #include "base/alloc.h"
 #include "base/log.h"
+#include "origin/breaker.h"
 
 #define IDLE_TIMEOUT_MS 4000
 #define DRAIN_LOW_WATER (64 * 1024)
@@ -41,6 +42,8 @@ struct st_upstream_pool {
     /* retry budget: two halves of the window, the current one starting at budget_at */
     uint64_t budget_at;
     uint64_t requests[2], retries[2];
+    struct st_breaker *breaker; /* the upstream's, shared; NULL: none */
+    unsigned retry_after_s;     /* of the last request the breaker refused */
     bool retired;
 };
 
@@ -76,6 +79,7 @@ struct st_upstream_conn {
     bool response_done;
     bool paused;
     bool close_after; /* close once our callbacks unwind */
+    bool in_breaker;  /* admitted by the breaker; its outcome not yet told */
     char id[40];
 };
 
@@ -84,12 +88,13 @@ static void up_close(struct st_upstream_conn *up);
 static void up_fail(struct st_upstream_conn *up, int err);
 
 struct st_upstream_pool *st_upstream_pool_create(uv_loop_t *loop, const struct st_upstream_cfg *cfg,
-                               struct st_stats *stats)
+                               struct st_stats *stats, struct st_breaker *breaker)
 {
     struct st_upstream_pool *p = st_xcalloc(1, sizeof(*p));
     p->loop = loop;
     p->cfg = cfg;
     p->stats = stats;
+    p->breaker = breaker;
     p->down_until = st_xcalloc(cfg->n_servers, sizeof(*p->down_until));
     return p;
 }
@@ -141,10 +146,23 @@ static void on_handle_closed(uv_handle_t *h)
     pool_maybe_free(p);
 }
 
+/* Tell the breaker how the admitted request went (once). */
+static void breaker_tell(struct st_upstream_conn *up, bool ok)
+{
+    if (!up->in_breaker)
+        return;
+    up->in_breaker = false;
+    st_breaker_record(up->pool->breaker, uv_now(up->pool->loop), ok);
+}
+
 static void up_close(struct st_upstream_conn *up)
 {
     if (up->state == UP_CLOSING)
         return;
+    if (up->in_breaker) { /* ended with nothing to say of the origin (the client went) */
+        up->in_breaker = false;
+        st_breaker_forget(up->pool->breaker);
+    }
     if (up->depth > 0) {
         up->close_after = true;
         return;
@@ -189,13 +207,20 @@ static void up_fail(struct st_upstream_conn *up, int err)
      * the answer may have been read by the origin: only idempotent requests.
      */
     enum st_upstream_retry retry = ST_UPSTREAM_NO_RETRY;
-    if (err != -ETIMEDOUT && up->state == UP_CONNECTING)
+    if (err == ST_UPSTREAM_EBREAKER)
+        retry = ST_UPSTREAM_NO_RETRY; /* the origin was not asked: nothing to retry */
+    else if (err != -ETIMEDOUT && up->state == UP_CONNECTING)
         retry = ST_UPSTREAM_RETRY_ANY;
     else if (err != -ETIMEDOUT && up->reused && !up->got_bytes)
         retry = ST_UPSTREAM_RETRY_IDEMPOTENT;
     bool retryable = retry != ST_UPSTREAM_NO_RETRY;
+    /* A pooled connection found dead says nothing of the origin; anything else failed. */
+    if (retry != ST_UPSTREAM_RETRY_IDEMPOTENT)
+        breaker_tell(up, false);
     up->user = NULL;
-    if (user) {
+    if (user && err == ST_UPSTREAM_EBREAKER) {
+        ST_STAT_INC(up->pool->stats, ORIGIN_BREAKER_REJECTED);
+    } else if (user) {
         /* A retryable failure is counted by the user: as a retry, or as an error. */
         if (err == -ETIMEDOUT)
             ST_STAT_INC(up->pool->stats, ORIGIN_TIMEOUTS);
@@ -472,10 +497,39 @@ static struct st_upstream_conn *connect_new(struct st_upstream_pool *p)
     return up;
 }
 
+unsigned st_upstream_retry_after_s(const struct st_upstream_pool *p)
+{
+    return p->retry_after_s ? p->retry_after_s : 1;
+}
+
+/* A connection that never connects: it fails with ST_UPSTREAM_EBREAKER from its timer. */
+static struct st_upstream_conn *refused_conn(struct st_upstream_pool *p)
+{
+    struct st_upstream_conn *up = st_xcalloc(1, sizeof(*up));
+    up->pool = p;
+    up->rbuf = st_rbuf_new(ST_RBUF_SIZE);
+    st_headers_init(&up->headers);
+    uv_tcp_init(p->loop, &up->tcp);
+    uv_timer_init(p->loop, &up->timer);
+    up->tcp.data = up;
+    up->timer.data = up;
+    up->handles_open = 2;
+    up->state = UP_CONNECTING;
+    p->n_conns++;
+    up->pending_error = ST_UPSTREAM_EBREAKER;
+    arm_timer(up, 0);
+    return up;
+}
+
 struct st_upstream_conn *st_upstream_acquire(struct st_upstream_pool *p, const struct st_upstream_cbs *cbs, void *user,
                                     bool fresh, const char *request_id)
 {
     struct st_upstream_conn *up;
+    if (p->breaker && !st_breaker_admit(p->breaker, uv_now(p->loop), &p->retry_after_s)) {
+        up = refused_conn(p);
+        reset_exchange_state(up, cbs, user, request_id);
+        return up;
+    }
     if (!fresh && p->idle) {
         up = p->idle;
         p->idle = up->next_idle;
@@ -488,6 +542,7 @@ struct st_upstream_conn *st_upstream_acquire(struct st_upstream_pool *p, const s
         up->reused = false;
     }
     ST_STAT_INC(p->stats, ORIGIN_REQUESTS);
+    up->in_breaker = p->breaker != NULL;
     if (!fresh) { /* a first attempt: what the budget is a share of */
         budget_roll(p);
         p->requests[0]++;
@@ -609,6 +664,7 @@ static int on_headers_complete(llhttp_t *p)
         .content_length = p->content_length,
         .chunked = (p->flags & F_CHUNKED) != 0,
     };
+    breaker_tell(up, status < 500);
     if (up->user)
         up->cbs->on_head(up->user, &h);
     return up->no_body ? 1 : 0;

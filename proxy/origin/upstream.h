@@ -20,6 +20,7 @@
 #ifndef ST_UPSTREAM_H
 #define ST_UPSTREAM_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -66,8 +67,17 @@ struct st_upstream_cbs {
     void (*on_drain)(void *user);
 };
 
+struct st_breaker;
+
+/* breaker: the upstream's (shared by the workers; NULL: none), outliving the pool. */
 struct st_upstream_pool *st_upstream_pool_create(uv_loop_t *loop, const struct st_upstream_cfg *cfg,
-                               struct st_stats *stats);
+                               struct st_stats *stats, struct st_breaker *breaker);
+/*
+ * A request refused because the upstream's breaker is open fails with
+ * ST_UPSTREAM_EBREAKER (never retried); this says when to come back.
+ */
+#define ST_UPSTREAM_EBREAKER (-EHOSTDOWN)
+unsigned st_upstream_retry_after_s(const struct st_upstream_pool *pool);
 /*
  * Retry budget: may a failed request be sent once more? Retries are held to
  * the upstream's retry_budget percent of the requests of the last

@@ -119,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (origin_fd < 0)
         setup();
-    struct st_upstream_pool *pool = st_upstream_pool_create(&loop, &cfg, &stats);
+    struct st_upstream_pool *pool = st_upstream_pool_create(&loop, &cfg, &stats, NULL);
     struct result r = {0};
     struct st_upstream_conn *up = st_upstream_acquire(pool, &cbs, &r, true, "fuzz");
     struct st_wreq *w = st_wreq_new();
