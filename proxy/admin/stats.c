@@ -252,31 +252,32 @@ static void prom_routes_tiers(struct st_sb *sb, const struct snapshot *s)
         prom_family(sb, s, true, "tier", names[k], help[k], (enum st_rstat)k);
 }
 
-static void prom_latency(struct st_sb *sb, const struct snapshot *s)
+/* One breaker series per upstream that has one: its state (0 closed, 1 open, 2 half-open) or opens. */
+static void prom_breakers(struct st_sb *sb, const struct snapshot *s, bool opens_series)
 {
     const struct st_config *cfg = s->cref->cfg;
-    st_sb_adds(sb, "# HELP strata_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open\n"
-                   "# TYPE strata_breaker_state gauge\n");
+    const char *name = opens_series ? "strata_breaker_opens_total" : "strata_breaker_state";
+    st_sb_addf(sb, "# HELP %s %s\n# TYPE %s %s\n", name,
+               opens_series ? "Times the circuit breaker opened"
+                            : "Circuit breaker: 0 closed, 1 open, 2 half-open",
+               name, opens_series ? "counter" : "gauge");
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         uint64_t opens;
         if (!s->cref->breakers[i])
             continue;
         enum st_breaker_state st = st_breaker_state(s->cref->breakers[i], &opens);
-        st_sb_adds(sb, "strata_breaker_state{upstream=");
+        uint64_t v = opens_series ? opens : st == ST_BREAKER_OPEN ? 1 : st == ST_BREAKER_HALF_OPEN ? 2 : 0;
+        st_sb_addf(sb, "%s{upstream=", name);
         st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
-        st_sb_addf(sb, "} %d\n", st == ST_BREAKER_OPEN ? 1 : st == ST_BREAKER_HALF_OPEN ? 2 : 0);
+        st_sb_addf(sb, "} %llu\n", (unsigned long long)v);
     }
-    st_sb_adds(sb, "# HELP strata_breaker_opens_total Times the circuit breaker opened\n"
-                   "# TYPE strata_breaker_opens_total counter\n");
-    for (size_t i = 0; i < cfg->n_upstreams; i++) {
-        uint64_t opens;
-        if (!s->cref->breakers[i])
-            continue;
-        st_breaker_state(s->cref->breakers[i], &opens);
-        st_sb_adds(sb, "strata_breaker_opens_total{upstream=");
-        st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
-        st_sb_addf(sb, "} %llu\n", (unsigned long long)opens);
-    }
+}
+
+static void prom_latency(struct st_sb *sb, const struct snapshot *s)
+{
+    const struct st_config *cfg = s->cref->cfg;
+    prom_breakers(sb, s, false);
+    prom_breakers(sb, s, true);
     st_sb_adds(sb, "# HELP strata_origin_latency_seconds Origin response-head latency\n"
                    "# TYPE strata_origin_latency_seconds histogram\n");
     for (size_t i = 0; i < cfg->n_upstreams; i++) {

@@ -468,7 +468,8 @@ static size_t pick_server(struct st_upstream_pool *p)
     return p->rr++ % n;
 }
 
-static struct st_upstream_conn *connect_new(struct st_upstream_pool *p)
+/* A connection of pool p, its handles open, not yet connecting. */
+static struct st_upstream_conn *conn_new(struct st_upstream_pool *p)
 {
     struct st_upstream_conn *up = st_xcalloc(1, sizeof(*up));
     up->pool = p;
@@ -482,6 +483,12 @@ static struct st_upstream_conn *connect_new(struct st_upstream_pool *p)
     up->handles_open = 2;
     up->state = UP_CONNECTING;
     p->n_conns++;
+    return up;
+}
+
+static struct st_upstream_conn *connect_new(struct st_upstream_pool *p)
+{
+    struct st_upstream_conn *up = conn_new(p);
     ST_STAT_INC(p->stats, ORIGIN_CONNECTS);
     up->server = pick_server(p);
     const struct st_addr *a = &p->cfg->servers[up->server];
@@ -505,17 +512,7 @@ unsigned st_upstream_retry_after_s(const struct st_upstream_pool *p)
 /* A connection that never connects: it fails with ST_UPSTREAM_EBREAKER from its timer. */
 static struct st_upstream_conn *refused_conn(struct st_upstream_pool *p)
 {
-    struct st_upstream_conn *up = st_xcalloc(1, sizeof(*up));
-    up->pool = p;
-    up->rbuf = st_rbuf_new(ST_RBUF_SIZE);
-    st_headers_init(&up->headers);
-    uv_tcp_init(p->loop, &up->tcp);
-    uv_timer_init(p->loop, &up->timer);
-    up->tcp.data = up;
-    up->timer.data = up;
-    up->handles_open = 2;
-    up->state = UP_CONNECTING;
-    p->n_conns++;
+    struct st_upstream_conn *up = conn_new(p);
     up->pending_error = ST_UPSTREAM_EBREAKER;
     arm_timer(up, 0);
     return up;

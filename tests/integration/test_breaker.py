@@ -30,6 +30,9 @@ def test_breaker_opens_answers_fast_then_probes_and_closes(origin, strata):
     assert origin.count("/b/open") == 0  # the origin was not asked
     assert s.stats()["origin"]["breaker_rejected"] >= 1
     assert s.stats()["origin"]["breakers"]["origin"]["state"] == "open"
+    metrics = s.admin_get("/metrics").body.decode()
+    assert 'strata_breaker_state{upstream="origin"} 1' in metrics
+    assert 'strata_breaker_opens_total{upstream="origin"} 1' in metrics
     state["status"] = 200  # the origin heals
     wait_until(lambda: s.get("/b/heal").status == 200, 3, interval=0.1, msg="a probe through")
     wait_until(lambda: s.get("/b/heal").status == 200 and
