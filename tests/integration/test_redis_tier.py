@@ -210,7 +210,10 @@ def test_invalidate_on_one_instance_purges_all(origin, strata, rds, how):
     a, b, c = fleet(strata, rds, 3)
     origin.script_versioned("/c/p/1", headers=[("Cache-Control", "max-age=60"),
                                                 ("Surrogate-Key", "t1 other")])
-    for s in (a, b, c):
+    get(a, "/c/p/1")
+    # A's fill reaches L2 after its answer: B and C read it from there once it has.
+    wait_until(lambda: a.stats()["l2"]["writes"] >= 1, 3, msg="A's fill to reach L2")
+    for s in (b, c):
         get(s, "/c/p/1")
     assert origin.count("/c/p/1") == 1
     body = {"key": {"key": "/c/p/1"}, "prefix": {"prefix": "/c/p/"}, "tag": {"tag": "t1"}}[how]
@@ -363,6 +366,8 @@ def test_value_of_another_format_version_is_a_miss(origin, strata, rds):
     r = get(b, "/c/v")
     assert r.body == b"/c/v v2\n" and cache_status(r).fwd == "miss"
     assert b.stats()["l2"]["corrupt"] == 1
+    # B's refill lands in L2 after its answer: damage that one, not the value it replaces.
+    wait_until(lambda: b.stats()["l2"]["writes"] >= 1, 3, msg="B's refill to reach L2")
     rds.cmd("SETRANGE", rds.cmd("KEYS", "strata:*:v")[0], 40, b"garbage")  # a damaged one
     c = fleet(strata, rds, 1)[0]
     assert get(c, "/c/v").body == b"/c/v v3\n"
