@@ -293,6 +293,9 @@ def test_lost_subscription_replays_what_it_missed(origin, strata, rds):
     a, b = fleet(strata, rds, 2, partition_ttl="60s")
     origin.script_versioned("/c/r", headers=[("Cache-Control", "max-age=60")])
     assert get(b, "/c/r").body == b"/c/r v1\n"
+    # B's fill reaches L2 after its answer; one landing after the invalidation would bring
+    # v1 back into L2 (a known race between a fill and an invalidation: README).
+    wait_until(lambda: b.stats()["l2"]["writes"] >= 1, 3, msg="B's fill to reach L2")
     # Cut every subscriber off, and invalidate while B is reconnecting.
     rds.cmd("CLIENT", "KILL", "TYPE", "pubsub")
     assert admin_invalidate(a, {"key": "/c/r"}).status == 200
