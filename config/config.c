@@ -337,11 +337,19 @@ static void h_servers(struct st_walk *w, const yaml_node_t *val, void *obj,
     u->servers = st_xcalloc(n, sizeof(*u->servers));
     for (yaml_node_item_t *it = val->data.sequence.items.start; it < val->data.sequence.items.top;
          it++) {
-        static const struct st_walk_field item = {"servers", st_field_addr, 0};
-        size_t before = w->errors;
-        st_field_addr(w, st_walk_node(w, *it), &u->servers[u->n_servers], &item);
-        if (w->errors == before) /* keep only the good ones: n_servers counts them */
+        const yaml_node_t *node = st_walk_node(w, *it);
+        char *text = st_walk_scalar(w, node, "servers");
+        if (!text)
+            continue;
+        /* keep only the good ones: n_servers counts them */
+        if (st_parse_server_addr(text, &u->servers[u->n_servers]) == 0)
             u->n_servers++;
+        else
+            st_walk_error(w, node,
+                          "bad address '%s' for servers (expected HOST:PORT with a host name, "
+                          "a numeric IPv4 or [IPv6], port 1..65535)",
+                          text);
+        free(text);
     }
 }
 
@@ -352,8 +360,21 @@ static const struct st_walk_field upstream_fields[] = {
     {"timeout", st_field_duration, offsetof(struct st_upstream_cfg, timeout_ms)},
     {"keepalive", st_field_uint, offsetof(struct st_upstream_cfg, keepalive)},
     {"retry_budget", st_field_percent, offsetof(struct st_upstream_cfg, retry_budget)},
-    {"breaker", NULL, 0}, /* h_breaker, below: it needs the table above it */
+    {"resolve_every", st_field_duration, offsetof(struct st_upstream_cfg, resolve_every_ms)},
+    {"health", NULL, 0},  /* health_fields, below */
+    {"breaker", NULL, 0}, /* breaker_fields, below */
 };
+enum { UF_HEALTH = ARRAY_LEN(upstream_fields) - 2, UF_BREAKER = ARRAY_LEN(upstream_fields) - 1 };
+
+#define HC(name) offsetof(struct st_upstream_cfg, health.name)
+static const struct st_walk_field health_fields[] = {
+    {"path", st_field_string, HC(path)},
+    {"interval", st_field_duration, HC(interval_ms)},
+    {"timeout", st_field_duration, HC(timeout_ms)},
+    {"fails", st_field_uint, HC(fails)},
+    {"passes", st_field_uint, HC(passes)},
+};
+#undef HC
 
 #define BR(name) offsetof(struct st_upstream_cfg, breaker.name)
 static const struct st_walk_field breaker_fields[] = {
@@ -380,10 +401,36 @@ static void on_upstream(struct st_walk *w, const char *name, const yaml_node_t *
     u->breaker.error_ratio = 50;
     u->breaker.open_for_ms = 5000;
     u->breaker.probes = 3;
+    u->resolve_every_ms = 30000;
+    u->health.path = st_xstrdup("/");
+    u->health.interval_ms = 5000;
+    u->health.timeout_ms = 1000;
+    u->health.fails = 3;
+    u->health.passes = 2;
     char *where = st_xasprintf("upstreams.%s", name);
     if (st_walk_map(w, val, where, upstream_fields, ARRAY_LEN(upstream_fields), u, seen) && !seen[0])
         st_walk_error(w, key, "missing required key 'servers' in %s", where);
-    const yaml_node_t *br = seen[ARRAY_LEN(upstream_fields) - 1];
+    if (seen[0] && u->resolve_every_ms == 0)
+        for (size_t i = 0; i < ARRAY_LEN(upstream_fields); i++)
+            if (seen[i] && !strcmp(upstream_fields[i].key, "resolve_every"))
+                st_walk_error(w, seen[i], "%s.resolve_every must be above 0", where);
+    const yaml_node_t *hc = seen[UF_HEALTH];
+    if (hc) {
+        char *hw = st_xasprintf("%s.health", where);
+        if (st_walk_map(w, hc, hw, health_fields, ARRAY_LEN(health_fields), u, NULL)) {
+            u->health.enabled = true;
+            if (u->health.path[0] != '/')
+                st_walk_error(w, hc, "%s.path must start with '/'", hw);
+            else if (strpbrk(u->health.path, " \r\n"))
+                st_walk_error(w, hc, "%s.path must not hold spaces or line breaks", hw);
+            if (u->health.interval_ms == 0 || u->health.timeout_ms == 0 ||
+                u->health.fails == 0 || u->health.passes == 0)
+                st_walk_error(w, hc, "%s: interval, timeout, fails and passes must be above 0",
+                              hw);
+        }
+        free(hw);
+    }
+    const yaml_node_t *br = seen[UF_BREAKER];
     if (br) {
         char *bw = st_xasprintf("%s.breaker", where);
         if (st_walk_map(w, br, bw, breaker_fields, ARRAY_LEN(breaker_fields), u, NULL)) {
@@ -892,6 +939,7 @@ static const struct {
     {"routes[].write_behind", write_behind_fields, ARRAY_LEN(write_behind_fields)},
     {"routes[].rate_limit", rate_limit_fields, ARRAY_LEN(rate_limit_fields)},
     {"upstreams.<name>.breaker", breaker_fields, ARRAY_LEN(breaker_fields)},
+    {"upstreams.<name>.health", health_fields, ARRAY_LEN(health_fields)},
 };
 
 void st_config_each_key(void (*cb)(const char *section, const char *key, void *arg), void *arg)
@@ -1075,7 +1123,9 @@ int st_config_from_backend(const char *hostport, struct st_config **out, struct 
                                   .servers = st_xcalloc(1, sizeof(struct st_addr)),
                                   .connect_timeout_ms = 1000,
                                   .timeout_ms = 10000,
-                                  .keepalive = 64};
+                                  .keepalive = 64,
+                                  .retry_budget = 10,
+                                  .resolve_every_ms = 30000};
     if (st_parse_addr(hostport, &u->servers[0]) < 0) {
         st_diag_add(diag,
                     "-b: bad address '%s' (expected HOST:PORT with a numeric IPv4, [IPv6] or "
@@ -1111,6 +1161,7 @@ static void free_strings(char **v, size_t n)
 static void upstream_finish(struct st_upstream_cfg *u)
 {
     free(u->name);
+    free(u->health.path);
     for (size_t i = 0; i < u->n_servers; i++)
         st_addr_finish(&u->servers[i]);
     free(u->servers);

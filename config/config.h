@@ -52,11 +52,16 @@ enum st_method_bit {
     ST_M_OTHER = 1u << 7, /* any other method token */
 };
 
-/* A "HOST:PORT" that parsed and resolved to a numeric address. */
+/*
+ * A "HOST:PORT": a numeric address, or (upstream servers only) a host name
+ * that the origin layer resolves at run time (host set, sa unset).
+ */
 struct st_addr {
     char *text; /* owned: as written, e.g. "127.0.0.1:8080" */
     struct sockaddr_storage sa;
     socklen_t len;
+    char *host;    /* owned: the name to resolve; NULL when numeric */
+    uint16_t port; /* with host: the port, host order */
 };
 
 struct st_tier {
@@ -76,6 +81,15 @@ struct st_upstream_cfg {
     uint64_t timeout_ms;         /* default 10s: response head, and max gap between reads */
     unsigned keepalive;          /* idle connections kept per worker; default 64 */
     unsigned retry_budget;       /* retries at most this % of requests (plus a floor); default 10 */
+    uint64_t resolve_every_ms;   /* host names in servers are resolved again this often; 30s */
+    struct {
+        bool enabled;        /* the upstream has a `health:` */
+        char *path;          /* owned; default "/" */
+        uint64_t interval_ms; /* default 5s */
+        uint64_t timeout_ms;  /* default 1s */
+        unsigned fails;       /* failed checks in a row that take a server out; default 3 */
+        unsigned passes;      /* passed checks in a row that bring it back; default 2 */
+    } health;
     struct {
         bool enabled;          /* the upstream has a `breaker:` */
         uint64_t window_ms;    /* default 10s */
@@ -221,6 +235,8 @@ int st_parse_size(const char *s, uint64_t *bytes);
 int st_parse_percent(const char *s, unsigned *pct);
 /* "HOST:PORT" with a numeric IPv4, "[IPv6]" or "localhost" -> address. 0 or -EINVAL. */
 int st_parse_addr(const char *s, struct st_addr *out);
+/* As st_parse_addr, and also "NAME:PORT" with a host name (out->host set). */
+int st_parse_server_addr(const char *s, struct st_addr *out);
 void st_addr_finish(struct st_addr *a);
 /* Is a in 127.0.0.0/8 or ::1? */
 bool st_addr_is_loopback(const struct st_addr *a);

@@ -155,6 +155,39 @@ int st_parse_addr(const char *s, struct st_addr *out)
     return 0;
 }
 
+static bool is_host_name(const char *h, size_t len)
+{
+    if (len == 0 || len > 253 || h[0] == '-' || h[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = h[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+int st_parse_server_addr(const char *s, struct st_addr *out)
+{
+    in_port_t port;
+    const char *colon = strrchr(s, ':');
+    /* "localhost" is a name here: it may have an IPv6 address too. */
+    bool local = colon && (size_t)(colon - s) == 9 && !strncmp(s, "localhost", 9);
+    if (!local && st_parse_addr(s, out) == 0)
+        return 0;
+    if (!colon || parse_port(colon + 1, &port) < 0 || !is_host_name(s, (size_t)(colon - s)))
+        return -EINVAL;
+    /* All digits and dots is a malformed IPv4 address, not a name. */
+    if (strspn(s, "0123456789.") == (size_t)(colon - s))
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    out->text = st_xstrdup(s);
+    out->host = st_xstrndup(s, (size_t)(colon - s));
+    out->port = ntohs(port);
+    return 0;
+}
+
 bool st_addr_is_loopback(const struct st_addr *a)
 {
     if (a->sa.ss_family == AF_INET) {
@@ -169,6 +202,7 @@ bool st_addr_is_loopback(const struct st_addr *a)
 void st_addr_finish(struct st_addr *a)
 {
     free(a->text);
+    free(a->host);
     memset(a, 0, sizeof(*a));
 }
 

@@ -13,6 +13,7 @@
 #include "cache/tier.h"
 #include "core/server.h"
 #include "origin/breaker.h"
+#include "origin/servers.h"
 #include "st_build.h"
 #include "base/stats.h"
 
@@ -130,6 +131,23 @@ static void group_extra(struct st_sb *sb, const char *group, const uint64_t v[ST
             st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
             st_sb_addf(sb, ":{\"state\":\"%s\",\"opens\":%llu}", st_breaker_state_name(st),
                        (unsigned long long)opens);
+        }
+        st_sb_adds(sb, "},\"servers\":{");
+        for (size_t i = 0; i < cfg->n_upstreams; i++) {
+            struct st_server_info v[64];
+            size_t n = st_servers_list(s->cref->servers[i], uv_hrtime() / 1000000, v, 64);
+            st_sb_addf(sb, "%s", i ? "," : "");
+            st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+            st_sb_adds(sb, ":[");
+            for (size_t k = 0; k < n && k < 64; k++) {
+                const char *name = cfg->upstreams[i].servers[v[k].from].text;
+                st_sb_addf(sb, "%s{\"address\":\"%s\",\"server\":", k ? "," : "", v[k].addr);
+                st_sb_add_json_str(sb, name, strlen(name));
+                st_sb_addf(sb, ",\"state\":\"%s\",\"down_for_ms\":%llu,\"fails\":%u}",
+                           st_server_state_name(v[k].state),
+                           (unsigned long long)v[k].down_for_ms, v[k].fails);
+            }
+            st_sb_adds(sb, "]");
         }
         st_sb_adds(sb, "}");
     }
@@ -273,11 +291,29 @@ static void prom_breakers(struct st_sb *sb, const struct snapshot *s, bool opens
     }
 }
 
+/* One series per address of every upstream: 1 while it takes requests, 0 while it is out. */
+static void prom_servers(struct st_sb *sb, const struct snapshot *s)
+{
+    const struct st_config *cfg = s->cref->cfg;
+    st_sb_adds(sb, "# HELP strata_server_up Origin address in rotation (1) or out (0)\n"
+                   "# TYPE strata_server_up gauge\n");
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        struct st_server_info v[64];
+        size_t n = st_servers_list(s->cref->servers[i], uv_hrtime() / 1000000, v, 64);
+        for (size_t k = 0; k < n && k < 64; k++) {
+            st_sb_adds(sb, "strata_server_up{upstream=");
+            st_sb_add_json_str(sb, cfg->upstreams[i].name, strlen(cfg->upstreams[i].name));
+            st_sb_addf(sb, ",address=\"%s\"} %d\n", v[k].addr, v[k].state == ST_SERVER_UP);
+        }
+    }
+}
+
 static void prom_latency(struct st_sb *sb, const struct snapshot *s)
 {
     const struct st_config *cfg = s->cref->cfg;
     prom_breakers(sb, s, false);
     prom_breakers(sb, s, true);
+    prom_servers(sb, s);
     st_sb_adds(sb, "# HELP strata_origin_latency_seconds Origin response-head latency\n"
                    "# TYPE strata_origin_latency_seconds histogram\n");
     for (size_t i = 0; i < cfg->n_upstreams; i++) {

@@ -30,6 +30,8 @@
 #include "core/iplimit.h"
 #include "core/ratelimit.h"
 #include "origin/breaker.h"
+#include "origin/health.h"
+#include "origin/servers.h"
 #include "core/worker.h"
 
 /* Stats slots by name: counters keep their meaning across reloads. */
@@ -60,23 +62,43 @@ struct st_server {
     uint64_t started_ms;
 };
 
-static struct st_server_cfg *cfg_ref_new(struct st_config *cfg)
+/* Main thread: a generation for cfg, its upstreams' names resolved (see health.h). */
+static struct st_server_cfg *cfg_ref_new(struct st_server *srv, struct st_config *cfg)
 {
     struct st_server_cfg *r = st_xmalloc(sizeof(*r));
     atomic_init(&r->refs, 1);
     r->cfg = cfg;
-    r->breakers = st_xcalloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*r->breakers));
-    for (size_t i = 0; i < cfg->n_upstreams; i++)
+    size_t n = cfg->n_upstreams ? cfg->n_upstreams : 1;
+    r->breakers = st_xcalloc(n, sizeof(*r->breakers));
+    r->servers = st_xcalloc(n, sizeof(*r->servers));
+    r->watches = st_xcalloc(n, sizeof(*r->watches));
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
         r->breakers[i] = st_breaker_create(&cfg->upstreams[i]);
+        r->servers[i] = st_servers_create(&cfg->upstreams[i]);
+        r->watches[i] = st_origin_watch_start(srv->loop, &cfg->upstreams[i], r->servers[i]);
+    }
     return r;
+}
+
+/* Main thread: the generation is no longer current; its watches stop. */
+static void cfg_retire(struct st_server_cfg *r)
+{
+    for (size_t i = 0; i < r->cfg->n_upstreams; i++) {
+        st_origin_watch_stop(r->watches[i]);
+        r->watches[i] = NULL;
+    }
 }
 
 void st_server_cfg_put(struct st_server_cfg *r)
 {
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) {
-        for (size_t i = 0; i < r->cfg->n_upstreams; i++)
+        for (size_t i = 0; i < r->cfg->n_upstreams; i++) {
             st_breaker_destroy(r->breakers[i]);
+            st_servers_unref(r->servers[i]);
+        }
         free(r->breakers);
+        free(r->servers);
+        free(r->watches);
         st_config_destroy(r->cfg);
         free(r);
     }
@@ -315,11 +337,12 @@ static void reload(struct st_server *srv)
     atomic_store(&srv->max_conns, (long)cfg->limits.max_connections);
     atomic_store(&srv->max_per_ip, cfg->limits.max_connections_per_ip);
     assign_slots(srv, cfg);
-    struct st_server_cfg *nu = cfg_ref_new(cfg);
+    struct st_server_cfg *nu = cfg_ref_new(srv, cfg);
     uv_mutex_lock(&srv->lock);
     struct st_server_cfg *old = srv->current;
     srv->current = nu;
     uv_mutex_unlock(&srv->lock);
+    cfg_retire(old);
     st_server_cfg_put(old);
     for (unsigned i = 0; i < srv->n_workers; i++)
         st_worker_notify_reload(&srv->workers[i]);
@@ -344,6 +367,7 @@ static void on_signal(uv_signal_t *h, int signum)
         srv->wiring->admin_stop(srv->admin);
     srv->admin = NULL;
     st_l2_close(srv->l2); /* the main loop's Redis connections; workers keep theirs to the end */
+    cfg_retire(srv->current);
     uv_close((uv_handle_t *)&srv->sighup, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
@@ -431,7 +455,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     srv.main_stats = st_xcalloc(1, sizeof(*srv.main_stats));
     create_tiers(&srv, cfg);
     uv_mutex_init(&srv.lock);
-    srv.current = cfg_ref_new(cfg);
+    srv.current = cfg_ref_new(&srv, cfg);
     atomic_store(&srv.max_conns, (long)cfg->limits.max_connections);
     atomic_store(&srv.max_per_ip, cfg->limits.max_connections_per_ip);
     st_iplimit_init(&srv.per_ip);
@@ -442,6 +466,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
         st_log(ST_LOG_ERROR, "server", NULL, "admin listen %s: %s", cfg->admin_listen.text,
                uv_strerror(rc));
         st_l2_close(srv.l2);
+        cfg_retire(srv.current);
         uv_run(srv.loop, UV_RUN_DEFAULT);
         st_server_cfg_put(srv.current);
         server_finish(&srv);
@@ -450,6 +475,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     if (start_workers(&srv, cfg) < 0) {
         wiring->admin_stop(srv.admin);
         st_l2_close(srv.l2);
+        cfg_retire(srv.current);
         uv_run(srv.loop, UV_RUN_DEFAULT);
         st_server_cfg_put(srv.current);
         free(srv.workers);

@@ -27,6 +27,8 @@ struct st_server_cfg {
     _Atomic unsigned refs;
     struct st_config *cfg; /* owned: destroyed with the last reference */
     struct st_breaker **breakers; /* owned, one per cfg->upstreams (NULL: none), every worker's */
+    struct st_servers **servers;  /* one reference each, one per cfg->upstreams, every worker's */
+    struct st_origin_watch **watches; /* main thread: resolving and checking them (NULL: none) */
 };
 
 /* The current config, with a reference for the caller. Any thread. */

@@ -44,7 +44,7 @@ static struct st_gen *gen_create(struct st_worker *w, struct st_server_cfg *cref
     g->pools = st_xcalloc(g->cfg->n_upstreams, sizeof(*g->pools));
     for (size_t i = 0; i < g->cfg->n_upstreams; i++)
         g->pools[i] = st_upstream_pool_create(&w->loop, &g->cfg->upstreams[i], &w->stats,
-                                              cref->breakers[i]);
+                                              cref->breakers[i], cref->servers[i]);
     return g;
 }
 

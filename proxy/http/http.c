@@ -525,6 +525,7 @@ const char *st_http_error_detail(int err)
     switch (err) {
     case -ETIMEDOUT: return "origin timed out";
     case -EHOSTDOWN: return "the origin is failing: its circuit breaker is open";
+    case -EADDRNOTAVAIL: return "the origin's host name does not resolve";
     case -ECONNREFUSED: return "origin refused the connection";
     case -ECONNRESET: return "origin reset the connection";
     case -EPROTO: return "origin sent a response that is not valid HTTP";

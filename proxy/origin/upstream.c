@@ -24,6 +24,7 @@
 #include "base/alloc.h"
 #include "base/log.h"
 #include "origin/breaker.h"
+#include "origin/servers.h"
 
 #define IDLE_TIMEOUT_MS 4000
 #define DRAIN_LOW_WATER (64 * 1024)
@@ -37,8 +38,8 @@ struct st_upstream_pool {
     struct st_upstream_conn *idle;            /* most recently used first */
     size_t n_idle;
     size_t n_conns; /* every connection not yet freed */
-    size_t rr;
-    uint64_t *down_until; /* owned, per server: loop time before which it is skipped */
+    struct st_servers *servers; /* the upstream's addresses and their health, shared */
+    unsigned servers_gen;       /* the set's generation the idle connections were checked at */
     /* retry budget: two halves of the window, the current one starting at budget_at */
     uint64_t budget_at;
     uint64_t requests[2], retries[2];
@@ -47,16 +48,13 @@ struct st_upstream_pool {
     bool retired;
 };
 
-/* A server that refused a connection is passed over this long (when another is left). */
-#define SERVER_DOWN_MS 2000
-
 struct st_upstream_conn {
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     uv_timer_t timer;
     struct st_upstream_pool *pool;
     struct st_upstream_conn *next_idle;
-    size_t server; /* index into the pool's servers */
+    uint32_t server; /* the address's id in the pool's servers */
     const struct st_upstream_cbs *cbs;
     void *user; /* NULL once detached */
     enum up_state state;
@@ -80,6 +78,7 @@ struct st_upstream_conn {
     bool paused;
     bool close_after; /* close once our callbacks unwind */
     bool in_breaker;  /* admitted by the breaker; its outcome not yet told */
+    bool owes_server; /* the address's health not yet told how this request went */
     char id[40];
 };
 
@@ -88,14 +87,16 @@ static void up_close(struct st_upstream_conn *up);
 static void up_fail(struct st_upstream_conn *up, int err);
 
 struct st_upstream_pool *st_upstream_pool_create(uv_loop_t *loop, const struct st_upstream_cfg *cfg,
-                               struct st_stats *stats, struct st_breaker *breaker)
+                               struct st_stats *stats, struct st_breaker *breaker,
+                               struct st_servers *servers)
 {
     struct st_upstream_pool *p = st_xcalloc(1, sizeof(*p));
     p->loop = loop;
     p->cfg = cfg;
     p->stats = stats;
     p->breaker = breaker;
-    p->down_until = st_xcalloc(cfg->n_servers, sizeof(*p->down_until));
+    p->servers = servers;
+    p->servers_gen = st_servers_generation(servers);
     return p;
 }
 
@@ -103,7 +104,6 @@ static void pool_maybe_free(struct st_upstream_pool *p)
 {
     if (!p->retired || p->n_conns > 0)
         return;
-    free(p->down_until);
     free(p);
 }
 
@@ -146,13 +146,20 @@ static void on_handle_closed(uv_handle_t *h)
     pool_maybe_free(p);
 }
 
-/* Tell the breaker how the admitted request went (once). */
-static void breaker_tell(struct st_upstream_conn *up, bool ok)
+/* Tell the breaker and the address's health how the request went (once each). */
+static void outcome_tell(struct st_upstream_conn *up, enum st_server_outcome o)
 {
-    if (!up->in_breaker)
-        return;
-    up->in_breaker = false;
-    st_breaker_record(up->pool->breaker, uv_now(up->pool->loop), ok);
+    uint64_t now = uv_now(up->pool->loop);
+    if (up->owes_server) {
+        up->owes_server = false;
+        st_servers_report(up->pool->servers, up->server, now, o);
+        if (o == ST_SERVER_UNREACHABLE) /* it may have moved */
+            st_servers_want_resolve(up->pool->servers);
+    }
+    if (up->in_breaker) {
+        up->in_breaker = false;
+        st_breaker_record(up->pool->breaker, now, o == ST_SERVER_OK);
+    }
 }
 
 static void up_close(struct st_upstream_conn *up)
@@ -163,6 +170,7 @@ static void up_close(struct st_upstream_conn *up)
         up->in_breaker = false;
         st_breaker_forget(up->pool->breaker);
     }
+    up->owes_server = false;
     if (up->depth > 0) {
         up->close_after = true;
         return;
@@ -207,7 +215,7 @@ static void up_fail(struct st_upstream_conn *up, int err)
      * the answer may have been read by the origin: only idempotent requests.
      */
     enum st_upstream_retry retry = ST_UPSTREAM_NO_RETRY;
-    if (err == ST_UPSTREAM_EBREAKER)
+    if (err == ST_UPSTREAM_EBREAKER || err == ST_UPSTREAM_ENOADDR)
         retry = ST_UPSTREAM_NO_RETRY; /* the origin was not asked: nothing to retry */
     else if (err != -ETIMEDOUT && up->state == UP_CONNECTING)
         retry = ST_UPSTREAM_RETRY_ANY;
@@ -216,7 +224,7 @@ static void up_fail(struct st_upstream_conn *up, int err)
     bool retryable = retry != ST_UPSTREAM_NO_RETRY;
     /* A pooled connection found dead says nothing of the origin; anything else failed. */
     if (retry != ST_UPSTREAM_RETRY_IDEMPOTENT)
-        breaker_tell(up, false);
+        outcome_tell(up, up->state == UP_CONNECTING ? ST_SERVER_UNREACHABLE : ST_SERVER_FAILED);
     up->user = NULL;
     if (user && err == ST_UPSTREAM_EBREAKER) {
         ST_STAT_INC(up->pool->stats, ORIGIN_BREAKER_REJECTED);
@@ -399,11 +407,9 @@ static void on_connect(uv_connect_t *req, int status)
     if (up->state == UP_CLOSING)
         return;
     if (status < 0) {
-        up->pool->down_until[up->server] = uv_now(up->pool->loop) + SERVER_DOWN_MS;
         up_fail(up, status);
         return;
     }
-    up->pool->down_until[up->server] = 0;
     up->state = UP_BUSY;
     uv_read_start((uv_stream_t *)&up->tcp, on_alloc, on_read);
     arm_timer(up, up->pool->cfg->timeout_ms);
@@ -455,19 +461,6 @@ bool st_upstream_retry_budget_take(struct st_upstream_pool *p)
     return true;
 }
 
-/* Round-robin over the servers, passing over those that refused lately (unless all did). */
-static size_t pick_server(struct st_upstream_pool *p)
-{
-    uint64_t now = uv_now(p->loop);
-    size_t n = p->cfg->n_servers;
-    for (size_t k = 0; k < n; k++) {
-        size_t i = p->rr++ % n;
-        if (p->down_until[i] <= now)
-            return i;
-    }
-    return p->rr++ % n;
-}
-
 /* A connection of pool p, its handles open, not yet connecting. */
 static struct st_upstream_conn *conn_new(struct st_upstream_pool *p)
 {
@@ -490,10 +483,17 @@ static struct st_upstream_conn *connect_new(struct st_upstream_pool *p)
 {
     struct st_upstream_conn *up = conn_new(p);
     ST_STAT_INC(p->stats, ORIGIN_CONNECTS);
-    up->server = pick_server(p);
-    const struct st_addr *a = &p->cfg->servers[up->server];
+    struct st_server_pick a;
+    if (!st_servers_pick(p->servers, uv_now(p->loop), &a)) {
+        st_servers_want_resolve(p->servers);
+        up->pending_error = ST_UPSTREAM_ENOADDR;
+        arm_timer(up, 0);
+        return up;
+    }
+    up->server = a.id;
+    up->owes_server = true;
     uv_tcp_nodelay(&up->tcp, 1);
-    int rc = uv_tcp_connect(&up->connect_req, &up->tcp, (const struct sockaddr *)&a->sa,
+    int rc = uv_tcp_connect(&up->connect_req, &up->tcp, (const struct sockaddr *)&a.sa,
                             on_connect);
     if (rc < 0) {
         up->pending_error = rc;
@@ -518,6 +518,21 @@ static struct st_upstream_conn *refused_conn(struct st_upstream_pool *p)
     return up;
 }
 
+/* The address set changed: idle connections to addresses no longer in it are closed. */
+static void drop_moved_idle(struct st_upstream_pool *p)
+{
+    unsigned gen = st_servers_generation(p->servers);
+    if (gen == p->servers_gen)
+        return;
+    p->servers_gen = gen;
+    struct st_upstream_conn *next;
+    for (struct st_upstream_conn *up = p->idle; up; up = next) {
+        next = up->next_idle;
+        if (!st_servers_has(p->servers, up->server))
+            up_close(up);
+    }
+}
+
 struct st_upstream_conn *st_upstream_acquire(struct st_upstream_pool *p, const struct st_upstream_cbs *cbs, void *user,
                                     bool fresh, const char *request_id)
 {
@@ -527,12 +542,14 @@ struct st_upstream_conn *st_upstream_acquire(struct st_upstream_pool *p, const s
         reset_exchange_state(up, cbs, user, request_id);
         return up;
     }
+    drop_moved_idle(p);
     if (!fresh && p->idle) {
         up = p->idle;
         p->idle = up->next_idle;
         p->n_idle--;
         up->state = UP_BUSY;
         up->reused = true;
+        up->owes_server = true;
         arm_timer(up, p->cfg->timeout_ms);
     } else {
         up = connect_new(p);
@@ -661,7 +678,7 @@ static int on_headers_complete(llhttp_t *p)
         .content_length = p->content_length,
         .chunked = (p->flags & F_CHUNKED) != 0,
     };
-    breaker_tell(up, status < 500);
+    outcome_tell(up, status < 500 ? ST_SERVER_OK : ST_SERVER_FAILED);
     if (up->user)
         up->cbs->on_head(up->user, &h);
     return up->no_body ? 1 : 0;

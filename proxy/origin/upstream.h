@@ -68,10 +68,17 @@ struct st_upstream_cbs {
 };
 
 struct st_breaker;
+struct st_servers;
 
-/* breaker: the upstream's (shared by the workers; NULL: none), outliving the pool. */
+/*
+ * breaker: the upstream's (shared by the workers; NULL: none); servers: its
+ * addresses and their health (servers.h). Both outlive the pool.
+ */
 struct st_upstream_pool *st_upstream_pool_create(uv_loop_t *loop, const struct st_upstream_cfg *cfg,
-                               struct st_stats *stats, struct st_breaker *breaker);
+                               struct st_stats *stats, struct st_breaker *breaker,
+                               struct st_servers *servers);
+/* No address is known for the upstream yet (its host names did not resolve): 502, never retried. */
+#define ST_UPSTREAM_ENOADDR (-EADDRNOTAVAIL)
 /*
  * A request refused because the upstream's breaker is open fails with
  * ST_UPSTREAM_EBREAKER (never retried); this says when to come back.

@@ -41,9 +41,10 @@ def strata(strata_bin, tmp_path, origin, down_port):
     At teardown each still-running server gets SIGTERM and must exit 0 within 10 s."""
     started = []
 
-    def start(config_text=None, **kw):
+    def start(config_text=None, wrap=None, **kw):
         name = f"strata{len(started)}"
         s = Strata(strata_bin, tmp_path, origin.addr, f"{HOST}:{down_port}", name=name)
+        s.wrap = list(wrap or [])
         started.append(s)
         text = config_text(s) if callable(config_text) else config_text
         s.start(text if text is not None else s.render(**kw))

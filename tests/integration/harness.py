@@ -336,6 +336,7 @@ class Strata:
         self.out_path = str(workdir / f"{name}.stdout")
         self.proc = None
         self.stopped = False
+        self.wrap = []  # a command strata runs under (it must exec strata: same pid)
 
     def render(self, routes=None, upstreams=None, limits=None, workers=2, extra=""):
         return render_config(self.port, self.admin_port,
@@ -351,7 +352,8 @@ class Strata:
                                  "(build with `meson setup build && ninja -C build`)")
         # The child keeps its own copies of the log descriptors; ours close here.
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
-            self.proc = subprocess.Popen([self.binary, "-c", self.config_path], stdout=out,
+            self.proc = subprocess.Popen(self.wrap + [self.binary, "-c", self.config_path],
+                                         stdout=out,
                                          stderr=err, stdin=subprocess.DEVNULL)
 
         def ready():

@@ -132,7 +132,7 @@ class _Reader:
 
 
 class Origin:
-    def __init__(self):
+    def __init__(self, host="127.0.0.1", port=0):
         self.lock = threading.Lock()
         self.counts = Counter()  # path (no query) -> requests
         self.requests = []  # OriginRequest, in arrival order
@@ -146,10 +146,10 @@ class Origin:
         self._threads = []
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.bind((host, port))
         self.lsock.listen(128)
         self.port = self.lsock.getsockname()[1]
-        self.addr = f"127.0.0.1:{self.port}"
+        self.addr = f"{host}:{self.port}"
         self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
         self._acceptor.start()
 

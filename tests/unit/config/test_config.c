@@ -93,6 +93,7 @@ struct err_case {
 #define DUR_HINT " (expected e.g. 250ms, 10s, 3m, 1h)"
 #define SIZE_HINT " (expected e.g. 512B, 32KiB, 256MiB, 1GiB)"
 #define ADDR_HINT " (expected HOST:PORT with a numeric IPv4, [IPv6] or localhost, port 1..65535)"
+#define SERVER_HINT " (expected HOST:PORT with a host name, a numeric IPv4 or [IPv6], port 1..65535)"
 
 static const struct err_case err_cases[] = {
     {"yaml syntax", OK "limits: { max_body: [1MiB }\n",
@@ -147,7 +148,23 @@ static const struct err_case err_cases[] = {
     {"hostname needs dns", OK "admin: { listen: \"example.com:80\" }\n",
      "t.yaml:7:18: bad address 'example.com:80' for listen" ADDR_HINT},
     {"bad server address", TIERS ROUTE "upstreams:\n  u: { servers: [\"127.0.0.1:9000\", x] }\n",
-     "t.yaml:6:36: bad address 'x' for servers" ADDR_HINT},
+     "t.yaml:6:36: bad address 'x' for servers" SERVER_HINT},
+    {"malformed IPv4 is not a name", TIERS ROUTE "upstreams:\n  u: { servers: [\"10.0.0.256:80\"] }\n",
+     "t.yaml:6:18: bad address '10.0.0.256:80' for servers" SERVER_HINT},
+    {"host name with a space", TIERS ROUTE "upstreams:\n  u: { servers: [\"my host:80\"] }\n",
+     "t.yaml:6:18: bad address 'my host:80' for servers" SERVER_HINT},
+    {"resolve_every zero",
+     TIERS ROUTE "upstreams:\n  u: { servers: [\"api:80\"], resolve_every: 0 }\n",
+     "t.yaml:6:44: upstreams.u.resolve_every must be above 0"},
+    {"health path",
+     TIERS ROUTE "upstreams:\n  u: { servers: [\"api:80\"], health: { path: ping } }\n",
+     "t.yaml:6:37: upstreams.u.health.path must start with '/'"},
+    {"health zero fails",
+     TIERS ROUTE "upstreams:\n  u: { servers: [\"api:80\"], health: { fails: 0 } }\n",
+     "t.yaml:6:37: upstreams.u.health: interval, timeout, fails and passes must be above 0"},
+    {"unknown health key",
+     TIERS ROUTE "upstreams:\n  u: { servers: [\"api:80\"], health: { port: 1 } }\n",
+     "t.yaml:6:39: unknown key 'port' in upstreams.u.health"},
     {"empty servers", TIERS ROUTE "upstreams:\n  u: { servers: [] }\n",
      "t.yaml:6:17: servers must list at least one HOST:PORT"},
     {"missing servers", TIERS ROUTE "upstreams:\n  u: { keepalive: 2 }\n",
@@ -305,7 +322,7 @@ static void test_many_errors_in_one_load(void **state)
                                "tiers:\n"                            /* 4 */
                                "  hot: { ttl: 10 }\n"                /* 5 */
                                "upstreams:\n"                        /* 6 */
-                               "  u: { servers: [\"a:1\"] }\n"       /* 7 */
+                               "  u: { servers: [\"a:0\"] }\n"       /* 7 */
                                "routes:\n"                           /* 8 */
                                "  - match: /x/{id}\n"                /* 9 */
                                "    upstream: v\n"                   /* 10 */
@@ -318,7 +335,7 @@ static void test_many_errors_in_one_load(void **state)
         "t.yaml:2:10: bad number 'many' for workers (expected a whole number 0..1024)",
         "t.yaml:3:1: unknown key 'nonsense' in the top level",
         "t.yaml:5:15: bad duration '10' for ttl" DUR_HINT,
-        "t.yaml:7:18: bad address 'a:1' for servers" ADDR_HINT,
+        "t.yaml:7:18: bad address 'a:0' for servers" SERVER_HINT,
         "t.yaml:10:15: undefined upstream 'v' (not in upstreams)",
         "t.yaml:11:15: strategy write-behind needs redis (add a redis: section)",
         "t.yaml:12:11: undefined tier 'cold' (not in tiers)",
@@ -414,7 +431,8 @@ static const char full_yaml[] =
     "    connect_timeout: 2s\n"                                                    /* 24 */
     "    timeout: 30s\n"                                                           /* 25 */
     "    keepalive: 0\n"                                                           /* 26 */
-    "  other: { servers: [\"10.1.1.1:80\"] }\n"                                    /* 27 */
+    "  other: { servers: [\"10.1.1.1:80\", \"api.internal:8443\"], resolve_every: 5s,"
+    " health: { path: /ping, interval: 2s, timeout: 500ms, fails: 2, passes: 4 } }\n" /* 27 */
     "routes:\n"                                                                    /* 28 */
     "  - match: \"/api/v1/products/{id}\"\n"                                       /* 29 */
     "    host: api.example.com\n"                                                  /* 30 */
@@ -518,16 +536,33 @@ static void test_full_schema(void **state)
     const struct st_upstream_cfg *u = &cfg->upstreams[0];
     assert_string_equal(u->name, "catalog");
     assert_int_equal(u->n_servers, 3);
-    assert_string_equal(u->servers[1].text, "localhost:9001");
-    const struct sockaddr_in *sin = (const struct sockaddr_in *)&u->servers[1].sa;
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&u->servers[0].sa;
     assert_int_equal(sin->sin_family, AF_INET);
     assert_int_equal(ntohl(sin->sin_addr.s_addr), 0x7f000001);
-    assert_int_equal(ntohs(sin->sin_port), 9001);
+    assert_int_equal(ntohs(sin->sin_port), 9000);
+    assert_null(u->servers[0].host);
+    /* localhost is a name for an upstream (it may have ::1 too), resolved at run time */
+    assert_string_equal(u->servers[1].text, "localhost:9001");
+    assert_string_equal(u->servers[1].host, "localhost");
+    assert_int_equal(u->servers[1].port, 9001);
     assert_int_equal(u->servers[2].sa.ss_family, AF_INET6);
+    assert_int_equal(u->resolve_every_ms, 30000);
+    assert_false(u->health.enabled);
     assert_int_equal(u->connect_timeout_ms, 2000);
     assert_int_equal(u->timeout_ms, 30000);
     assert_int_equal(u->keepalive, 0);
-    assert_string_equal(cfg->upstreams[1].name, "other");
+    const struct st_upstream_cfg *o = &cfg->upstreams[1];
+    assert_string_equal(o->name, "other");
+    assert_int_equal(o->n_servers, 2);
+    assert_string_equal(o->servers[1].host, "api.internal");
+    assert_int_equal(o->servers[1].port, 8443);
+    assert_int_equal(o->resolve_every_ms, 5000);
+    assert_true(o->health.enabled);
+    assert_string_equal(o->health.path, "/ping");
+    assert_int_equal(o->health.interval_ms, 2000);
+    assert_int_equal(o->health.timeout_ms, 500);
+    assert_int_equal(o->health.fails, 2);
+    assert_int_equal(o->health.passes, 4);
     check_full_schema_routes(cfg);
     st_config_destroy(cfg);
 }
