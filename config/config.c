@@ -701,12 +701,11 @@ static void h_rl_key(struct st_walk *w, const yaml_node_t *val, void *obj,
 static void h_rl_scope(struct st_walk *w, const yaml_node_t *val, void *obj,
                        const struct st_walk_field *f)
 {
-    (void)obj;
+    struct st_route_cfg *r = obj;
     static const char *const names[] = {"local", "fleet"};
     int i = st_field_choice(w, val, f->key, names, ARRAY_LEN(names), "local or fleet");
-    if (i == 1)
-        st_walk_error(w, val, "rate_limit.scope: fleet is not available in this version of "
-                              "strata; the limit holds per instance (scope: local)");
+    if (i >= 0)
+        r->rate_limit.fleet = i == 1;
 }
 
 static const struct st_walk_field rate_limit_fields[] = {
@@ -836,6 +835,9 @@ static void check_route(struct st_walk *w, const yaml_node_t *node, const yaml_n
     if (r->strategy == ST_STRATEGY_WRITE_BEHIND && !ld->cfg->redis.enabled)
         st_walk_error(w, seen[RF_STRATEGY],
                       "strategy write-behind needs redis (add a redis: section)");
+    if (r->rate_limit.fleet && !ld->cfg->redis.enabled)
+        st_walk_error(w, seen[RF_RATE_LIMIT],
+                      "rate_limit.scope: fleet needs redis (add a redis: section)");
     if (seen[RF_INVALIDATES])
         parse_invalidates(w, seen[RF_INVALIDATES], r);
     if (r->match)

@@ -139,6 +139,7 @@ struct st_route_cfg {
         uint64_t interval_us;    /* 1 s / rate: what one request costs */
         uint64_t burst;          /* requests at once; default: one second's worth */
         char *header;            /* owned, lowercase: key by this header; NULL: by client address */
+        bool fleet;              /* scope: fleet: one limit across the instances, in Redis */
     } rate_limit;
     unsigned line; /* line of the route in the file (0 for -b mode) */
     unsigned stats_slot; /* assigned by the server: the route's counters in /stats */

@@ -26,6 +26,8 @@
       "Client requests received")                                                                  \
     X(RATE_LIMITED, "", "rate_limited", "strata_rate_limited_total", "", "counter",                \
       "Requests answered 429 by a route's rate_limit")                                              \
+    X(RATE_LIMIT_FALLBACKS, "", "rate_limit_fallbacks", "strata_rate_limit_fallbacks_total", "",     \
+      "counter", "scope: fleet requests judged by the local limit (Redis down or late)")             \
     X(RESP_1XX, "responses", "1xx", "strata_responses_total", "class=\"1xx\"", "counter",          \
       "Responses sent to clients by status class")                                                 \
     X(RESP_2XX, "responses", "2xx", "strata_responses_total", "class=\"2xx\"", "counter", "")      \

@@ -38,11 +38,35 @@
 
 static const struct st_upstream_cbs up_cbs;
 
+/* A piece of request body that came while the exchange waited for the fleet's rate limit. */
+struct held_piece {
+    struct st_rbuf *b; /* reference held */
+    const char *p;
+    size_t len;
+};
+
+/* A request waiting for Redis's verdict; x is NULL once the exchange ended meanwhile. */
+struct rl_wait {
+    struct st_exchange *x;
+    uint64_t key_hash;
+};
+
+static void drop_held(struct st_exchange *x)
+{
+    for (size_t i = 0; i < x->n_held; i++)
+        st_rbuf_unref(x->held[i].b);
+    free(x->held);
+    x->held = NULL;
+    x->n_held = x->cap_held = 0;
+}
+
 static void free_exchange(struct st_exchange *x)
 {
     for (size_t i = 0; i < x->n_body_q; i++)
         st_wreq_free(x->body_q[i]);
     free(x->body_q);
+    if (x->held)
+        drop_held(x);
     if (x->extra_head) /* only on rate-limited routes: the common case pays no call */
         free(x->extra_head);
     st_wreq_free(x->out);
@@ -85,6 +109,8 @@ void st_exchange__finish(struct st_exchange *x)
     x->client = NULL;
     if (x->waiter)
         x->waiter->x = NULL; /* parked, and the client left */
+    if (x->rl_wait)
+        x->rl_wait->x = NULL; /* the fleet's verdict will find nobody */
     if (x->hooks && x->hooks->on_done) {
         x->depth++;
         x->hooks->on_done(x);
@@ -287,12 +313,10 @@ static unsigned method_bit(const char *m)
 
 
 /*
- * The route's rate limit: false when the request was answered 429. Either
- * way its answer carries the RateLimit-* headers (and the X-RateLimit-*
- * forms many clients read). The key is the route and the client's address,
- * or the route and the header's value (requests without it share one).
+ * The route's rate limit key: the route and the client's address, or the
+ * route and the header's value (requests without it share one).
  */
-static bool rate_limit_admits(struct st_exchange *x)
+static uint64_t rate_limit_key(const struct st_exchange *x)
 {
     const struct st_route_cfg *r = x->route;
     struct st_sb key;
@@ -306,23 +330,129 @@ static bool rate_limit_admits(struct st_exchange *x)
     } else {
         st_sb_adds(&key, x->client_ip);
     }
-    struct st_rl_verdict v;
-    st_ratelimit_take(st_server_ratelimit(x->w->srv), st_store_hash(key.p, key.len),
-                      r->rate_limit.interval_us, r->rate_limit.burst, uv_hrtime() / 1000, &v);
+    uint64_t hash = st_store_hash(key.p, key.len);
     st_sb_finish(&key);
+    return hash;
+}
+
+/*
+ * Apply a verdict: false when the request was answered 429. Either way its
+ * answer carries the RateLimit-* headers (and the X-RateLimit-* forms many
+ * clients read).
+ */
+static bool rate_limit_apply(struct st_exchange *x, const struct st_rl_verdict *v)
+{
     free(x->extra_head);
     x->extra_head = st_xasprintf(
              "RateLimit-Limit: %llu\r\nRateLimit-Remaining: %llu\r\nRateLimit-Reset: %llu\r\n"
              "X-RateLimit-Limit: %llu\r\nX-RateLimit-Remaining: %llu\r\nX-RateLimit-Reset: %llu\r\n",
-             (unsigned long long)v.limit, (unsigned long long)v.remaining,
-             (unsigned long long)v.reset_s, (unsigned long long)v.limit,
-             (unsigned long long)v.remaining, (unsigned long long)v.reset_s);
-    if (v.allowed)
+             (unsigned long long)v->limit, (unsigned long long)v->remaining,
+             (unsigned long long)v->reset_s, (unsigned long long)v->limit,
+             (unsigned long long)v->remaining, (unsigned long long)v->reset_s);
+    if (v->allowed)
         return true;
     ST_STAT_INC(&x->w->stats, RATE_LIMITED);
     respond_error_after(x, 429, "rate limit exceeded: try again after Retry-After seconds",
-                        (unsigned)v.retry_after_s);
+                        (unsigned)v->retry_after_s);
     return false;
+}
+
+/* The instance's own bucket: scope local, and fleet while Redis is down or late. */
+static bool rate_limit_local(struct st_exchange *x, uint64_t key_hash)
+{
+    const struct st_route_cfg *r = x->route;
+    struct st_rl_verdict v;
+    st_ratelimit_take(st_server_ratelimit(x->w->srv), key_hash, r->rate_limit.interval_us,
+                      r->rate_limit.burst, uv_hrtime() / 1000, &v);
+    return rate_limit_apply(x, &v);
+}
+
+static void run_strategy(struct st_exchange *x);
+
+static void on_fleet_verdict(void *arg, const struct st_rl_verdict *v)
+{
+    struct rl_wait *wait = arg;
+    struct st_exchange *x = wait->x;
+    uint64_t key_hash = wait->key_hash;
+    free(wait);
+    if (!x) {
+        return;
+    }
+    x->rl_wait = NULL;
+    if (x->client && x->has_body)
+        x->cops->resume_reading(x->client);
+    bool allowed;
+    if (v) {
+        allowed = rate_limit_apply(x, v);
+    } else {
+        ST_STAT_INC(&x->w->stats, RATE_LIMIT_FALLBACKS);
+        allowed = rate_limit_local(x, key_hash);
+    }
+    if (!allowed) {
+        drop_held(x);
+        return;
+    }
+    /* Run the strategy, then hand it what of the request came meanwhile. */
+    x->depth++;
+    run_strategy(x);
+    if (!hook_return(x))
+        return;
+    struct held_piece *held = x->held;
+    size_t n = x->n_held;
+    bool end = x->held_end;
+    x->held = NULL;
+    x->n_held = x->cap_held = 0;
+    x->held_end = false;
+    x->depth++;
+    for (size_t i = 0; i < n; i++) {
+        if (x->phase != PH_DONE)
+            st_exchange_request_body(x, held[i].b, held[i].p, held[i].len);
+        st_rbuf_unref(held[i].b);
+    }
+    free(held);
+    if (end && x->phase != PH_DONE)
+        st_exchange_request_end(x);
+    hook_return(x);
+}
+
+/*
+ * The route's rate limit: false when the request was answered 429, or is
+ * waiting for the fleet's verdict in Redis (then on_fleet_verdict goes on).
+ */
+static bool rate_limit_admits(struct st_exchange *x)
+{
+    uint64_t key_hash = rate_limit_key(x);
+    if (x->route->rate_limit.fleet) {
+        const struct st_route_cfg *r = x->route;
+        struct rl_wait *wait = st_xmalloc(sizeof(*wait));
+        *wait = (struct rl_wait){.x = x, .key_hash = key_hash};
+        int rc = st_ratelimit_take_fleet(st_cache_tier_redis(x->w->ctx.tiers),
+                                         x->gen->cfg->redis.prefix, key_hash,
+                                         r->rate_limit.interval_us, r->rate_limit.burst,
+                                         on_fleet_verdict, wait);
+        if (rc == 0) {
+            x->rl_wait = wait;
+            if (x->client && x->has_body) /* the body waits in the socket, not here */
+                x->cops->pause_reading(x->client);
+            return false;
+        }
+        free(wait);
+        ST_STAT_INC(&x->w->stats, RATE_LIMIT_FALLBACKS);
+    }
+    return rate_limit_local(x, key_hash);
+}
+
+static void run_strategy(struct st_exchange *x)
+{
+    const struct st_strategy *s = x->route->impl;
+    if (!s) {
+        /* Config validation keeps this from happening; fail the one exchange. */
+        st_log(ST_LOG_ERROR, "exchange", x->id, "route %s: strategy not available",
+               x->route->match);
+        respond_error(x, 501, "the route's strategy is not available");
+        return;
+    }
+    s->on_request(x);
 }
 
 static void route_and_run(struct st_exchange *x)
@@ -336,15 +466,7 @@ static void route_and_run(struct st_exchange *x)
     st_stat_bump(&x->w->stats.route[x->route->stats_slot][ST_RS_REQUESTS], 1);
     if (x->route->rate_limit.enabled && !rate_limit_admits(x))
         return;
-    const struct st_strategy *s = x->route->impl;
-    if (!s) {
-        /* Config validation keeps this from happening; fail the one exchange. */
-        st_log(ST_LOG_ERROR, "exchange", x->id, "route %s: strategy not available",
-               x->route->match);
-        respond_error(x, 501, "the route's strategy is not available");
-        return;
-    }
-    s->on_request(x);
+    run_strategy(x);
 }
 
 static void copy_bounded(char *dst, size_t cap, const char *src)
@@ -562,6 +684,14 @@ void st_exchange_request_body(struct st_exchange *x, struct st_rbuf *b, const ch
 {
     if (x->phase == PH_DONE || len == 0)
         return;
+    if (x->rl_wait) { /* the strategy has not started: keep it for later */
+        if (x->n_held == x->cap_held) {
+            x->cap_held = x->cap_held ? x->cap_held * 2 : 4;
+            x->held = st_xrealloc(x->held, x->cap_held * sizeof(*x->held));
+        }
+        x->held[x->n_held++] = (struct held_piece){st_rbuf_ref(b), p, len};
+        return;
+    }
     if (x->hooks && x->hooks->on_request_body)
         x->hooks->on_request_body(x, p, len); /* only copies: it cannot end the exchange */
     if (x->reading_body)
@@ -588,6 +718,10 @@ void st_exchange_request_body(struct st_exchange *x, struct st_rbuf *b, const ch
 
 void st_exchange_request_end(struct st_exchange *x)
 {
+    if (x->rl_wait) {
+        x->held_end = true;
+        return;
+    }
     x->request_ended = true;
     if (x->reading_body)
         body_read(x);

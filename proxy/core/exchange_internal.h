@@ -59,6 +59,11 @@ struct st_exchange {
     const char *cache_status;
     char cache_status_buf[192];
     char *extra_head; /* owned: header lines strata adds to any answer (RateLimit-*), or NULL */
+    /* scope: fleet: waiting for Redis's verdict; the request body is held meanwhile */
+    struct rl_wait *rl_wait;
+    struct held_piece *held;
+    size_t n_held, cap_held;
+    bool held_end;
     int status;
     enum st_framing framing;
     bool keep_alive;

@@ -13,6 +13,9 @@
  * pushed out starts again with a full bucket, so eviction can only let a
  * client through sooner, never block it wrongly. Each shard has its own
  * mutex, taken once per limited request.
+ *
+ * With `scope: fleet` the bucket lives in Redis instead (below); the local
+ * one is what a request falls back to while Redis is down or late.
  */
 #ifndef ST_RATELIMIT_H
 #define ST_RATELIMIT_H
@@ -44,5 +47,21 @@ void st_ratelimit_destroy(struct st_ratelimit *rl);
  */
 void st_ratelimit_take(struct st_ratelimit *rl, uint64_t key_hash, uint64_t interval_us,
                        uint64_t burst, uint64_t now_us, struct st_rl_verdict *out);
+
+/* The verdict for a step that was allowed or not and left the TAT ahead_us ahead of now. */
+void st_ratelimit_verdict(bool allowed, uint64_t ahead_us, uint64_t interval_us, uint64_t burst,
+                          struct st_rl_verdict *out);
+
+/*
+ * scope: fleet. One step of the same GCRA in Redis (one script: atomic, on
+ * Redis's clock), so every instance sharing the Redis counts into one
+ * bucket per key. 0: cb is called once, later, with the verdict, or with
+ * NULL when Redis did not answer in time (the caller falls back to the
+ * local limit). -EAGAIN: Redis is down, cb is not called.
+ */
+struct st_redis;
+typedef void (*st_rl_fleet_cb)(void *arg, const struct st_rl_verdict *v);
+int st_ratelimit_take_fleet(struct st_redis *r, const char *prefix, uint64_t key_hash,
+                            uint64_t interval_us, uint64_t burst, st_rl_fleet_cb cb, void *arg);
 
 #endif

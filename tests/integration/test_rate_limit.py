@@ -6,6 +6,7 @@ import json
 import threading
 
 from harness import RawConn, req_bytes, wait_until
+from test_redis_tier import fleet, rds  # noqa: F401  (rds is a fixture)
 
 
 def limited(rate, burst=None, key="ip", strategy="bypass", **extra):
@@ -73,7 +74,8 @@ def test_check_rejects_bad_rate_limits(strata_bin, tmp_path):
                      ("rate: 10/s, key: cookie", "bad key"),
                      ("rate: 10/s, burst: 0", "burst must be at least 1"),
                      ("burst: 10", "needs a rate"),
-                     ("rate: 10/s, scope: fleet", "fleet is not available")]:
+                     ("rate: 10/s, scope: world", "expected local or fleet"),
+                     ("rate: 10/s, scope: fleet", "fleet needs redis")]:
         p = tmp_path / "c.yaml"
         p.write_text('upstreams: { o: { servers: ["127.0.0.1:9"] } }\n'
                      'routes:\n'
@@ -97,3 +99,65 @@ def test_cache_hits_and_errors_carry_the_headers_too(origin, strata):
     r = s.get("/c/x")
     assert r.status == 429 and r.header("RateLimit-Remaining") == "0"
     assert origin.count("/c/x") == 1
+
+
+def fleet_limited(rate, burst, key="ip"):
+    return [{"match": "/echo", "upstream": "origin", "strategy": "bypass",
+             "rate_limit": {"rate": rate, "burst": burst, "key": key, "scope": "fleet"}}]
+
+
+def test_fleet_scope_holds_across_instances_exactly_under_a_burst(origin, strata, rds):
+    a, b = fleet(strata, rds, 2, routes=fleet_limited("1/m", 20))
+    statuses, lock = [], threading.Lock()
+
+    def client(s):
+        for _ in range(10):
+            with RawConn(s.port) as c:  # new connections: every worker of both instances
+                c.send(req_bytes("GET", "/echo"))
+                r = c.read_response(timeout=5)
+            with lock:
+                statuses.append(r)
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in (a, b, a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = [r for r in statuses if r.status == 200]
+    refused = [r for r in statuses if r.status == 429]
+    # One bucket for the fleet: 20 in all, not 20 per instance.
+    assert len(ok) == 20 and len(refused) == 20, [r.status for r in statuses]
+    assert origin.count("/echo") == 20
+    remaining = sorted(int(x.header("RateLimit-Remaining")) for x in ok)
+    assert remaining == list(range(20)), remaining
+    r = refused[0]
+    assert r.header("RateLimit-Limit") == "20" and r.header("X-RateLimit-Remaining") == "0"
+    assert int(r.header("Retry-After")) >= 1 and int(r.header("RateLimit-Reset")) >= 1
+    assert a.stats()["rate_limited"] + b.stats()["rate_limited"] == 20
+    assert a.stats()["rate_limit_fallbacks"] == 0 and b.stats()["rate_limit_fallbacks"] == 0
+
+
+def test_fleet_scope_falls_back_to_the_local_limit_when_redis_is_down(origin, strata, rds):
+    a, b = fleet(strata, rds, 2, routes=fleet_limited("1/m", 3))
+    assert [a.get("/echo").status for _ in range(2)] == [200, 200]
+    assert [b.get("/echo").status for _ in range(2)] == [200, 429]  # the fleet's bucket
+    rds.kill()
+    wait_until(lambda: a.admin_get("/readyz").json().get("redis") == "down" and
+               b.admin_get("/readyz").json().get("redis") == "down", 10,
+               msg="both instances see Redis down")
+    # Fail open to each instance's own bucket (3 at once): limited still, never wide open.
+    for s in (a, b):
+        got = [s.get("/echo").status for _ in range(5)]
+        assert got.count(200) <= 3 and got[-1] == 429, got
+        assert s.stats()["rate_limit_fallbacks"] >= 5
+
+
+def test_fleet_scope_with_a_body_keeps_it_while_redis_decides(origin, strata, rds):
+    a, = fleet(strata, rds, 1, routes=fleet_limited("1/m", 5))
+    body = b"x" * 300000
+    with RawConn(a.port) as c:
+        c.send(req_bytes("POST", "/echo", headers=[("Content-Length", str(len(body)))],
+                         body=body))
+        r = c.read_response(timeout=10)
+    assert r.status == 200
+    assert origin.last("/echo").body == body
