@@ -685,7 +685,8 @@ static bool on_error(struct st_exchange *x, int err)
     w->status = 0;
     w->answer.len = 0;
     st_sb_adds(&w->answer, st_http_error_detail(err));
-    return true;
+    /* Not answered: strata's error ends the exchange (it has no client), and on_done decides. */
+    return false;
 }
 
 static bool retryable(int status)

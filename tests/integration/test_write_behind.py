@@ -230,6 +230,29 @@ def test_origin_failing_during_500_writes_delivers_all_after_it_recovers(origin,
     assert a.stats()["write_behind"]["dead"] == 0
 
 
+def test_origin_that_times_out_or_is_unreachable_gets_the_write_later(origin, strata, aof,
+                                                                     down_port):
+    """An origin that does not answer in time, or a server that cannot be reached, is a
+    failed attempt like a 503: retried after a backoff, not a write stuck in flight."""
+    store = Store(origin, prefix="/not-this/")  # answered through slow_then_store below
+    hang = {"n": 2}
+
+    def slow_then_store(req):
+        if req.method == "PUT" and hang["n"] > 0:
+            hang["n"] -= 1
+            origin.stopping.wait(1.5)  # longer than the upstream timeout (300 ms)
+        return store.answer(req)
+
+    origin.script_prefix("/wb/", slow_then_store)
+    (a,) = fleet(strata, aof, 1, routes=wb_route(flush_delay="0ms", max_retries=20),
+                 upstream_timeout="300ms", timeout="2s")
+    assert put(a, "/wb/slow", b"v1").status == 202
+    wait_until(lambda: store.value("/wb/slow") == b"v1", 15, interval=0.1,
+               msg="delivered after the timed-out attempts")
+    wait_until(lambda: a.stats()["write_behind"]["pending"] == 0, 5, msg="queue drained")
+    assert a.stats()["write_behind"]["retries"] >= 2
+
+
 def test_kill_9_of_the_instance_that_took_1000_writes_loses_none(origin, strata, aof):
     # A long flush_delay: A holds every write unflushed when it dies.
     a, b = wb_fleet(strata, aof, flush_delay="3s", claim_after="1s")
