@@ -388,10 +388,8 @@ static void on_fleet_verdict(void *arg, const struct st_rl_verdict *v)
         ST_STAT_INC(&x->w->stats, RATE_LIMIT_FALLBACKS);
         allowed = rate_limit_local(x, key_hash);
     }
-    if (!allowed) {
-        drop_held(x);
-        return;
-    }
+    if (!allowed)
+        return; /* answered 429: the exchange may be gone (what it held went with it) */
     /* Run the strategy, then hand it what of the request came meanwhile. */
     x->depth++;
     run_strategy(x);

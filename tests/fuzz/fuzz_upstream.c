@@ -21,6 +21,7 @@
 
 #include "base/stats.h"
 #include "config/config.h"
+#include "origin/servers.h"
 #include "origin/upstream.h"
 
 static uv_loop_t loop;
@@ -119,7 +120,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (origin_fd < 0)
         setup();
-    struct st_upstream_pool *pool = st_upstream_pool_create(&loop, &cfg, &stats, NULL);
+    static struct st_servers *servers;
+    if (!servers)
+        servers = st_servers_create(&cfg);
+    struct st_upstream_pool *pool = st_upstream_pool_create(&loop, &cfg, &stats, NULL, servers);
     struct result r = {0};
     struct st_upstream_conn *up = st_upstream_acquire(pool, &cbs, &r, true, "fuzz");
     struct st_wreq *w = st_wreq_new();
