@@ -145,6 +145,7 @@ static void h_limits(struct st_walk *w, const yaml_node_t *val, void *obj,
 static const struct st_walk_field log_fields[] = {
     {"format", h_log_format, offsetof(struct st_config, log_format)},
     {"access", st_field_bool, offsetof(struct st_config, log_access)},
+    {"file", st_field_string, offsetof(struct st_config, log_file)},
 };
 
 static void h_log(struct st_walk *w, const yaml_node_t *val, void *obj,
@@ -1190,6 +1191,7 @@ void st_config_destroy(struct st_config *cfg)
     st_addr_finish(&cfg->listen);
     st_addr_finish(&cfg->admin_listen);
     free(cfg->admin_token);
+    free(cfg->log_file);
     redis_url_clear(&cfg->redis);
     free(cfg->redis.prefix);
     for (size_t i = 0; i < cfg->n_tiers; i++)

@@ -182,6 +182,7 @@ struct st_config {
     struct st_limits limits;
     enum st_log_format log_format; /* default text */
     bool log_access;               /* default false */
+    char *log_file;                /* owned; NULL: stderr */
     struct st_redis_cfg redis;
     struct st_tier *tiers; /* owned array */
     size_t n_tiers;

@@ -6,6 +6,8 @@
  */
 #include "base/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +22,8 @@
 
 static _Atomic int log_fmt = ST_LOG_TEXT;
 static _Atomic int log_min = ST_LOG_INFO;
+/* Where lines go: stderr, or a descriptor of our own that st_log_file repoints with dup2. */
+static _Atomic int log_fd = STDERR_FILENO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -27,6 +31,22 @@ void st_log_setup(enum st_log_format fmt, enum st_log_level min)
 {
     atomic_store_explicit(&log_fmt, (int)fmt, memory_order_relaxed);
     atomic_store_explicit(&log_min, (int)min, memory_order_relaxed);
+}
+
+int st_log_file(const char *path)
+{
+    int cur = atomic_load(&log_fd);
+    int fd = path ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)
+                  : dup(STDERR_FILENO);
+    if (fd < 0)
+        return -errno;
+    if (cur == STDERR_FILENO) {
+        atomic_store(&log_fd, fd);
+        return 0;
+    }
+    int rc = dup3(fd, cur, O_CLOEXEC) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
 }
 
 static void add_timestamp(struct st_sb *sb)
@@ -44,7 +64,8 @@ static void emit(struct st_sb *sb)
     st_sb_add(sb, "\n", 1);
     size_t off = 0;
     while (off < sb->len) {
-        ssize_t n = write(STDERR_FILENO, sb->p + off, sb->len - off);
+        ssize_t n = write(atomic_load_explicit(&log_fd, memory_order_relaxed), sb->p + off,
+                          sb->len - off);
         if (n <= 0)
             break;
         off += (size_t)n;

@@ -1,5 +1,5 @@
 /*
- * log.h - one line per event to stderr, text or JSON.
+ * log.h - one line per event to stderr (or log.file), text or JSON.
  *
  * Every call names a level and a subsystem, and where there is one, the
  * request id (or connection id) the line is about. Lines are written with a
@@ -27,6 +27,14 @@ enum st_log_level {
 
 /* Set process-wide format and minimum level (call before threads start, or on reload). */
 void st_log_setup(enum st_log_format fmt, enum st_log_level min);
+
+/*
+ * Log to the file at path from now on (opened for appending, created 0640),
+ * or back to stderr when path is NULL. Opening it again (logrotate's
+ * SIGUSR1, after it moved the file) swaps the descriptor under every thread
+ * at once with dup2: no line is lost or split. 0, or -errno (nothing changed).
+ */
+int st_log_file(const char *path);
 
 /* id may be NULL. */
 void st_log(enum st_log_level lvl, const char *sub, const char *id, const char *fmt, ...)

@@ -52,7 +52,7 @@ struct st_server {
     struct st_worker *workers;  /* owned array */
     unsigned n_workers;
     struct st_admin *admin;
-    uv_signal_t sighup, sigterm, sigint;
+    uv_signal_t sighup, sigterm, sigint, sigusr1;
     _Atomic long open_conns;
     _Atomic long max_conns;
     _Atomic uint64_t max_per_ip; /* 0: no limit */
@@ -307,6 +307,16 @@ static void warn_restart_only(const struct st_config *old, const struct st_confi
                (unsigned long long)nu->cache_max_object);
 }
 
+/* log.file (empty or absent: stderr), opened again. 0 or -errno (the log stays where it was). */
+static int open_log(const struct st_config *cfg)
+{
+    const char *path = cfg->log_file && cfg->log_file[0] ? cfg->log_file : NULL;
+    int rc = st_log_file(path);
+    if (rc < 0)
+        st_log(ST_LOG_ERROR, "server", NULL, "log.file %s: %s", path, strerror(-rc));
+    return rc;
+}
+
 static void reload(struct st_server *srv)
 {
     struct st_server_cfg *cur = st_server_config(srv);
@@ -331,6 +341,13 @@ static void reload(struct st_server *srv)
         return;
     }
     st_diag_finish(&diag);
+    if (open_log(cfg) < 0) {
+        st_log(ST_LOG_ERROR, "config", NULL, "reload of %s failed; the running config stays",
+               path);
+        st_config_destroy(cfg);
+        st_server_cfg_put(cur);
+        return;
+    }
     warn_restart_only(cur->cfg, cfg);
     st_server_cfg_put(cur);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
@@ -357,6 +374,13 @@ static void on_signal(uv_signal_t *h, int signum)
         reload(srv);
         return;
     }
+    if (signum == SIGUSR1) { /* logrotate moved the file: start a new one */
+        struct st_server_cfg *cur = st_server_config(srv);
+        if (open_log(cur->cfg) == 0)
+            st_log(ST_LOG_INFO, "server", NULL, "SIGUSR1: log file reopened");
+        st_server_cfg_put(cur);
+        return;
+    }
     if (atomic_exchange(&srv->draining, true))
         return;
     st_log(ST_LOG_INFO, "server", NULL, "%s: draining and stopping",
@@ -371,6 +395,7 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&srv->sighup, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sigusr1, NULL);
 }
 
 static int start_workers(struct st_server *srv, const struct st_config *cfg)
@@ -414,9 +439,9 @@ static int start_workers(struct st_server *srv, const struct st_config *cfg)
 
 static void watch_signals(struct st_server *srv)
 {
-    uv_signal_t *hs[] = {&srv->sighup, &srv->sigterm, &srv->sigint};
-    int sigs[] = {SIGHUP, SIGTERM, SIGINT};
-    for (int i = 0; i < 3; i++) {
+    uv_signal_t *hs[] = {&srv->sighup, &srv->sigterm, &srv->sigint, &srv->sigusr1};
+    int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
+    for (int i = 0; i < 4; i++) {
         uv_signal_init(srv->loop, hs[i]);
         hs[i]->data = srv;
         uv_signal_start(hs[i], on_signal, sigs[i]);
@@ -446,6 +471,8 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     srv.wiring = wiring;
     signal(SIGPIPE, SIG_IGN);
     st_log_setup(cfg->log_format, ST_LOG_INFO);
+    if (open_log(cfg) < 0)
+        return 1;
     srv.loop = uv_default_loop();
     srv.started_ms = uv_now(srv.loop);
     srv.route_slots.max = ST_MAX_ROUTE_SLOTS;

@@ -127,3 +127,40 @@ def test_json_logs_with_access_lines(strata):
     assert a["cache"] == "strata; fwd=bypass"
     assert a["msg"] == "GET /echo 200"
     assert {"client", "bytes", "ms"} <= a.keys()
+
+
+def test_log_file_is_reopened_on_sigusr1_for_logrotate(strata, tmp_path):
+    path = tmp_path / "strata.log"
+    s = strata(extra=f'log: {{ format: text, access: true, file: "{path}" }}\n')
+    assert "listening on" in path.read_text()
+    assert "listening on" not in s.log()  # nothing on stderr
+    assert s.get("/echo", headers={"X-Request-Id": "before-rotate"}).status == 200
+    wait_until(lambda: "before-rotate" in path.read_text(), 3, msg="access line in the file")
+    rotated = tmp_path / "strata.log.1"
+    path.rename(rotated)  # what logrotate does, then it sends SIGUSR1
+    assert s.get("/echo", headers={"X-Request-Id": "moved"}).status == 200
+    wait_until(lambda: "moved" in rotated.read_text(), 3, msg="still the old file until told")
+    s.proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: path.exists() and "log file reopened" in path.read_text(), 3,
+               msg="a new file after SIGUSR1")
+    assert s.get("/echo", headers={"X-Request-Id": "after-rotate"}).status == 200
+    wait_until(lambda: "after-rotate" in path.read_text(), 3, msg="access line in the new file")
+    assert "after-rotate" not in rotated.read_text()
+
+
+def test_log_file_that_cannot_be_opened(strata_bin, tmp_path, strata):
+    bad = tmp_path / "no" / "such" / "dir" / "strata.log"
+    cfg = tmp_path / "bad-log.yaml"
+    cfg.write_text('listen: "127.0.0.1:%d"\nadmin: { listen: "127.0.0.1:%d" }\n'
+                   'log: { file: "%s" }\nupstreams: { o: { servers: ["127.0.0.1:9"] } }\n'
+                   'routes: [ { match: "/*", upstream: o, strategy: bypass } ]\n'
+                   % (free_port(), free_port(), bad))
+    r = subprocess.run([strata_bin, "-c", str(cfg)], capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0
+    assert f"log.file {bad}: No such file or directory" in r.stderr
+    # On a reload the running config (and its log) stays.
+    s = strata()
+    s.reload(s.render(extra=f'log: {{ file: "{bad}" }}\n'))
+    wait_until(lambda: "reload of" in s.log() and "failed" in s.log(), 5, msg="refused reload")
+    assert f"log.file {bad}" in s.log()
+    assert s.get("/echo").status == 200
