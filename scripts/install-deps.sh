@@ -2,7 +2,8 @@
 # Install the Debian 12 packages strata needs. One script for the README,
 # the Dockerfile and CI.
 #   scripts/install-deps.sh build     compilers, meson, -dev libraries
-#   scripts/install-deps.sh test      build + cmocka, pytest, redis-server, curl, promtool (prometheus)
+#   scripts/install-deps.sh test      build + cmocka, pytest, redis-server, curl, promtool (prometheus),
+#                                     chromium (the dashboard test, headless)
 #   scripts/install-deps.sh runtime   shared libraries only (container image)
 #   scripts/install-deps.sh demo      build + python3 and curl for the demo origin
 #   scripts/install-deps.sh fuzz      build + clang and its libFuzzer runtime
@@ -13,7 +14,8 @@ profile=${1:-build}
 runtime_pkgs=(libuv1 libhiredis0.14 libxxhash0 libjemalloc2 libyaml-0-2 ca-certificates)
 build_pkgs=(gcc pkg-config meson ninja-build node-llhttp libuv1-dev libhiredis-dev
             libxxhash-dev libjemalloc-dev libyaml-dev)
-test_pkgs=(libcmocka-dev python3 python3-pytest python3-pytest-timeout redis-server curl prometheus)
+test_pkgs=(libcmocka-dev python3 python3-pytest python3-pytest-timeout redis-server curl prometheus
+           chromium)
 demo_pkgs=(python3 curl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <llhttp.h>
 
+#include "admin/dashboard_html.h"
 #include "admin/stats.h"
 #include "base/alloc.h"
 #include "cache/tier.h"
@@ -216,7 +217,7 @@ static int invalidate(struct admin_conn *c, struct st_sb *out)
     return 400;
 }
 
-enum endpoint { EP_NONE, EP_LIVE, EP_READY, EP_STATS, EP_METRICS, EP_INVALIDATE };
+enum endpoint { EP_NONE, EP_LIVE, EP_READY, EP_STATS, EP_METRICS, EP_INVALIDATE, EP_DASHBOARD };
 
 static const struct {
     const char *path;
@@ -224,7 +225,7 @@ static const struct {
 } endpoints[] = {
     {"/healthz", EP_LIVE},  {"/health", EP_LIVE},      {"/health/live", EP_LIVE},
     {"/readyz", EP_READY},  {"/health/ready", EP_READY}, {"/stats", EP_STATS},
-    {"/metrics", EP_METRICS}, {"/invalidate", EP_INVALIDATE},
+    {"/metrics", EP_METRICS}, {"/invalidate", EP_INVALIDATE}, {"/dashboard", EP_DASHBOARD},
 };
 
 static enum endpoint endpoint_of(const struct st_sb *url)
@@ -276,6 +277,10 @@ static int answer(struct admin_conn *c, enum endpoint ep, struct st_sb *body, co
         return 200;
     case EP_INVALIDATE:
         return invalidate(c, body);
+    case EP_DASHBOARD:
+        st_sb_add(body, st_dashboard_html, st_dashboard_html_len);
+        *ctype = "text/html; charset=utf-8";
+        return 200;
     case EP_NONE:
         break;
     }
