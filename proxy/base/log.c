@@ -36,8 +36,12 @@ void st_log_setup(enum st_log_format fmt, enum st_log_level min)
 int st_log_file(const char *path)
 {
     int cur = atomic_load(&log_fd);
-    int fd = path ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)
-                  : dup(STDERR_FILENO);
+    if (!path) { /* stderr: already, or repoint our descriptor at it */
+        if (cur != STDERR_FILENO && dup3(STDERR_FILENO, cur, O_CLOEXEC) < 0)
+            return -errno;
+        return 0;
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0)
         return -errno;
     if (cur == STDERR_FILENO) {
