@@ -82,17 +82,16 @@ static void apply(struct st_origin_watch *w, struct name_req *nr, int status,
     }
     if (res)
         uv_freeaddrinfo(res);
-    struct st_server_info had[MAX_ADDRS];
-    size_t n_had = st_servers_list(w->servers, uv_now(w->loop), had, MAX_ADDRS);
-    size_t mine = 0;
-    for (size_t i = 0; i < n_had && i < MAX_ADDRS; i++)
-        mine += had[i].from == nr->from;
     uint64_t now = uv_now(w->loop);
     if (n == 0) {
         /* Once when it starts failing, then once per resolve_every while it goes on. */
         if (nr->fail_logged && now - nr->fail_logged < w->cfg->resolve_every_ms)
             return;
         nr->fail_logged = now ? now : 1;
+        struct st_server_info had[MAX_ADDRS];
+        size_t n_had = st_servers_list(w->servers, now, had, MAX_ADDRS), mine = 0;
+        for (size_t i = 0; i < n_had && i < MAX_ADDRS; i++)
+            mine += had[i].from == nr->from;
         const char *why = status < 0 ? uv_strerror(status) : "no IPv4 or IPv6 address";
         if (mine)
             st_log(ST_LOG_WARN, "upstream", NULL,
@@ -105,18 +104,8 @@ static void apply(struct st_origin_watch *w, struct name_req *nr, int status,
         return;
     }
     nr->fail_logged = 0;
-    bool same = n == mine;
-    for (size_t j = 0; j < n && same; j++) {
-        char a[64];
-        bool found = false;
-        st_servers_format(&addrs[j], a, sizeof(a));
-        for (size_t i = 0; i < n_had && i < MAX_ADDRS && !found; i++)
-            found = had[i].from == nr->from && !strcmp(had[i].addr, a);
-        same = found;
-    }
-    if (same)
+    if (!st_servers_set(w->servers, nr->from, addrs, n))
         return;
-    st_servers_set(w->servers, nr->from, addrs, n);
     char list[512];
     size_t len = 0;
     list[0] = '\0';

@@ -104,7 +104,7 @@ void st_servers_unref(struct st_servers *s)
     free(s);
 }
 
-void st_servers_set(struct st_servers *s, size_t from, const struct sockaddr_storage *addrs,
+bool st_servers_set(struct st_servers *s, size_t from, const struct sockaddr_storage *addrs,
                     size_t n)
 {
     uv_mutex_lock(&s->lock);
@@ -115,6 +115,7 @@ void st_servers_set(struct st_servers *s, size_t from, const struct sockaddr_sto
     size_t k = 0;
     for (size_t i = 0; i < s->n && s->v[i].from < from; i++)
         v[k++] = s->v[i];
+    size_t first = k, kept = 0; /* kept: new addresses that were there before */
     for (size_t j = 0; j < n; j++) {
         bool dup = false;
         for (size_t d = 0; d < j; d++)
@@ -123,19 +124,32 @@ void st_servers_set(struct st_servers *s, size_t from, const struct sockaddr_sto
             continue;
         struct server *nu = &v[k++];
         *nu = (struct server){.from = from, .sa = addrs[j], .len = sa_len(&addrs[j])};
-        nu->id = ++s->next_id;
-        for (size_t i = 0; i < s->n; i++) /* an address that stays keeps its state */
-            if (s->v[i].from == from && sa_equal(&s->v[i].sa, &addrs[j]))
+        bool found = false;
+        for (size_t i = 0; i < s->n && !found; i++) /* an address that stays keeps its state */
+            if (s->v[i].from == from && sa_equal(&s->v[i].sa, &addrs[j])) {
                 *nu = s->v[i];
+                found = true;
+            }
+        if (found)
+            kept++;
+        else
+            nu->id = ++s->next_id;
     }
+    /* The same addresses as before (in any order): nothing changes, not even the generation. */
+    bool changed = kept != k - first || kept != s->n - keep;
     for (size_t i = 0; i < s->n; i++)
         if (s->v[i].from > from)
             v[k++] = s->v[i];
-    free(s->v);
-    s->v = v;
-    s->n = k;
-    atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+    if (changed) {
+        free(s->v);
+        s->v = v;
+        s->n = k;
+        atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
+    } else {
+        free(v);
+    }
     uv_mutex_unlock(&s->lock);
+    return changed;
 }
 
 unsigned st_servers_generation(struct st_servers *s)

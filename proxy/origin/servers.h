@@ -46,8 +46,11 @@ struct st_servers *st_servers_create(const struct st_upstream_cfg *cfg);
 void st_servers_ref(struct st_servers *s);
 void st_servers_unref(struct st_servers *s);
 
-/* Replace the addresses that cfg->servers[from] gives (a resolve's answer; n may not be 0). */
-void st_servers_set(struct st_servers *s, size_t from, const struct sockaddr_storage *addrs,
+/*
+ * Replace the addresses that cfg->servers[from] gives (a resolve's answer; n may
+ * not be 0). false: they are the ones it had (nothing changed).
+ */
+bool st_servers_set(struct st_servers *s, size_t from, const struct sockaddr_storage *addrs,
                     size_t n);
 
 struct st_server_pick {

@@ -209,7 +209,14 @@ static void test_resolve_replaces_and_keeps_state(void **state)
     st_servers_report(s, kept, 0, ST_SERVER_FAILED);
     /* The name moves: .1 goes, .2 stays (with its count), .3 comes. */
     struct sockaddr_storage r2[] = {v4("192.168.1.2", 80), v4("192.168.1.3", 80)};
-    st_servers_set(s, 1, r2, 2);
+    unsigned gen = st_servers_generation(s);
+    assert_true(st_servers_set(s, 1, r2, 2));
+    assert_int_not_equal(st_servers_generation(s), gen);
+    /* The same answer again, in another order: nothing changes, pools keep their connections. */
+    gen = st_servers_generation(s);
+    struct sockaddr_storage r2b[] = {r2[1], r2[0]};
+    assert_false(st_servers_set(s, 1, r2b, 2));
+    assert_int_equal(st_servers_generation(s), gen);
     assert_int_equal(st_servers_list(s, 0, v, 8), 3);
     assert_string_equal(v[0].addr, "10.0.0.1:80");
     assert_string_equal(v[1].addr, "192.168.1.2:80");
