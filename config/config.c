@@ -361,11 +361,16 @@ static const struct st_walk_field upstream_fields[] = {
     {"timeout", st_field_duration, offsetof(struct st_upstream_cfg, timeout_ms)},
     {"keepalive", st_field_uint, offsetof(struct st_upstream_cfg, keepalive)},
     {"retry_budget", st_field_percent, offsetof(struct st_upstream_cfg, retry_budget)},
+    /* the last three are found by position in seen[] (UF_* below) */
     {"resolve_every", st_field_duration, offsetof(struct st_upstream_cfg, resolve_every_ms)},
     {"health", NULL, 0},  /* health_fields, below */
     {"breaker", NULL, 0}, /* breaker_fields, below */
 };
-enum { UF_HEALTH = ARRAY_LEN(upstream_fields) - 2, UF_BREAKER = ARRAY_LEN(upstream_fields) - 1 };
+enum {
+    UF_RESOLVE_EVERY = ARRAY_LEN(upstream_fields) - 3,
+    UF_HEALTH = ARRAY_LEN(upstream_fields) - 2,
+    UF_BREAKER = ARRAY_LEN(upstream_fields) - 1,
+};
 
 #define HC(name) offsetof(struct st_upstream_cfg, health.name)
 static const struct st_walk_field health_fields[] = {
@@ -411,10 +416,8 @@ static void on_upstream(struct st_walk *w, const char *name, const yaml_node_t *
     char *where = st_xasprintf("upstreams.%s", name);
     if (st_walk_map(w, val, where, upstream_fields, ARRAY_LEN(upstream_fields), u, seen) && !seen[0])
         st_walk_error(w, key, "missing required key 'servers' in %s", where);
-    if (seen[0] && u->resolve_every_ms == 0)
-        for (size_t i = 0; i < ARRAY_LEN(upstream_fields); i++)
-            if (seen[i] && !strcmp(upstream_fields[i].key, "resolve_every"))
-                st_walk_error(w, seen[i], "%s.resolve_every must be above 0", where);
+    if (seen[UF_RESOLVE_EVERY] && u->resolve_every_ms == 0)
+        st_walk_error(w, seen[UF_RESOLVE_EVERY], "%s.resolve_every must be above 0", where);
     const yaml_node_t *hc = seen[UF_HEALTH];
     if (hc) {
         char *hw = st_xasprintf("%s.health", where);
