@@ -267,34 +267,33 @@ routes:
             c.close()
 
     # ---- chaos ----
+    def restart(self, kind, start, settled=lambda: True):
+        """SIGKILL the origin or Redis, start it again a second later, and count its outage
+        until settled() (or 15 s)."""
+        self.outages.begin(kind)
+        proc = getattr(self, kind)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        time.sleep(1.0)
+        start()
+        deadline = time.monotonic() + 15
+        while not settled() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.outages.end(kind)
+        self.stats.add(f"{kind}_restarts")
+
     def chaos(self):
         next_origin = time.monotonic() + self.a.origin_every
         next_redis = time.monotonic() + self.a.redis_every
         while not self.stop.wait(0.2):
             now = time.monotonic()
             if now >= next_origin:
-                self.outages.begin("origin")
-                self.origin.send_signal(signal.SIGKILL)
-                self.origin.wait()
-                time.sleep(1.0)
-                self.start_origin()
-                self.outages.end("origin")
-                self.stats.add("origin_restarts")
+                self.restart("origin", self.start_origin)
                 next_origin = now + self.a.origin_every
             if now >= next_redis:
-                self.outages.begin("redis")
-                self.redis.send_signal(signal.SIGKILL)
-                self.redis.wait()
-                time.sleep(1.0)
-                self.start_redis()
                 # strata reconnects with a backoff of up to 5 s
-                deadline = time.monotonic() + 15
-                while time.monotonic() < deadline:
-                    if self.admin_json("/readyz").get("redis") == "up":
-                        break
-                    time.sleep(0.1)
-                self.outages.end("redis")
-                self.stats.add("redis_restarts")
+                self.restart("redis", self.start_redis,
+                             lambda: self.admin_json("/readyz").get("redis") == "up")
                 next_redis = now + self.a.redis_every
 
     def run(self):
