@@ -28,6 +28,7 @@
 
 #include "base/alloc.h"
 #include "base/rand.h"
+#include "cache/advisor.h"
 #include "cache/freshness.h"
 #include "cache/invalidate.h"
 #include "cache/key.h"
@@ -73,16 +74,32 @@ static struct st_stats *stats_of(struct st_exchange *x)
     return st_exchange_ctx(x)->stats;
 }
 
-/* Count an outcome globally, for the route and for its tier. */
-static void count(struct st_exchange *x, enum st_stat_id global, enum st_rstat per)
+/* Count an outcome for the route and for its tier. */
+static void count_route(struct st_exchange *x, enum st_rstat per)
 {
     struct st_stats *st = stats_of(x);
     const struct st_route_cfg *r = st_exchange_route(x);
     const struct st_config *cfg = st_exchange_config(x);
-    st_stat_add(st, global, 1);
     st_stat_bump(&st->route[r->stats_slot][per], 1);
     if (r->tier >= 0)
         st_stat_bump(&st->tier[cfg->tiers[r->tier].stats_slot][per], 1);
+}
+
+/* ... and globally. */
+static void count(struct st_exchange *x, enum st_stat_id global, enum st_rstat per)
+{
+    st_stat_add(stats_of(x), global, 1);
+    count_route(x, per);
+}
+
+/* A fetch of an expired entry ended with an answer to compare: did the origin's change? */
+static void count_refetch(struct st_exchange *x, const struct ca *ca, bool unchanged)
+{
+    if (!ca->stale || ca->forced)
+        return;
+    count_route(x, ST_RS_REFETCHES);
+    if (unchanged)
+        count_route(x, ST_RS_REFETCH_UNCHANGED);
 }
 
 /*
@@ -344,6 +361,7 @@ static void answer_absorbed(struct st_exchange *x, struct ca *ca)
     /* ABSORB_304: the origin confirmed the stored entry. */
     struct st_entry *e = refresh_entry(ca, ca->resp);
     ST_STAT_INC(stats_of(x), CACHE_REVALIDATED);
+    count_refetch(x, ca, true);
     if (e) {
         st_cache_tier_insert(ca->tiers, e);
         ca->result = ST_FLIGHT_STORED;
@@ -368,6 +386,11 @@ static void fill_on_end(struct st_exchange *x)
             st_exchange_respond_error(x, 502, "the origin's answer did not match its length");
         return;
     }
+    if (ca->stale)
+        count_refetch(x, ca,
+                      ca->stale->status == ca->status &&
+                          st_entry_body_len(ca->stale) == ca->body.len &&
+                          memcmp(st_entry_body(ca->stale), ca->body.p, ca->body.len) == 0);
     struct st_entry *e = build_entry(ca, ca->resp, ca->status, ca->body.p, ca->body.len, &ca->fr,
                                      ca->response_ms);
     if (e && st_cache_tier_insert(ca->tiers, e))
@@ -465,9 +488,8 @@ static bool park(struct st_exchange *x, struct ca *ca)
 }
 
 /* Look the key up and answer, or go to the origin. `may_park`: join the flight. */
-static void lookup(struct st_exchange *x, struct ca *ca, bool may_park)
+static void lookup(struct st_exchange *x, struct ca *ca, int64_t now, bool may_park)
 {
-    int64_t now = now_ms(x);
     /* Not referenced: valid for this loop iteration (see cache/tier.h). */
     struct st_entry *e = st_cache_tier_lookup(ca->tiers, ca->hash, ca->key.p, ca->key.len,
                                               st_exchange_request(x)->headers);
@@ -607,7 +629,11 @@ void st_cache_aside_read(struct st_exchange *x)
         st_exchange_forward(x);
         return;
     }
-    lookup(x, ca, true);
+    int64_t now = now_ms(x);
+    const struct st_route_cfg *r = st_exchange_route(x);
+    if (r->tier >= 0)
+        st_advisor_observe(st_exchange_ctx(x)->advisor, r->stats_slot, ca->hash, now);
+    lookup(x, ca, now, true);
 }
 
 static void on_request(struct st_exchange *x)
@@ -659,7 +685,7 @@ void st_cache_aside_resume(struct st_exchange *x, enum st_flight_result result, 
      * (one more read of L2 beats the origin). */
     bool again = result == ST_FLIGHT_SHARED && !ca->shared_again;
     ca->shared_again = ca->shared_again || again;
-    lookup(x, ca, again);
+    lookup(x, ca, now_ms(x), again);
 }
 
 const struct st_strategy st_strategy_cache_aside = {

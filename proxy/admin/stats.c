@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache/advisor.h"
 #include "cache/tier.h"
 #include "core/server.h"
 #include "origin/breaker.h"
@@ -27,6 +28,7 @@ struct snapshot {
     enum st_shared_state l2;
     enum st_bus_state bus;
     struct st_server_cfg *cref;
+    struct st_advisor *advisor;
 };
 
 static void take(struct st_server *srv, struct snapshot *s)
@@ -39,6 +41,7 @@ static void take(struct st_server *srv, struct snapshot *s)
     s->l2 = ts.l2;
     s->bus = ts.bus;
     s->cref = st_server_config(srv);
+    s->advisor = st_server_advisor(srv);
 }
 
 /* A per-route (tier = false) or per-tier counter summed over every thread. */
@@ -170,6 +173,50 @@ static void json_tiers(struct st_sb *sb, const struct snapshot *s)
     st_sb_adds(sb, "}");
 }
 
+/*
+ * The route's refetches and what the TTL-tier advisor makes of its traffic:
+ * ,"refetches":N,"refetch_unchanged":N,"refetch_unchanged_ratio":R|null,
+ * "advisor":{"sampled_requests","sampled_keys","sample_rate","tiers":{name:ratio},
+ * "suggestion":"..."|null}|null
+ */
+static void json_advisor(struct st_sb *sb, const struct snapshot *s,
+                         const struct st_route_cfg *r, const uint64_t v[ST_RS__COUNT])
+{
+    const struct st_config *cfg = s->cref->cfg;
+    uint64_t refetches = v[ST_RS_REFETCHES], unchanged = v[ST_RS_REFETCH_UNCHANGED];
+    st_sb_addf(sb, ",\"refetches\":%llu,\"refetch_unchanged\":%llu,\"refetch_unchanged_ratio\":",
+               (unsigned long long)refetches, (unsigned long long)unchanged);
+    if (refetches)
+        st_sb_addf(sb, "%.4f", ratio(unchanged, refetches));
+    else
+        st_sb_adds(sb, "null");
+    st_sb_adds(sb, ",\"advisor\":");
+    struct st_advisor_estimate e;
+    if (r->tier < 0 || !st_advisor_estimate(s->advisor, r->stats_slot, &e)) {
+        st_sb_adds(sb, "null");
+        return;
+    }
+    size_t n = e.n_tiers < cfg->n_tiers ? e.n_tiers : cfg->n_tiers;
+    const char *names[ST_ADVISOR_MAX_TIERS];
+    st_sb_addf(sb, "{\"sampled_requests\":%llu,\"sampled_keys\":%llu,\"sample_rate\":%.4f,\"tiers\":{",
+               (unsigned long long)e.requests, (unsigned long long)e.keys, e.sample_rate);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = cfg->tiers[i].name;
+        st_sb_adds(sb, i ? "," : "");
+        st_sb_add_json_str(sb, names[i], strlen(names[i]));
+        st_sb_addf(sb, ":%.4f", e.hit_ratio[i]);
+    }
+    e.n_tiers = n;
+    char text[256];
+    st_advisor_suggest(&e, names, (size_t)r->tier, refetches, unchanged, text, sizeof(text));
+    st_sb_adds(sb, "},\"suggestion\":");
+    if (text[0])
+        st_sb_add_json_str(sb, text, strlen(text));
+    else
+        st_sb_adds(sb, "null");
+    st_sb_adds(sb, "}");
+}
+
 static void json_routes(struct st_sb *sb, const struct snapshot *s)
 {
     const struct st_config *cfg = s->cref->cfg;
@@ -201,6 +248,7 @@ static void json_routes(struct st_sb *sb, const struct snapshot *s)
             st_sb_add_json_str(sb, cfg->tiers[r->tier].name, strlen(cfg->tiers[r->tier].name));
         else
             st_sb_adds(sb, "null");
+        json_advisor(sb, s, r, v);
         st_sb_adds(sb, "}");
     }
     st_sb_adds(sb, "}");
@@ -253,6 +301,7 @@ static void prom_routes_tiers(struct st_sb *sb, const struct snapshot *s)
 {
     static const char *const names[ST_RS__COUNT] = {
         "requests", "hits", "misses", "stale", "collapsed", "bypass", "bytes", "bytes_hit",
+        "refetches", "refetch_unchanged",
     };
     static const char *const help[ST_RS__COUNT] = {
         "Client requests",
@@ -263,6 +312,8 @@ static void prom_routes_tiers(struct st_sb *sb, const struct snapshot *s)
         "Requests answered without the cache",
         "Body bytes sent",
         "Body bytes sent from the cache",
+        "Origin fetches of an expired entry (answered 304, or stored)",
+        "Refetches of an expired entry that brought what was stored",
     };
     for (int k = 0; k < ST_RS__COUNT; k++)
         prom_family(sb, s, false, "route", names[k], help[k], (enum st_rstat)k);

@@ -23,6 +23,7 @@
 
 #include "base/alloc.h"
 #include "base/buf.h"
+#include "cache/advisor.h"
 #include "cache/l2tier.h"
 #include "cache/memtier.h"
 #include "base/log.h"
@@ -58,6 +59,7 @@ struct st_server {
     _Atomic uint64_t max_per_ip; /* 0: no limit */
     struct st_iplimit per_ip;    /* open connections per client address */
     struct st_ratelimit *ratelimit; /* owned */
+    struct st_advisor *advisor;     /* owned; each worker has a feed */
     _Atomic bool draining;
     uint64_t started_ms;
 };
@@ -156,6 +158,11 @@ struct st_ratelimit *st_server_ratelimit(struct st_server *srv)
     return srv->ratelimit;
 }
 
+struct st_advisor *st_server_advisor(struct st_server *srv)
+{
+    return srv->advisor;
+}
+
 struct st_cache_tier *st_server_tier(struct st_server *srv)
 {
     return srv->tier;
@@ -220,6 +227,17 @@ static void assign_slots(struct st_server *srv, struct st_config *cfg)
         cfg->tiers[i].stats_slot = slot_for(&srv->tier_slots, cfg->tiers[i].name);
     for (size_t i = 0; i < cfg->n_upstreams; i++)
         cfg->upstreams[i].stats_slot = slot_for(&srv->upstream_slots, cfg->upstreams[i].name);
+}
+
+/* The tiers the advisor replays: the config's, in its order. */
+static void advisor_tiers(struct st_server *srv, const struct st_config *cfg)
+{
+    struct st_advisor_tier t[ST_ADVISOR_MAX_TIERS];
+    size_t n = cfg->n_tiers < ST_ADVISOR_MAX_TIERS ? cfg->n_tiers : ST_ADVISOR_MAX_TIERS;
+    for (size_t i = 0; i < n; i++)
+        t[i] = (struct st_advisor_tier){.ttl_ms = (int64_t)cfg->tiers[i].ttl_ms,
+                                        .swr_ms = (int64_t)cfg->tiers[i].stale_while_revalidate_ms};
+    st_advisor_set_tiers(srv->advisor, t, n);
 }
 
 static void registry_finish(struct slot_registry *r)
@@ -354,6 +372,7 @@ static void reload(struct st_server *srv)
     atomic_store(&srv->max_conns, (long)cfg->limits.max_connections);
     atomic_store(&srv->max_per_ip, cfg->limits.max_connections_per_ip);
     assign_slots(srv, cfg);
+    advisor_tiers(srv, cfg);
     struct st_server_cfg *nu = cfg_ref_new(srv, cfg);
     uv_mutex_lock(&srv->lock);
     struct st_server_cfg *old = srv->current;
@@ -461,6 +480,7 @@ static void server_finish(struct st_server *srv)
     registry_finish(&srv->upstream_slots);
     st_iplimit_finish(&srv->per_ip);
     st_ratelimit_destroy(srv->ratelimit);
+    st_advisor_free(srv->advisor);
     uv_mutex_destroy(&srv->lock);
 }
 
@@ -487,6 +507,8 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     atomic_store(&srv.max_per_ip, cfg->limits.max_connections_per_ip);
     st_iplimit_init(&srv.per_ip);
     srv.ratelimit = st_ratelimit_create();
+    srv.advisor = st_advisor_new();
+    advisor_tiers(&srv, cfg);
 
     int rc = wiring->admin_start(srv.loop, &srv, &cfg->admin_listen, &srv.admin);
     if (rc < 0) {
@@ -514,8 +536,10 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
            ST_VERSION, cfg->listen.text, cfg->admin_listen.text, srv.n_workers,
            srv.n_workers == 1 ? "" : "s");
     uv_run(srv.loop, UV_RUN_DEFAULT);
-    for (unsigned i = 0; i < srv.n_workers; i++)
+    for (unsigned i = 0; i < srv.n_workers; i++) {
         st_worker_join(&srv.workers[i]);
+        st_advisor_feed_free(srv.workers[i].ctx.advisor);
+    }
     st_log(ST_LOG_INFO, "server", NULL, "stopped");
     uv_loop_close(srv.loop);
     st_server_cfg_put(srv.current);

@@ -20,6 +20,7 @@
 
 struct st_server;
 struct st_cache_tier;
+struct st_advisor;
 
 struct st_breaker;
 
@@ -45,6 +46,8 @@ size_t st_server_stat_blocks(struct st_server *srv, struct st_stats **out, size_
 struct st_stats *st_server_main_stats(struct st_server *srv);
 /* The main thread's handle on the cache tiers; they live as long as the process. */
 struct st_cache_tier *st_server_tier(struct st_server *srv);
+/* The TTL-tier advisor (cache/advisor.h): workers feed it, /stats reads it. */
+struct st_advisor *st_server_advisor(struct st_server *srv);
 /* The instance's rate-limit buckets (routes[].rate_limit), shared by its workers. */
 struct st_ratelimit *st_server_ratelimit(struct st_server *srv);
 /* A handle on the cache tiers for the thread that runs loop (a worker), counting into stats. */

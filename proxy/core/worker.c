@@ -16,6 +16,7 @@
 #include "base/alloc.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "cache/advisor.h"
 #include "cache/tier.h"
 #include "core/client.h"
 #include "core/exchange.h"
@@ -271,6 +272,7 @@ int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, 
         .stats = &w->stats,
         .rand = w->rand,
         .now_ms = now_ms,
+        .advisor = st_advisor_feed_new(st_server_advisor(srv)),
     };
     rc = uv_tcp_open(&w->listener, listen_fd);
     if (rc == 0)

@@ -29,7 +29,7 @@ class Dom(html.parser.HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.body, self.routes, self.charts = {}, {}, []
+        self.body, self.routes, self.charts, self.advice = {}, {}, [], {}
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -37,6 +37,8 @@ class Dom(html.parser.HTMLParser):
             self.body = a
         if tag == "tr" and "data-route" in a:
             self.routes[a["data-route"]] = float(a["data-hit-ratio"])
+        if tag == "tr" and "data-advisor" in a:
+            self.advice[a["data-advisor"]] = a["data-suggestion"]
         if tag == "canvas":
             self.charts.append(int(a.get("data-points", "0")))
 
@@ -54,7 +56,8 @@ def test_the_page_is_self_contained(strata):
 
 def test_dashboard_shows_routes_hit_ratios_and_a_chart(origin, strata, tmp_path):
     routes = [cache_route("/c/*", tier="hot", name="catalog"),
-              cache_route("/p/*", tier="hot", name="profiles")]
+              cache_route("/p/*", tier="hot", name="profiles"),
+              cache_route("/f/*", tier="hot", name="feed")]
     s = strata(config_text=lambda s: cache_config(s, routes, {"hot": {"ttl": "1m"}}))
     origin.script_versioned("/c/x", headers=[("Cache-Control", "max-age=60")])
     origin.script_versioned("/p/y", headers=[("Cache-Control", "max-age=60")])
@@ -62,6 +65,8 @@ def test_dashboard_shows_routes_hit_ratios_and_a_chart(origin, strata, tmp_path)
         assert s.get("/c/x").status == 200
     for _ in range(4):  # profiles: 1 miss, 3 hits
         assert s.get("/p/y").status == 200
+    for _ in range(120):  # feed: enough requests for the advisor to speak
+        assert s.get("/f/z").status == 200
     stats = s.stats()["routes"]
     url = f"http://127.0.0.1:{s.admin_port}/dashboard"
     dump = subprocess.run([chromium()] + CHROMIUM + ["--virtual-time-budget=5000", "--dump-dom", url],
@@ -75,6 +80,10 @@ def test_dashboard_shows_routes_hit_ratios_and_a_chart(origin, strata, tmp_path)
         assert abs(dom.routes[name] - stats[name]["hit_ratio"]) < 1e-9, (name, dom.routes, stats)
     assert abs(dom.routes["catalog"] - 0.9) < 1e-9 and abs(dom.routes["profiles"] - 0.75) < 1e-9
     assert dom.charts and max(dom.charts) >= 1, "no chart drawn"
+    # The advisor's row per tiered route, with the suggestion /stats gives.
+    assert dom.advice == {"catalog": "", "profiles": "", "feed": "keep hot: no tier is longer"}, \
+        dom.advice
+    assert stats["feed"]["advisor"]["suggestion"] == dom.advice["feed"]
     # The phone-width view, kept for a look.
     out = pathlib.Path(os.environ.get("STRATA_TEST_ARTIFACTS", tmp_path))
     out.mkdir(parents=True, exist_ok=True)
