@@ -391,12 +391,37 @@ static void prom_latency(struct st_sb *sb, const struct snapshot *s)
     }
 }
 
+/* strata_route_tier_hit_ratio_estimate{route,tier}: the advisor's replay of each tiered route. */
+static void prom_advisor(struct st_sb *sb, const struct snapshot *s)
+{
+    const struct st_config *cfg = s->cref->cfg;
+    const char *metric = "strata_route_tier_hit_ratio_estimate";
+    st_sb_addf(sb,
+               "# HELP %s Hit ratio the route would have had with each tier (the advisor's "
+               "replay of its requests)\n# TYPE %s gauge\n",
+               metric, metric);
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct st_route_cfg *r = &cfg->routes[i];
+        struct st_advisor_estimate e;
+        if (r->tier < 0 || !st_advisor_estimate(s->advisor, r->stats_slot, &e))
+            continue;
+        for (size_t t = 0; t < e.n_tiers && t < cfg->n_tiers; t++) {
+            st_sb_addf(sb, "%s{route=", metric);
+            st_sb_add_json_str(sb, r->id, strlen(r->id));
+            st_sb_adds(sb, ",tier=");
+            st_sb_add_json_str(sb, cfg->tiers[t].name, strlen(cfg->tiers[t].name));
+            st_sb_addf(sb, "} %.4f\n", e.hit_ratio[t]);
+        }
+    }
+}
+
 void st_admin_stats_prometheus(struct st_server *srv, struct st_sb *out)
 {
     struct snapshot s;
     take(srv, &s);
     st_stats_render_prometheus(out, s.v);
     prom_routes_tiers(out, &s);
+    prom_advisor(out, &s);
     prom_latency(out, &s);
     st_sb_addf(out,
                "# HELP strata_l1_entries Entries in the memory tier\n"

@@ -205,7 +205,8 @@ static void replay(struct st_advisor *a, const struct event *ev)
     }
     r->requests++;
     k->requests++;
-    for (size_t i = 0; i < a->n_tiers; i++) {
+    size_t n = a->n_tiers;
+    for (size_t i = 0; i < n; i++) {
         const struct st_advisor_tier *t = &a->tiers[i];
         if (k->fetched[i] != NEVER) {
             int64_t gap = off - (int64_t)k->fetched[i]; /* < 0: out of order, fetched "later" */
@@ -268,8 +269,8 @@ void st_advisor_observe(struct st_advisor_feed *f, unsigned slot, uint64_t hash,
 {
     struct st_advisor *a = f->a;
     if (slot >= ST_MAX_ROUTE_SLOTS ||
-        (hash ? hash : 1) > atomic_load_explicit(&a->threshold[slot], memory_order_relaxed))
-        return; /* not a followed key */
+        hash > atomic_load_explicit(&a->threshold[slot], memory_order_relaxed))
+        return; /* not a followed key (the replay checks again, with 0 kept as 1) */
     uint32_t h = atomic_load_explicit(&f->head, memory_order_relaxed);
     uint32_t t = atomic_load_explicit(&f->tail, memory_order_acquire);
     if (h - t >= RING) { /* full: replay it now, waiting for the lock if need be */

@@ -67,6 +67,11 @@ def test_a_too_short_tier_for_unchanging_data_gets_the_longer_one(origin, strata
     assert abs(adv["tiers"]["short"] - route["hit_ratio"]) <= 0.1, (adv, route)
     assert re.fullmatch(r"short \u2192 long: \+\d+% hit ratio \(\d+% \u2192 \d+%\), "
                         r"100% of refetches were unchanged", adv["suggestion"]), adv
+    # The replayed ratios are in /metrics too.
+    metrics = s.admin_get("/metrics").body.decode()
+    m = re.search(r'^strata_route_tier_hit_ratio_estimate\{route="/same/\*",tier="long"\} '
+                  r'([0-9.]+)$', metrics, re.M)
+    assert m and float(m.group(1)) >= 0.95, metrics[-3000:]
 
 
 def test_data_that_changes_on_every_fetch_keeps_its_tier(origin, strata):
