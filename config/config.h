@@ -215,8 +215,8 @@ int st_config_load_string(const char *name, const char *yaml, size_t len, struct
 
 /*
  * The `-b HOST:PORT` quick mode: one upstream "backend", one catch-all route
- * (match "/" then "*"; cache-aside, tier "default" with ttl 60s), memory tier only, listen
- * 127.0.0.1:8080, admin 127.0.0.1:8081. Returns 0 or -EINVAL with a diagnostic.
+ * (one pattern: "/" followed by "*"; cache-aside, tier "default" with ttl 60s), memory
+ * tier only, listen 127.0.0.1:8080, admin 127.0.0.1:8081. Returns 0 or -EINVAL with a diagnostic.
  */
 int st_config_from_backend(const char *hostport, struct st_config **out, struct st_diag *diag);
 

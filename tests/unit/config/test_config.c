@@ -841,7 +841,7 @@ static char *read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
-    static char buf[1 << 16];
+    static char buf[1 << 18];
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
     buf[n] = '\0';
@@ -856,6 +856,49 @@ static void test_example_shows_every_key(void **state)
     st_config_each_key(check_shown, &sh);
     if (sh.missing[0])
         fail_msg("config/examples/strata.yaml does not show:%s", sh.missing);
+}
+
+/* The README's configuration reference: the key of each table row ("| `a.b` | ..."). */
+struct reference {
+    const char *text;      /* the reference section */
+    size_t len;
+    char missing[2048];    /* loader keys without a row */
+    unsigned found;        /* rows that name a loader key */
+};
+
+static void check_referenced(const char *section, const char *key, void *arg)
+{
+    struct reference *ref = arg;
+    char row[128];
+    snprintf(row, sizeof(row), "\n| `%s%s%s` |", section, *section ? "." : "", key);
+    if (memmem(ref->text, ref->len, row, strlen(row))) {
+        ref->found++;
+        return;
+    }
+    size_t n = strlen(ref->missing);
+    snprintf(ref->missing + n, sizeof(ref->missing) - n, " %s%s%s", section, *section ? "." : "",
+             key);
+}
+
+/* The README's configuration reference has one row per key the loader accepts, and no other. */
+static void test_readme_reference_lists_every_key(void **state)
+{
+    (void)state;
+    const char *readme = read_file(ST_SOURCE_ROOT "/README.md");
+    const char *start = strstr(readme, "\n### Configuration reference\n");
+    assert_non_null(start);
+    const char *end = strstr(start + 1, "\n#");
+    struct reference ref = {.text = start, .len = end ? (size_t)(end - start) : strlen(start)};
+    st_config_each_key(check_referenced, &ref);
+    if (ref.missing[0])
+        fail_msg("README.md's configuration reference has no row for:%s", ref.missing);
+    unsigned rows = 0;
+    for (const char *p = strstr(start, "\n| `"); p && p < start + ref.len; p = strstr(p + 1, "\n| `"))
+        rows++;
+    if (rows != ref.found)
+        fail_msg("README.md's configuration reference has %u key rows, the loader %u keys: a row "
+                 "names a key the loader does not accept (or one twice)",
+                 rows, ref.found);
 }
 
 static void test_unreadable_file(void **state)
@@ -927,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_from_backend),
         cmocka_unit_test(test_shipped_examples),
         cmocka_unit_test(test_example_shows_every_key),
+        cmocka_unit_test(test_readme_reference_lists_every_key),
         cmocka_unit_test(test_unreadable_file),
         cmocka_unit_test(test_diags_accumulate),
         cmocka_unit_test(test_yaml_features),
