@@ -45,6 +45,7 @@ struct ca {
     struct st_entry *stale; /* expired entry: revalidation, stale-if-error (reference) */
     bool revalidating;      /* we sent stale's validators to the origin */
     bool forced;            /* stale was fresh, but the request's directives forbade it */
+    bool expired;           /* stale is past its lifetime: this fetch is a refetch */
     bool leader;            /* must end the flight */
     enum st_flight_result result;
     int fail_status;
@@ -74,32 +75,41 @@ static struct st_stats *stats_of(struct st_exchange *x)
     return st_exchange_ctx(x)->stats;
 }
 
-/* Count an outcome for the route and for its tier. */
-static void count_route(struct st_exchange *x, enum st_rstat per)
+/* Count an outcome globally, for the route and for its tier. */
+static void count(struct st_exchange *x, enum st_stat_id global, enum st_rstat per)
 {
     struct st_stats *st = stats_of(x);
     const struct st_route_cfg *r = st_exchange_route(x);
     const struct st_config *cfg = st_exchange_config(x);
+    st_stat_add(st, global, 1);
     st_stat_bump(&st->route[r->stats_slot][per], 1);
     if (r->tier >= 0)
         st_stat_bump(&st->tier[cfg->tiers[r->tier].stats_slot][per], 1);
 }
 
-/* ... and globally. */
-static void count(struct st_exchange *x, enum st_stat_id global, enum st_rstat per)
+/*
+ * What this fetch left in the cache, for the route's counters and the TTL-tier advisor:
+ * e is what was stored (NULL: nothing); `compared` when the answer could be compared with
+ * the expired entry it replaces, `unchanged` when it was the same.
+ */
+static void fetched(struct st_exchange *x, const struct ca *ca, const struct st_entry *e,
+                    bool compared, bool unchanged)
 {
-    st_stat_add(stats_of(x), global, 1);
-    count_route(x, per);
-}
-
-/* A fetch of an expired entry ended with an answer to compare: did the origin's change? */
-static void count_refetch(struct st_exchange *x, const struct ca *ca, bool unchanged)
-{
-    if (!ca->stale || ca->forced)
+    const struct st_route_cfg *r = st_exchange_route(x);
+    unsigned outcome = 0;
+    if (compared && ca->stale && ca->expired) {
+        _Atomic uint64_t *c = stats_of(x)->route[r->stats_slot];
+        st_stat_bump(&c[ST_RS_REFETCHES], 1);
+        st_stat_bump(&c[ST_RS_REFETCH_UNCHANGED], unchanged);
+        outcome |= ST_ADVISOR_REFETCH | (unchanged ? ST_ADVISOR_UNCHANGED : 0);
+    }
+    if (r->tier < 0)
         return;
-    count_route(x, ST_RS_REFETCHES);
-    if (unchanged)
-        count_route(x, ST_RS_REFETCH_UNCHANGED);
+    if (e && !e->always_revalidate)
+        outcome |= ST_ADVISOR_SERVABLE | (e->no_stale ? ST_ADVISOR_NO_STALE : 0) |
+                   (ca->fr.tier_ttl ? ST_ADVISOR_TIER_TTL : 0);
+    st_advisor_fetched(st_exchange_ctx(x)->advisor, r->stats_slot, ca->hash, now_ms(x),
+                       outcome, e ? e->lifetime_ms : 0);
 }
 
 /*
@@ -279,10 +289,9 @@ static struct st_entry *refresh_entry(struct ca *ca, const struct st_headers *h3
     }
     st_headers_finish(&stored);
     st_headers_copy(&merged, h304);
-    struct st_freshness fr;
     struct st_store_policy pol = policy_of(ca->x);
     st_freshness_evaluate(old->status, st_exchange_request(ca->x)->headers, &merged,
-                          ca->request_ms, ca->response_ms, &pol, &fr);
+                          ca->request_ms, ca->response_ms, &pol, &ca->fr);
     /* The reason phrase of the stored status line "HTTP/1.1 200 OK\r\n" (not NUL-terminated). */
     const char *head = st_entry_head(old);
     const char *eol = memmem(head, old->head_len, "\r\n", 2);
@@ -294,9 +303,10 @@ static struct st_entry *refresh_entry(struct ca *ca, const struct st_headers *h3
         ca->reason_len = n < sizeof(ca->reason) ? n : sizeof(ca->reason) - 1;
         memcpy(ca->reason, reason + 1, ca->reason_len);
     }
-    struct st_entry *e = fr.storable ? build_entry(ca, &merged, old->status, st_entry_body(old),
-                                                   st_entry_body_len(old), &fr, ca->response_ms)
-                                     : NULL;
+    struct st_entry *e = ca->fr.storable ? build_entry(ca, &merged, old->status, st_entry_body(old),
+                                                       st_entry_body_len(old), &ca->fr,
+                                                       ca->response_ms)
+                                         : NULL;
     st_headers_finish(&merged);
     return e;
 }
@@ -355,13 +365,14 @@ static void answer_absorbed(struct st_exchange *x, struct ca *ca)
     int64_t now = now_ms(x);
     if (ca->absorbed == ABSORB_STALE) {
         ca->result = ST_FLIGHT_FAILED;
+        fetched(x, ca, NULL, false, false);
         serve_stale(x, ca, ca->stale, st_entry_age_ms(ca->stale, now), "stale-if-error");
         return;
     }
     /* ABSORB_304: the origin confirmed the stored entry. */
     struct st_entry *e = refresh_entry(ca, ca->resp);
     ST_STAT_INC(stats_of(x), CACHE_REVALIDATED);
-    count_refetch(x, ca, true);
+    fetched(x, ca, e, true, true);
     if (e) {
         st_cache_tier_insert(ca->tiers, e);
         ca->result = ST_FLIGHT_STORED;
@@ -382,19 +393,19 @@ static void fill_on_end(struct st_exchange *x)
         return;
     }
     if (!ca->filling) {
+        fetched(x, ca, NULL, false, false);
         if (ca->absorbed == ABSORB_RANGE) /* the declared length was a lie: nothing to answer from */
             st_exchange_respond_error(x, 502, "the origin's answer did not match its length");
         return;
     }
-    if (ca->stale)
-        count_refetch(x, ca,
-                      ca->stale->status == ca->status &&
-                          st_entry_body_len(ca->stale) == ca->body.len &&
-                          memcmp(st_entry_body(ca->stale), ca->body.p, ca->body.len) == 0);
     struct st_entry *e = build_entry(ca, ca->resp, ca->status, ca->body.p, ca->body.len, &ca->fr,
                                      ca->response_ms);
     if (e && st_cache_tier_insert(ca->tiers, e))
         ca->result = ST_FLIGHT_STORED;
+    fetched(x, ca, ca->result == ST_FLIGHT_STORED ? e : NULL, ca->stale != NULL,
+            ca->stale && ca->stale->status == ca->status &&
+                st_entry_body_len(ca->stale) == ca->body.len &&
+                memcmp(st_entry_body(ca->stale), ca->body.p, ca->body.len) == 0);
     if (ca->absorbed == ABSORB_RANGE) {
         if (e)
             serve(x, ca, e, st_entry_age_ms(e, now_ms(x)));
@@ -409,6 +420,7 @@ static bool fill_on_error(struct st_exchange *x, int err)
     struct ca *ca = st_exchange_hook_arg(x);
     ca->result = ST_FLIGHT_FAILED;
     ca->fail_status = st_http_status_for_error(err);
+    fetched(x, ca, NULL, false, false);
     int64_t now = now_ms(x);
     if (!stale_if_error_ok(ca->stale, now) || st_exchange_is_background(x))
         return false;
@@ -471,6 +483,7 @@ static void refresh_in_background(struct st_exchange *x, struct ca *ca, struct s
     struct ca *bca = ca_new(b);
     bca->leader = true;
     bca->stale = st_entry_ref(e);
+    bca->expired = true; /* within stale-while-revalidate */
     st_exchange_set_cache_status(b, "strata; fwd=stale");
     fetch(b, bca);
 }
@@ -519,6 +532,7 @@ static void lookup(struct st_exchange *x, struct ca *ca, int64_t now, bool may_p
         }
         ca->stale = st_entry_ref(e); /* kept for revalidation and stale-if-error */
         ca->forced = fresh;
+        ca->expired = age >= e->lifetime_ms;
     } else if (ca->req_cc.only_if_cached) {
         set_status(x, "strata; fwd=miss; detail=only-if-cached", NULL, NULL, NULL);
         ca_free(ca);
@@ -632,7 +646,9 @@ void st_cache_aside_read(struct st_exchange *x)
     int64_t now = now_ms(x);
     const struct st_route_cfg *r = st_exchange_route(x);
     if (r->tier >= 0)
-        st_advisor_observe(st_exchange_ctx(x)->advisor, r->stats_slot, ca->hash, now);
+        st_advisor_observe(st_exchange_ctx(x)->advisor, r->stats_slot, ca->hash, now,
+                           ca->req_cc.no_cache || ca->req_cc.max_age == 0 ? ST_ADVISOR_FORCED
+                                                                          : 0);
     lookup(x, ca, now, true);
 }
 
@@ -653,6 +669,7 @@ static void lead_fetch(struct st_exchange *x, struct ca *ca)
         struct st_entry *e = st_cache_tier_lookup(ca->tiers, ca->hash, ca->key.p, ca->key.len,
                                                   st_exchange_request(x)->headers);
         ca->stale = e ? st_entry_ref(e) : NULL;
+        ca->expired = e && st_entry_age_ms(e, now_ms(x)) >= e->lifetime_ms;
     }
     fetch(x, ca);
 }

@@ -176,16 +176,17 @@ static void json_tiers(struct st_sb *sb, const struct snapshot *s)
 /*
  * The route's refetches and what the TTL-tier advisor makes of its traffic:
  * ,"refetches":N,"refetch_unchanged":N,"refetch_unchanged_ratio":R|null,
- * "advisor":{"sampled_requests","sampled_keys","sample_rate","tiers":{name:ratio},
- * "suggestion":"..."|null}|null
+ * "advisor":{"sampled_requests","sampled_keys","sample_rate","refetches","refetch_unchanged",
+ * "tier_ttl_ratio","tiers":{name:ratio},"suggestion":"..."|null}|null
  */
 static void json_advisor(struct st_sb *sb, const struct snapshot *s,
                          const struct st_route_cfg *r, const uint64_t v[ST_RS__COUNT])
 {
     const struct st_config *cfg = s->cref->cfg;
     uint64_t refetches = v[ST_RS_REFETCHES], unchanged = v[ST_RS_REFETCH_UNCHANGED];
-    st_sb_addf(sb, ",\"refetches\":%llu,\"refetch_unchanged\":%llu,\"refetch_unchanged_ratio\":",
-               (unsigned long long)refetches, (unsigned long long)unchanged);
+    st_sb_addf(sb, ",\"refetches\":%llu,\"refetch_unchanged\":%llu,", (unsigned long long)refetches,
+               (unsigned long long)unchanged);
+    st_sb_adds(sb, "\"refetch_unchanged_ratio\":");
     if (refetches)
         st_sb_addf(sb, "%.4f", ratio(unchanged, refetches));
     else
@@ -196,19 +197,25 @@ static void json_advisor(struct st_sb *sb, const struct snapshot *s,
         st_sb_adds(sb, "null");
         return;
     }
-    size_t n = e.n_tiers < cfg->n_tiers ? e.n_tiers : cfg->n_tiers;
-    const char *names[ST_ADVISOR_MAX_TIERS];
-    st_sb_addf(sb, "{\"sampled_requests\":%llu,\"sampled_keys\":%llu,\"sample_rate\":%.4f,\"tiers\":{",
+    st_sb_addf(sb, "{\"sampled_requests\":%llu,\"sampled_keys\":%llu,\"sample_rate\":%.4f,",
                (unsigned long long)e.requests, (unsigned long long)e.keys, e.sample_rate);
-    for (size_t i = 0; i < n; i++) {
+    st_sb_addf(sb, "\"refetches\":%llu,\"refetch_unchanged\":%llu,\"tier_ttl_ratio\":",
+               (unsigned long long)e.refetches, (unsigned long long)e.unchanged);
+    if (e.stored)
+        st_sb_addf(sb, "%.4f", ratio(e.tier_ttl, e.stored));
+    else
+        st_sb_adds(sb, "null");
+    st_sb_adds(sb, ",\"tiers\":{");
+    e.n_tiers = e.n_tiers < cfg->n_tiers ? e.n_tiers : cfg->n_tiers;
+    const char *names[ST_ADVISOR_MAX_TIERS];
+    for (size_t i = 0; i < e.n_tiers; i++) {
         names[i] = cfg->tiers[i].name;
         st_sb_adds(sb, i ? "," : "");
         st_sb_add_json_str(sb, names[i], strlen(names[i]));
         st_sb_addf(sb, ":%.4f", e.hit_ratio[i]);
     }
-    e.n_tiers = n;
-    char text[256];
-    st_advisor_suggest(&e, names, (size_t)r->tier, refetches, unchanged, text, sizeof(text));
+    char text[512];
+    st_advisor_suggest(&e, names, (size_t)r->tier, text, sizeof(text));
     st_sb_adds(sb, "},\"suggestion\":");
     if (text[0])
         st_sb_add_json_str(sb, text, strlen(text));

@@ -595,7 +595,8 @@ void st_freshness_evaluate(int status, const struct st_headers *req,
     out->storable = out->why_not == NULL;
     if (!out->storable)
         return;
-    if (pol->ttl_from_tier || !has_explicit(&rv))
+    out->tier_ttl = pol->ttl_from_tier || !has_explicit(&rv);
+    if (out->tier_ttl)
         out->lifetime_ms = clamp_u64(pol->tier_ttl_ms);
     else
         out->lifetime_ms = explicit_lifetime(&rv, resp, response_ms);

@@ -60,6 +60,7 @@ struct st_freshness {
     int64_t sie_ms;           /* may be served stale this long past expiry when the origin fails */
     bool no_stale;            /* must-revalidate / proxy-revalidate / s-maxage: never serve stale */
     bool always_revalidate;   /* no-cache: stored, but every use is revalidated */
+    bool tier_ttl;            /* lifetime_ms is the tier's ttl (not the origin's freshness) */
 };
 
 /*

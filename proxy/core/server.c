@@ -59,7 +59,7 @@ struct st_server {
     _Atomic uint64_t max_per_ip; /* 0: no limit */
     struct st_iplimit per_ip;    /* open connections per client address */
     struct st_ratelimit *ratelimit; /* owned */
-    struct st_advisor *advisor;     /* owned; each worker has a feed */
+    struct st_advisor *advisor;     /* owned; each worker's feed is the worker's */
     _Atomic bool draining;
     uint64_t started_ms;
 };
@@ -480,7 +480,7 @@ static void server_finish(struct st_server *srv)
     registry_finish(&srv->upstream_slots);
     st_iplimit_finish(&srv->per_ip);
     st_ratelimit_destroy(srv->ratelimit);
-    st_advisor_free(srv->advisor);
+    st_advisor_destroy(srv->advisor);
     uv_mutex_destroy(&srv->lock);
 }
 
@@ -507,7 +507,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     atomic_store(&srv.max_per_ip, cfg->limits.max_connections_per_ip);
     st_iplimit_init(&srv.per_ip);
     srv.ratelimit = st_ratelimit_create();
-    srv.advisor = st_advisor_new();
+    srv.advisor = st_advisor_create();
     advisor_tiers(&srv, cfg);
 
     int rc = wiring->admin_start(srv.loop, &srv, &cfg->admin_listen, &srv.admin);
@@ -538,7 +538,7 @@ int st_server_run(struct st_config *cfg, const struct st_server_wiring *wiring)
     uv_run(srv.loop, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < srv.n_workers; i++) {
         st_worker_join(&srv.workers[i]);
-        st_advisor_feed_free(srv.workers[i].ctx.advisor);
+        st_advisor_feed_destroy(srv.workers[i].ctx.advisor);
     }
     st_log(ST_LOG_INFO, "server", NULL, "stopped");
     uv_loop_close(srv.loop);

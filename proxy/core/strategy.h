@@ -63,7 +63,7 @@ struct st_strategy_ctx {
     struct st_stats *stats;      /* this thread's counters */
     uint64_t *rand;              /* this thread's random source (st_rand64) */
     int64_t (*now_ms)(void);     /* wall clock, unix milliseconds */
-    struct st_advisor_feed *advisor; /* this thread's feed of the TTL-tier advisor */
+    struct st_advisor_feed *advisor; /* this thread's feed of the TTL-tier advisor (the server's) */
 };
 
 const struct st_strategy_ctx *st_exchange_ctx(const struct st_exchange *x);

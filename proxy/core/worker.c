@@ -272,7 +272,7 @@ int st_worker_start(struct st_worker *w, struct st_server *srv, unsigned index, 
         .stats = &w->stats,
         .rand = w->rand,
         .now_ms = now_ms,
-        .advisor = st_advisor_feed_new(st_server_advisor(srv)),
+        .advisor = st_advisor_feed_create(st_server_advisor(srv)),
     };
     rc = uv_tcp_open(&w->listener, listen_fd);
     if (rc == 0)
