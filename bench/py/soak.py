@@ -365,6 +365,10 @@ routes:
               f"the {warmup:.0f} s warm-up, {samples[-1][1] if samples else 0} KiB at the end, "
               f"max {max((r for _, r in samples), default=0)} KiB; slope after warm-up "
               f"{slope:+.1f} KiB/min (limit ±{self.a.max_slope:.0f})")
+        per_min = {}
+        for t, r in samples:
+            per_min.setdefault(int(t // 60), r)
+        print("- RSS at each minute (KiB): " + ", ".join(f"{m}: {r}" for m, r in sorted(per_min.items())))
         print(f"- connections open after the clients closed: {open_conns} "
               f"({'settled' if settled else 'NOT settled'}); write-behind pending: {pending}")
         print(f"- acknowledged writes: {len(self.acked)} keys, lost: {len(lost)}"

@@ -138,8 +138,8 @@ enum st_rstat {
     ST_RS_BYPASS,
     ST_RS_BYTES,
     ST_RS_BYTES_HIT,
-    ST_RS_REFETCHES,        /* fetches of an expired entry whose answer was stored or a 304 */
-    ST_RS_REFETCH_UNCHANGED, /* ... that brought what was stored (304, or the same status and body) */
+    ST_RS_REFETCHES,         /* per route only: fetches of an expired entry, stored or 304 */
+    ST_RS_REFETCH_UNCHANGED, /* ... that brought what was stored (304, same status and body) */
     ST_RS__COUNT
 };
 
