@@ -301,7 +301,7 @@ routes:
         self.start_origin()
         self.start_strata()
         self.t_start = time.monotonic()
-        samples = []
+        samples, heap = [], []
         threads = [threading.Thread(target=self.client, args=(i,)) for i in range(self.a.clients)]
         threads.append(threading.Thread(target=self.chaos))
         for t in threads:
@@ -311,6 +311,7 @@ routes:
             while time.monotonic() < end:
                 time.sleep(min(self.a.sample_every, max(0.0, end - time.monotonic())))
                 samples.append((time.monotonic() - self.t_start, rss_kb(self.strata.pid)))
+                heap.append((samples[-1][0], self.allocated_kb()))
                 if self.strata.poll() is not None:
                     self.stats.bad(f"strata exited {self.strata.returncode}")
                     break
@@ -318,9 +319,17 @@ routes:
             self.stop.set()
             for t in threads:
                 t.join(30)
-        return self.finish(samples)
+        return self.finish(samples, heap)
 
-    def finish(self, samples):
+    def allocated_kb(self):
+        """The allocator's live bytes (jemalloc's stats in /stats), KiB; None without them."""
+        try:
+            a = self.admin_json("/stats").get("allocator", {})
+        except (OSError, ValueError):
+            return None
+        return a["allocated"] // 1024 if "allocated" in a else None
+
+    def finish(self, samples, heap):
         alive = self.strata.poll() is None
         settled = drained = False
         open_conns = pending = None
@@ -369,6 +378,11 @@ routes:
         for t, r in samples:
             per_min.setdefault(int(t // 60), r)
         print("- RSS at each minute (KiB): " + ", ".join(f"{m}: {r}" for m, r in sorted(per_min.items())))
+        live = [(t, kb) for t, kb in heap if kb is not None and t >= warmup]
+        if live:
+            print(f"- the allocator's live bytes after warm-up: {live[0][1]} KiB, at the end "
+                  f"{live[-1][1]} KiB; slope {slope_kib_per_min(live):+.1f} KiB/min (not checked: "
+                  f"RSS minus these is what the allocator keeps)")
         print(f"- connections open after the clients closed: {open_conns} "
               f"({'settled' if settled else 'NOT settled'}); write-behind pending: {pending}")
         print(f"- acknowledged writes: {len(self.acked)} keys, lost: {len(lost)}"

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "cache/advisor.h"
 #include "cache/tier.h"
 #include "core/server.h"
@@ -261,6 +262,23 @@ static void json_routes(struct st_sb *sb, const struct snapshot *s)
     st_sb_adds(sb, "}");
 }
 
+/* ,"allocator":{"name","allocated","active","metadata","resident","mapped","retained"} */
+static void json_allocator(struct st_sb *sb)
+{
+    struct st_alloc_stats a;
+    st_alloc_stats(&a);
+    if (!a.jemalloc) {
+        st_sb_adds(sb, ",\"allocator\":{\"name\":\"system\"}");
+        return;
+    }
+    st_sb_addf(sb,
+               ",\"allocator\":{\"name\":\"jemalloc\",\"allocated\":%llu,\"active\":%llu,"
+               "\"metadata\":%llu,\"resident\":%llu,\"mapped\":%llu,\"retained\":%llu}",
+               (unsigned long long)a.allocated, (unsigned long long)a.active,
+               (unsigned long long)a.metadata, (unsigned long long)a.resident,
+               (unsigned long long)a.mapped, (unsigned long long)a.retained);
+}
+
 void st_admin_stats_json(struct st_server *srv, struct st_sb *out)
 {
     struct snapshot s;
@@ -276,6 +294,7 @@ void st_admin_stats_json(struct st_server *srv, struct st_sb *out)
                (unsigned long long)s.l1.entries, (unsigned long long)s.l1.bytes,
                (unsigned long long)s.l1.capacity, (unsigned long long)s.l1.evictions,
                (unsigned long long)s.l1.expirations, (unsigned long long)s.l1.invalidations);
+    json_allocator(out);
     st_sb_adds(out, "}\n");
     st_server_cfg_put(s.cref);
 }
@@ -453,5 +472,17 @@ void st_admin_stats_prometheus(struct st_server *srv, struct st_sb *out)
                "# HELP strata_bus_up 1 while the invalidation bus is subscribed and caught up\n"
                "# TYPE strata_bus_up gauge\nstrata_bus_up %d\n",
                s.l2 == ST_SHARED_UP, s.bus == ST_BUS_UP);
+    struct st_alloc_stats a;
+    st_alloc_stats(&a);
+    if (a.jemalloc)
+        st_sb_addf(out,
+                   "# HELP strata_allocator_allocated_bytes Bytes in live allocations (jemalloc)\n"
+                   "# TYPE strata_allocator_allocated_bytes gauge\n"
+                   "strata_allocator_allocated_bytes %llu\n"
+                   "# HELP strata_allocator_resident_bytes Bytes in resident pages the allocator "
+                   "holds (jemalloc)\n"
+                   "# TYPE strata_allocator_resident_bytes gauge\n"
+                   "strata_allocator_resident_bytes %llu\n",
+                   (unsigned long long)a.allocated, (unsigned long long)a.resident);
     st_server_cfg_put(s.cref);
 }

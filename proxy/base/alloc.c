@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "st_build.h"
+#if ST_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
 static void out_of_memory(size_t size)
 {
     fprintf(stderr, "strata: out of memory allocating %zu bytes\n", size);
@@ -71,4 +76,29 @@ char *st_xasprintf(const char *fmt, ...)
     char *s = st_xvasprintf(fmt, ap);
     va_end(ap);
     return s;
+}
+
+#if ST_HAVE_JEMALLOC
+static uint64_t je_size(const char *name)
+{
+    size_t v = 0, len = sizeof(v);
+    return mallctl(name, &v, &len, NULL, 0) == 0 ? (uint64_t)v : 0;
+}
+#endif
+
+void st_alloc_stats(struct st_alloc_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+#if ST_HAVE_JEMALLOC
+    uint64_t epoch = 1;
+    size_t len = sizeof(epoch);
+    mallctl("epoch", &epoch, &len, &epoch, len); /* refresh the numbers below */
+    out->jemalloc = true;
+    out->allocated = je_size("stats.allocated");
+    out->active = je_size("stats.active");
+    out->metadata = je_size("stats.metadata");
+    out->resident = je_size("stats.resident");
+    out->mapped = je_size("stats.mapped");
+    out->retained = je_size("stats.retained");
+#endif
 }

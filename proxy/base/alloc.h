@@ -10,7 +10,9 @@
 #define ST_ALLOC_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 void *st_xmalloc(size_t size);
 void *st_xcalloc(size_t n, size_t size);
@@ -20,6 +22,18 @@ char *st_xstrndup(const char *s, size_t n);
 /* printf into a fresh heap string; never returns NULL. */
 char *st_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *st_xvasprintf(const char *fmt, va_list ap);
+
+/* What the allocator holds, in bytes (jemalloc's stats; all 0 with the system allocator). */
+struct st_alloc_stats {
+    bool jemalloc;
+    uint64_t allocated; /* in live allocations */
+    uint64_t active;    /* in pages that hold live allocations */
+    uint64_t metadata;  /* the allocator's own */
+    uint64_t resident;  /* in resident pages: active, metadata and not yet purged free pages */
+    uint64_t mapped;    /* mapped address space in use */
+    uint64_t retained;  /* address space kept for reuse, not resident */
+};
+void st_alloc_stats(struct st_alloc_stats *out);
 
 /* Always-on invariant check: a breach means memory is already wrong. */
 #define ST_CHECK(cond)                                                                             \

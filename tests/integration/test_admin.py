@@ -86,6 +86,24 @@ def test_metrics_prometheus_text(origin, strata):
     assert _metric(text, "strata_responses_total", 'class="5xx"') == 1, text[:2000]
 
 
+def test_stats_show_the_allocator(origin, strata):
+    """jemalloc's own numbers (live bytes, pages, what it keeps resident); a build with the
+    system allocator (the sanitizer builds) says so instead."""
+    s = strata()
+    assert s.get("/echo").status == 200
+    a = s.stats()["allocator"]
+    if a["name"] == "system":
+        assert set(a) == {"name"}, a
+        return
+    assert a["name"] == "jemalloc", a
+    assert 0 < a["allocated"] <= a["active"] <= a["resident"], a
+    assert a["metadata"] > 0 and a["mapped"] >= a["active"], a
+    rss = s.rss_kb() * 1024
+    assert a["allocated"] < rss, (a, rss)
+    text = s.admin_get("/metrics").body.decode()
+    assert _metric(text, "strata_allocator_allocated_bytes") > 0, text[-2000:]
+
+
 def test_admin_off_loopback_without_token_refuses_to_start(strata_bin, tmp_path):
     import subprocess
     cfg = tmp_path / "open-admin.yaml"
