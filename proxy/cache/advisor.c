@@ -45,10 +45,10 @@ struct event {
 };
 
 struct st_advisor_feed {
-    struct st_advisor *a;  /* not owned */
-    _Atomic uint32_t head; /* written by the producer */
-    _Atomic uint32_t tail; /* written by a consumer, under the lock */
-    int64_t pending_since; /* producer only: when the oldest event it may hold came */
+    struct st_advisor *a;         /* not owned */
+    _Atomic uint32_t head;        /* written by the producer */
+    _Atomic uint32_t tail;        /* written by a consumer, under the lock */
+    int64_t pending_since;        /* producer only: when the oldest event it may hold came */
     struct st_advisor_feed *next; /* the advisor's list of feeds */
     struct event ev[RING];
 };
@@ -192,8 +192,8 @@ static void route_restart(struct route *r, int64_t epoch_ms)
 }
 
 /* The key's entry for a request at off under every tier: hit, stale hit (refresh) or fetch. */
-static void replay_request(const struct st_advisor *a, struct route *r, struct key *k,
-                           uint32_t off, bool forced)
+static void replay_request(const struct st_advisor *a, struct route *r, struct key *k, uint32_t off,
+                           bool forced)
 {
     r->requests++;
     k->requests++;
@@ -370,18 +370,25 @@ void st_advisor_observe(struct st_advisor_feed *f, unsigned slot, uint64_t hash,
                         unsigned flags)
 {
     if (followed(f, slot, hash))
-        push(f, &(struct event){.hash = hash, .t_ms = now_ms, .slot = (uint16_t)slot,
-                                .kind = EV_REQUEST, .flags = (uint8_t)flags});
+        push(f, &(struct event){.hash = hash,
+                                .t_ms = now_ms,
+                                .slot = (uint16_t)slot,
+                                .kind = EV_REQUEST,
+                                .flags = (uint8_t)flags});
 }
 
 void st_advisor_fetched(struct st_advisor_feed *f, unsigned slot, uint64_t hash, int64_t now_ms,
                         unsigned outcome, int64_t lifetime_ms)
 {
-    uint32_t life = lifetime_ms <= 0 ? 0 : lifetime_ms >= UINT32_MAX ? UINT32_MAX - 1
-                                                                     : (uint32_t)lifetime_ms;
+    uint32_t life = lifetime_ms <= 0            ? 0
+                    : lifetime_ms >= UINT32_MAX ? UINT32_MAX - 1
+                                                : (uint32_t)lifetime_ms;
     if (followed(f, slot, hash))
-        push(f, &(struct event){.hash = hash, .t_ms = now_ms, .lifetime_ms = life,
-                                .slot = (uint16_t)slot, .kind = EV_FETCHED,
+        push(f, &(struct event){.hash = hash,
+                                .t_ms = now_ms,
+                                .lifetime_ms = life,
+                                .slot = (uint16_t)slot,
+                                .kind = EV_FETCHED,
                                 .flags = (uint8_t)outcome});
 }
 
@@ -459,8 +466,8 @@ static size_t neighbour(const struct st_advisor_estimate *e, size_t cur, int dir
     return best;
 }
 
-bool st_advisor_suggest(const struct st_advisor_estimate *e, const char *const *names,
-                        size_t cur, char *buf, size_t cap)
+bool st_advisor_suggest(const struct st_advisor_estimate *e, const char *const *names, size_t cur,
+                        char *buf, size_t cap)
 {
     buf[0] = '\0';
     if (cur >= e->n_tiers || e->requests < ST_ADVISOR_MIN_REQUESTS)
@@ -479,16 +486,19 @@ bool st_advisor_suggest(const struct st_advisor_estimate *e, const char *const *
     int now = pct(e->hit_ratio[cur]);
     int up = longer != SIZE_MAX ? pct(e->hit_ratio[longer]) - now : 0;
     if (longer != SIZE_MAX && up >= 5 && known && same >= 90) {
-        say(buf, cap, "%s \u2192 %s: %+d%% hit ratio (%d%% \u2192 %d%%), %d%% of refetches were "
-            "unchanged", now_name, names[longer], up, now, now + up, same);
+        say(buf, cap,
+            "%s \u2192 %s: %+d%% hit ratio (%d%% \u2192 %d%%), %d%% of refetches were "
+            "unchanged",
+            now_name, names[longer], up, now, now + up, same);
         return true;
     }
     if (shorter != SIZE_MAX && known && same <= 50) {
         int down = pct(e->hit_ratio[shorter]) - now;
         if (down >= -5) {
-            say(buf, cap, "%s \u2192 %s: %+d%% hit ratio (%d%% \u2192 %d%%), %d%% of refetches "
-                "had changed: fresher answers for little hit ratio", now_name, names[shorter],
-                down, now, now + down, 100 - same);
+            say(buf, cap,
+                "%s \u2192 %s: %+d%% hit ratio (%d%% \u2192 %d%%), %d%% of refetches "
+                "had changed: fresher answers for little hit ratio",
+                now_name, names[shorter], down, now, now + down, 100 - same);
             return true;
         }
     }
@@ -498,8 +508,10 @@ bool st_advisor_suggest(const struct st_advisor_estimate *e, const char *const *
         say(buf, cap, "keep %s: %s would change the hit ratio by only %+d%%", now_name,
             names[longer], up);
     else if (!known)
-        say(buf, cap, "keep %s: %s would add %+d%% hit ratio, but too few refetches yet to tell "
-            "how often the answers change", now_name, names[longer], up);
+        say(buf, cap,
+            "keep %s: %s would add %+d%% hit ratio, but too few refetches yet to tell "
+            "how often the answers change",
+            now_name, names[longer], up);
     else
         say(buf, cap, "keep %s: %s would add %+d%% hit ratio, but %d%% of refetches had changed",
             now_name, names[longer], up, 100 - same);

@@ -11,11 +11,12 @@
  * key was fetched and stored less than t ago, a stale hit that refreshes it
  * when less than t + s ago (not for must-revalidate answers), and a miss that
  * fetches it otherwise; when the origin's own freshness set the stored
- * answer's lifetime, that lifetime stands for t under every tier. A request that forbids the cache (no-cache,
- * max-age=0) fetches whatever the tier; a fetch whose answer was not stored,
- * or is revalidated on every use (no-cache), leaves nothing to hit. The hit
- * ratios it reports are those replays, so their differences are what
- * changing the route's tier would have changed, with the same traffic.
+ * answer's lifetime, that lifetime stands for t under every tier. A request
+ * that forbids the cache (no-cache, max-age=0) fetches whatever the tier; a
+ * fetch whose answer was not stored, or is revalidated on every use
+ * (no-cache), leaves nothing to hit. The hit ratios it reports are those
+ * replays, so their differences are what changing the route's tier would
+ * have changed, with the same traffic.
  *
  * Bounded: each route keeps at most ST_ADVISOR_KEYS keys. Keys are sampled by
  * hash (spatial sampling, as in SHARDS): a key is followed when its hash is
@@ -76,11 +77,11 @@ void st_advisor_observe(struct st_advisor_feed *f, unsigned slot, uint64_t hash,
                         unsigned flags);
 
 /* What an origin fetch of the key left in the cache. */
-#define ST_ADVISOR_SERVABLE 1u /* stored, and may be used without asking the origin */
-#define ST_ADVISOR_NO_STALE 2u /* must-revalidate: never served stale */
-#define ST_ADVISOR_TIER_TTL 4u /* its freshness is the tier's ttl, else lifetime_ms (the origin's) */
-#define ST_ADVISOR_REFETCH 8u  /* it replaced an expired entry ... */
-#define ST_ADVISOR_UNCHANGED 16u /* ... with the same answer (a 304, or the same status and body) */
+#define ST_ADVISOR_SERVABLE 1u   /* stored, and may be used without asking the origin */
+#define ST_ADVISOR_NO_STALE 2u   /* must-revalidate: never served stale */
+#define ST_ADVISOR_TIER_TTL 4u   /* its freshness is the tier's ttl, else lifetime_ms (origin's) */
+#define ST_ADVISOR_REFETCH 8u    /* it replaced an expired entry ... */
+#define ST_ADVISOR_UNCHANGED 16u /* ... with the same answer (a 304, or the same status, body) */
 
 void st_advisor_fetched(struct st_advisor_feed *f, unsigned slot, uint64_t hash, int64_t now_ms,
                         unsigned outcome, int64_t lifetime_ms);
@@ -113,9 +114,9 @@ bool st_advisor_estimate(struct st_advisor *a, unsigned slot, struct st_advisor_
  * at least 5 points of hit ratio and at least 90% of the refetches were unchanged; the next
  * shorter one when at least half the refetches had changed and it costs at most 5 points;
  * else says why the tier stays (first of all when the origin's own freshness set most
- * stored answers' lifetime, so the tier's ttl hardly applies). Returns true when it suggests a change.
+ * stored answers' lifetime, so the tier's ttl hardly applies). True when it suggests a change.
  */
-bool st_advisor_suggest(const struct st_advisor_estimate *e, const char *const *names,
-                        size_t cur, char *buf, size_t cap);
+bool st_advisor_suggest(const struct st_advisor_estimate *e, const char *const *names, size_t cur,
+                        char *buf, size_t cap);
 
 #endif

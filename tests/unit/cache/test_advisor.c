@@ -243,8 +243,8 @@ static void test_outcomes_of_fetches(void **state)
     assert_true(st_advisor_estimate(a, 1, &e));
     assert_true(e.hit_ratio[1] == 9.0 / 11.0);
     /* Refetches and whether they were unchanged. */
-    st_advisor_fetched(f, 1, g, 5010, ST_ADVISOR_SERVABLE | ST_ADVISOR_REFETCH |
-                                          ST_ADVISOR_UNCHANGED, 0);
+    st_advisor_fetched(f, 1, g, 5010,
+                       ST_ADVISOR_SERVABLE | ST_ADVISOR_REFETCH | ST_ADVISOR_UNCHANGED, 0);
     st_advisor_fetched(f, 1, g, 5020, ST_ADVISOR_SERVABLE | ST_ADVISOR_REFETCH, 0);
     assert_true(st_advisor_estimate(a, 1, &e));
     assert_int_equal(e.refetches, 2);
@@ -317,11 +317,15 @@ static void test_feeds_merge_in_time_order(void **state)
     st_advisor_destroy(a);
 }
 
-static struct st_advisor_estimate estimate_of(double r0, double r1, double r2,
-                                              uint64_t refetches, uint64_t unchanged)
+static struct st_advisor_estimate estimate_of(double r0, double r1, double r2, uint64_t refetches,
+                                              uint64_t unchanged)
 {
-    struct st_advisor_estimate e = {.requests = 1000, .n_tiers = 3, .sample_rate = 1,
-                                    .stored = 100, .tier_ttl = 100, .refetches = refetches,
+    struct st_advisor_estimate e = {.requests = 1000,
+                                    .n_tiers = 3,
+                                    .sample_rate = 1,
+                                    .stored = 100,
+                                    .tier_ttl = 100,
+                                    .refetches = refetches,
                                     .unchanged = unchanged};
     /* config order: warm (60 s), hot (1 h), short (5 s) */
     e.tiers[0].ttl_ms = 60000;

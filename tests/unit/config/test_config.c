@@ -893,7 +893,8 @@ static void test_readme_reference_lists_every_key(void **state)
     if (ref.missing[0])
         fail_msg("README.md's configuration reference has no row for:%s", ref.missing);
     unsigned rows = 0;
-    for (const char *p = strstr(start, "\n| `"); p && p < start + ref.len; p = strstr(p + 1, "\n| `"))
+    const char *row = "\n| `";
+    for (const char *p = strstr(start, row); p && p < start + ref.len; p = strstr(p + 1, row))
         rows++;
     if (rows != ref.found)
         fail_msg("README.md's configuration reference has %u key rows, the loader %u keys: a row "
