@@ -174,6 +174,17 @@ static void json_tiers(struct st_sb *sb, const struct snapshot *s)
     st_sb_adds(sb, "}");
 }
 
+/* The advisor's estimate for a route with a tier, its tiers those the config still has. */
+static bool route_estimate(const struct snapshot *s, const struct st_route_cfg *r,
+                           struct st_advisor_estimate *e)
+{
+    if (r->tier < 0 || !st_advisor_estimate(s->advisor, r->stats_slot, e))
+        return false;
+    if (e->n_tiers > s->cref->cfg->n_tiers)
+        e->n_tiers = s->cref->cfg->n_tiers;
+    return true;
+}
+
 /*
  * The route's refetches and what the TTL-tier advisor makes of its traffic:
  * ,"refetches":N,"refetch_unchanged":N,"refetch_unchanged_ratio":R|null,
@@ -194,7 +205,7 @@ static void json_advisor(struct st_sb *sb, const struct snapshot *s,
         st_sb_adds(sb, "null");
     st_sb_adds(sb, ",\"advisor\":");
     struct st_advisor_estimate e;
-    if (r->tier < 0 || !st_advisor_estimate(s->advisor, r->stats_slot, &e)) {
+    if (!route_estimate(s, r, &e)) {
         st_sb_adds(sb, "null");
         return;
     }
@@ -207,7 +218,6 @@ static void json_advisor(struct st_sb *sb, const struct snapshot *s,
     else
         st_sb_adds(sb, "null");
     st_sb_adds(sb, ",\"tiers\":{");
-    e.n_tiers = e.n_tiers < cfg->n_tiers ? e.n_tiers : cfg->n_tiers;
     const char *names[ST_ADVISOR_MAX_TIERS];
     for (size_t i = 0; i < e.n_tiers; i++) {
         names[i] = cfg->tiers[i].name;
@@ -429,9 +439,9 @@ static void prom_advisor(struct st_sb *sb, const struct snapshot *s)
     for (size_t i = 0; i < cfg->n_routes; i++) {
         const struct st_route_cfg *r = &cfg->routes[i];
         struct st_advisor_estimate e;
-        if (r->tier < 0 || !st_advisor_estimate(s->advisor, r->stats_slot, &e))
+        if (!route_estimate(s, r, &e))
             continue;
-        for (size_t t = 0; t < e.n_tiers && t < cfg->n_tiers; t++) {
+        for (size_t t = 0; t < e.n_tiers; t++) {
             st_sb_addf(sb, "%s{route=", metric);
             st_sb_add_json_str(sb, r->id, strlen(r->id));
             st_sb_adds(sb, ",tier=");
