@@ -8,6 +8,7 @@
 #   With TTL (e.g. 10m), the route uses tier `bench` with that ttl and the
 #   memory tier is `cache: { memory: 256MiB }` (BENCH_STRATA_MEMORY).
 #   Sets STRATA_ADDR, STRATA_URL, STRATA_ADMIN_URL, STRATA_PID, STRATA_CONFIG.
+#   STRATA_INSTANCE (default strata) names its directory, for a second instance.
 
 strata_build() {
     if [[ -n "${STRATA_BIN:-}" ]]; then
@@ -40,7 +41,7 @@ bench_build() {
 
 strata_start() {
     local upstream=$1 strategy=${2:-bypass} ttl=${3:-}
-    local dir="$BENCH_TMP/strata" port admin_port cache_conf="" tier_line=""
+    local dir="$BENCH_TMP/${STRATA_INSTANCE:-strata}" port admin_port cache_conf="" tier_line=""
     if [[ -n "$ttl" ]]; then
         cache_conf="cache: { memory: ${BENCH_STRATA_MEMORY:-256MiB} }
 tiers:
@@ -71,7 +72,7 @@ CONF
         cat "$dir/check.log" >&2
         die "strata rejected the generated config $STRATA_CONFIG"
     }
-    spawn strata "$dir/strata.log" ${BENCH_WRAP[@]+"${BENCH_WRAP[@]}"} "$STRATA_BIN" -c "$STRATA_CONFIG"
+    spawn "${STRATA_INSTANCE:-strata}" "$dir/strata.log" ${BENCH_WRAP[@]+"${BENCH_WRAP[@]}"} "$STRATA_BIN" -c "$STRATA_CONFIG"
     STRATA_PID=$SPAWNED_PID
     STRATA_ADDR="127.0.0.1:$port"
     STRATA_URL="http://$STRATA_ADDR"

@@ -311,7 +311,7 @@ routes:
             while time.monotonic() < end:
                 time.sleep(min(self.a.sample_every, max(0.0, end - time.monotonic())))
                 samples.append((time.monotonic() - self.t_start, rss_kb(self.strata.pid)))
-                heap.append((samples[-1][0], self.allocated_kb()))
+                heap.append((samples[-1][0], self.allocator_kb()))
                 if self.strata.poll() is not None:
                     self.stats.bad(f"strata exited {self.strata.returncode}")
                     break
@@ -321,13 +321,17 @@ routes:
                 t.join(30)
         return self.finish(samples, heap)
 
-    def allocated_kb(self):
-        """The allocator's live bytes (jemalloc's stats in /stats), KiB; None without them."""
+    ALLOC_FIELDS = ("allocated", "active", "metadata", "dirty", "resident")
+
+    def allocator_kb(self):
+        """jemalloc's numbers from /stats (ALLOC_FIELDS), KiB; None without them."""
         try:
             a = self.admin_json("/stats").get("allocator", {})
         except (OSError, ValueError):
             return None
-        return a["allocated"] // 1024 if "allocated" in a else None
+        if "allocated" not in a:
+            return None
+        return {k: a.get(k, 0) // 1024 for k in self.ALLOC_FIELDS}
 
     def finish(self, samples, heap):
         alive = self.strata.poll() is None
@@ -378,11 +382,18 @@ routes:
         for t, r in samples:
             per_min.setdefault(int(t // 60), r)
         print("- RSS at each minute (KiB): " + ", ".join(f"{m}: {r}" for m, r in sorted(per_min.items())))
-        live = [(t, kb) for t, kb in heap if kb is not None and t >= warmup]
+        live = [(t, a["allocated"]) for t, a in heap if a is not None and t >= warmup]
         if live:
             print(f"- the allocator's live bytes after warm-up: {live[0][1]} KiB, at the end "
                   f"{live[-1][1]} KiB; slope {slope_kib_per_min(live):+.1f} KiB/min (not checked: "
                   f"RSS minus these is what the allocator keeps)")
+            by_min = {}
+            for t, a in heap:
+                if a is not None:
+                    by_min.setdefault(int(t // 60), a)
+            print("- the allocator at each minute (KiB, " + " / ".join(self.ALLOC_FIELDS) + "): "
+                  + ", ".join(f"{m}: " + " / ".join(str(a[k]) for k in self.ALLOC_FIELDS)
+                              for m, a in sorted(by_min.items())))
         print(f"- connections open after the clients closed: {open_conns} "
               f"({'settled' if settled else 'NOT settled'}); write-behind pending: {pending}")
         print(f"- acknowledged writes: {len(self.acked)} keys, lost: {len(lost)}"

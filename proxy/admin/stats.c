@@ -272,7 +272,7 @@ static void json_routes(struct st_sb *sb, const struct snapshot *s)
     st_sb_adds(sb, "}");
 }
 
-/* ,"allocator":{"name","allocated","active","metadata","resident","mapped","retained"} */
+/* ,"allocator":{"name","allocated","active","metadata","resident","dirty","mapped","retained"} */
 static void json_allocator(struct st_sb *sb)
 {
     struct st_alloc_stats a;
@@ -283,10 +283,12 @@ static void json_allocator(struct st_sb *sb)
     }
     st_sb_addf(sb,
                ",\"allocator\":{\"name\":\"jemalloc\",\"allocated\":%llu,\"active\":%llu,"
-               "\"metadata\":%llu,\"resident\":%llu,\"mapped\":%llu,\"retained\":%llu}",
+               "\"metadata\":%llu,\"resident\":%llu,\"dirty\":%llu,\"mapped\":%llu,"
+               "\"retained\":%llu}",
                (unsigned long long)a.allocated, (unsigned long long)a.active,
                (unsigned long long)a.metadata, (unsigned long long)a.resident,
-               (unsigned long long)a.mapped, (unsigned long long)a.retained);
+               (unsigned long long)a.dirty, (unsigned long long)a.mapped,
+               (unsigned long long)a.retained);
 }
 
 void st_admin_stats_json(struct st_server *srv, struct st_sb *out)

@@ -100,5 +100,16 @@ void st_alloc_stats(struct st_alloc_stats *out)
     out->resident = je_size("stats.resident");
     out->mapped = je_size("stats.mapped");
     out->retained = je_size("stats.retained");
+    /* Every arena's together (4096 is MALLCTL_ARENAS_ALL); the count is in pages. */
+    _Static_assert(MALLCTL_ARENAS_ALL == 4096, "the arena index in the name below");
+    out->dirty = je_size("stats.arenas.4096.pdirty") * je_size("arenas.page");
+#endif
+}
+
+void st_alloc_release(void)
+{
+#if ST_HAVE_JEMALLOC
+    /* Every arena's (4096 is MALLCTL_ARENAS_ALL, as above). */
+    mallctl("arena.4096.purge", NULL, NULL, NULL, 0);
 #endif
 }

@@ -30,10 +30,20 @@ struct st_alloc_stats {
     uint64_t active;    /* in pages that hold live allocations */
     uint64_t metadata;  /* the allocator's own */
     uint64_t resident;  /* in resident pages: active, metadata and not yet purged free pages */
+    uint64_t dirty;     /* in free pages not yet given back to the kernel (part of resident) */
     uint64_t mapped;    /* mapped address space in use */
     uint64_t retained;  /* address space kept for reuse, not resident */
 };
 void st_alloc_stats(struct st_alloc_stats *out);
+
+/*
+ * Give the kernel back every free page the allocator still holds (jemalloc: purge all arenas;
+ * nothing with the system allocator). jemalloc's own decay leaves a proxy's freed pages
+ * resident: under mixed load its dirty pages grew for 30 minutes while live memory stayed
+ * flat. The server calls this on a timer (ST_ALLOC_RELEASE_MS); any thread may.
+ */
+void st_alloc_release(void);
+#define ST_ALLOC_RELEASE_MS 10000
 
 /* Always-on invariant check: a breach means memory is already wrong. */
 #define ST_CHECK(cond)                                                                             \

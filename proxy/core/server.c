@@ -54,6 +54,7 @@ struct st_server {
     unsigned n_workers;
     struct st_admin *admin;
     uv_signal_t sighup, sigterm, sigint, sigusr1;
+    uv_timer_t release; /* st_alloc_release every ST_ALLOC_RELEASE_MS */
     _Atomic long open_conns;
     _Atomic long max_conns;
     _Atomic uint64_t max_per_ip; /* 0: no limit */
@@ -415,6 +416,7 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sigusr1, NULL);
+    uv_close((uv_handle_t *)&srv->release, NULL);
 }
 
 static int start_workers(struct st_server *srv, const struct st_config *cfg)
@@ -456,8 +458,16 @@ static int start_workers(struct st_server *srv, const struct st_config *cfg)
     return 0;
 }
 
+static void on_release(uv_timer_t *t)
+{
+    (void)t;
+    st_alloc_release();
+}
+
 static void watch_signals(struct st_server *srv)
 {
+    uv_timer_init(srv->loop, &srv->release);
+    uv_timer_start(&srv->release, on_release, ST_ALLOC_RELEASE_MS, ST_ALLOC_RELEASE_MS);
     uv_signal_t *hs[] = {&srv->sighup, &srv->sigterm, &srv->sigint, &srv->sigusr1};
     int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
     for (int i = 0; i < 4; i++) {

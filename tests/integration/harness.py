@@ -14,6 +14,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from scripted_origin import pattern_bytes
+
 HOST = "127.0.0.1"
 
 
@@ -434,6 +436,16 @@ def assert_still_serving(s, path="/echo"):
 
 
 # ---- cache helpers -------------------------------------------------------------
+
+def script_blob(origin):
+    """/m?bytes=N: N pattern bytes with Content-Length, head and body in one write
+    (the built-in /big writes them separately, which Nagle + delayed ACK slow down)."""
+    def fn(req):
+        n = int(dict(kv.split("=", 1) for kv in req.query.split("&") if "=" in kv)["bytes"])
+        return 200, [("Content-Type", "application/octet-stream")], pattern_bytes(n)
+    origin.script("/m", fn)
+
+
 
 def cache_route(match="/c/*", tier="hot", upstream="origin", **kw):
     """A cache-aside route dict; extra keys (ttl_source, invalidates, key, ...) via kw."""

@@ -5,7 +5,7 @@ the test did."""
 import re
 import time
 
-from harness import cache_config, cache_route, cache_status, request, settle_stats
+from harness import cache_config, cache_route, cache_status, request, script_blob, settle_stats
 from scripted_origin import pattern_bytes
 
 MiB = 1024 * 1024
@@ -15,15 +15,6 @@ def _metric(text, name, labels=None):
     lab = re.escape("{" + labels + "}") if labels else ""
     m = re.search(rf"^{re.escape(name)}{lab}\s+([0-9.eE+-]+)\s*$", text, re.M)
     return float(m.group(1)) if m else None
-
-
-def script_blob(origin):
-    """/m?bytes=N: N pattern bytes with Content-Length, head and body in one write
-    (the built-in /big writes them separately, which Nagle + delayed ACK slow down)."""
-    def fn(req):
-        n = int(dict(kv.split("=", 1) for kv in req.query.split("&") if "=" in kv)["bytes"])
-        return 200, [("Content-Type", "application/octet-stream")], pattern_bytes(n)
-    origin.script("/m", fn)
 
 
 def test_memory_bound_and_eviction(origin, strata):
