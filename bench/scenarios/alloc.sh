@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034  # globals here are read by run.sh
+# shellcheck shell=bash disable=SC2034,SC2153  # run.sh reads these; strata_start sets STRATA_PID
 # bench/scenarios/alloc.sh - what strata's page release costs, under the load that frees
 # the most pages.
 #
