@@ -2,12 +2,13 @@
 # bench/scenarios/alloc.sh - what strata's page release costs, under the load that frees
 # the most pages.
 #
-# jemalloc's decay left the soak's freed pages resident (bench/README.md, "Soak"), so the
-# server purges every arena every 10 s (st_alloc_release, proxy/base/alloc.c). Targets,
-# strata instances with the same config in front of the nginx origin:
+# jemalloc decays an arena's freed pages only while the arena is in use, so the server
+# purges every arena every 10 s (st_alloc_release, proxy/base/alloc.c): a burst's pages go
+# back even when its worker goes quiet. Targets, strata instances with the same config in
+# front of the nginx origin:
 #   shipped  STRATA_BIN as built (the periodic purge)
 #   purge0   the same with MALLOC_CONF=dirty_decay_ms:0 (jemalloc purges every freed page
-#            run at once: the soak's RSS is flat with it too)
+#            run at once)
 #   base     BENCH_ALLOC_BASE_BIN, if set: another build to compare with (e.g. one without
 #            the periodic purge); then the baseline, else shipped is
 # Load (BENCH_ALLOC_LOAD):

@@ -38,9 +38,9 @@ void st_alloc_stats(struct st_alloc_stats *out);
 
 /*
  * Give the kernel back every free page the allocator still holds (jemalloc: purge all arenas;
- * nothing with the system allocator). jemalloc's own decay leaves a proxy's freed pages
- * resident: under mixed load its dirty pages grew for 30 minutes while live memory stayed
- * flat. The server calls this on a timer (ST_ALLOC_RELEASE_MS); any thread may.
+ * nothing with the system allocator). jemalloc decays an arena's freed pages only while that
+ * arena is in use: a worker that went quiet after a burst of large bodies keeps megabytes
+ * resident for good. The server calls this on a timer (ST_ALLOC_RELEASE_MS); any thread may.
  */
 void st_alloc_release(void);
 #define ST_ALLOC_RELEASE_MS 10000

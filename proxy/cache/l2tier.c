@@ -40,10 +40,28 @@
 
 #define OP_BUCKETS 64
 
+/*
+ * An index is a sorted set of cache keys scored by when each one's value expires (Redis's
+ * clock, ms). Every add first drops the members whose values are gone, so the set holds
+ * the live keys and those that expired since its last add, not every key ever stored under
+ * it while traffic kept the set alive. A set left by a version that kept plain sets (SADD)
+ * becomes a sorted set, its members given the new member's expiry.
+ */
 static const char index_script[] =
-    "redis.call('SADD', KEYS[1], ARGV[1]) "
-    "if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then "
-    "redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 1";
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local px = tonumber(ARGV[2]) "
+    "if redis.call('TYPE', KEYS[1]).ok == 'set' then "
+    "local old = redis.call('SMEMBERS', KEYS[1]) redis.call('DEL', KEYS[1]) "
+    "for _, m in ipairs(old) do redis.call('ZADD', KEYS[1], now + px, m) end end "
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) "
+    "redis.call('ZADD', KEYS[1], 'GT', now + px, ARGV[1]) "
+    "if redis.call('PTTL', KEYS[1]) < px then redis.call('PEXPIRE', KEYS[1], px) end return 1";
+
+/* Every member of an index (also of a plain set an older version left). */
+static const char members_script[] =
+    "if redis.call('TYPE', KEYS[1]).ok == 'set' then return redis.call('SMEMBERS', KEYS[1]) end "
+    "return redis.call('ZRANGE', KEYS[1], 0, -1)";
 
 /* A fill, or a removal, leaves a queued write-behind value alone (KEYS[2]: its dirty marker). */
 static const char fill_script[] =
@@ -653,7 +671,7 @@ static void tier_stats(struct st_cache_tier *t, struct st_cache_tier_stats *out)
 
 struct inval {
     struct handle *h;
-    bool retried; /* SMEMBERS failed once and was sent again */
+    bool retried; /* reading the index failed once and was sent again */
     enum st_inval_kind kind;
     char *value; /* owned */
     size_t len;
@@ -764,9 +782,9 @@ static int send_members(struct inval *iv)
     struct st_sb k;
     st_sb_init(&k, 64);
     inval_set(iv, &k);
-    const char *argv[] = {"SMEMBERS", k.p};
-    size_t lens[] = {8, k.len};
-    int rc = cmd(iv->h, on_members, iv, 2, argv, lens);
+    const char *argv[] = {"EVAL", members_script, "1", k.p};
+    size_t lens[] = {4, sizeof(members_script) - 1, 1, k.len};
+    int rc = cmd(iv->h, on_members, iv, 4, argv, lens);
     st_sb_finish(&k);
     return rc;
 }

@@ -437,3 +437,55 @@ def test_prefix_deeper_than_the_indexed_levels_still_cleans_l2(origin, strata, r
     assert admin_invalidate(a, {"prefix": deep}).status == 200
     wait_until(lambda: b.stats()["invalidations"]["received"] >= 1, 2)
     assert get(b, deep + "x").body == (deep + "x v2\n").encode()
+
+
+def index_keys(rds):
+    """Every path, prefix and tag index in Redis: {key: (type, members)}."""
+    out = {}
+    for k in rds.cmd("KEYS", "strata:{[pxt]*}"):
+        kind = rds.cmd("TYPE", k)
+        out[k] = (kind, rds.cmd("ZRANGE", k, 0, -1) if kind == "zset" else rds.cmd("SMEMBERS", k))
+    return out
+
+
+def test_index_sets_forget_expired_keys(origin, strata, rds):
+    """Regression: an index set's TTL is renewed by every fill under it, and its members
+    were never removed, so the set of a busy prefix grew with every key ever stored under
+    it (the soak's reached 60,000 members; each purge read them all). Now each fill first
+    drops the members whose values have expired."""
+    short = {"short": {"ttl": "1s", "jitter": "0%"}}
+    (a,) = fleet(strata, rds, 1, routes=[cache_route("/c/*", tier="short")], tiers=short)
+    for i in range(30):  # 3 s of fills under /c/a/, each value living 1 s
+        assert get(a, f"/c/a/{i}").status == 200
+        time.sleep(0.1)
+    wait_until(lambda: a.stats()["l2"]["writes"] >= 30, 5, msg="30 L2 writes")
+    indexes = index_keys(rds)
+    biggest = max(len(m) for _, m in indexes.values())
+    # The sets of /, /c/ and /c/a/ hold the keys of about the last second (+ what expired
+    # since the previous fill), not all 30.
+    assert 1 <= biggest <= 15, {k: len(m) for k, (_, m) in indexes.items()}
+    assert all(t == "zset" for t, _ in indexes.values()), indexes
+    assert [b"/c/a/29" in b"".join(m) for _, m in indexes.values()].count(True) >= 3
+
+
+def test_plain_set_index_of_an_older_version_still_invalidates(origin, strata, rds):
+    """Indexes written as plain sets (before they were sorted sets) are read as they are and
+    become sorted sets at the next fill under them: an upgrade loses no invalidation."""
+    a, b = fleet(strata, rds, 2)
+    for p in ("/c/u/1", "/c/u/2"):
+        origin.script_versioned(p, headers=[("Cache-Control", "max-age=60")])
+        get(a, p)
+    wait_until(lambda: a.stats()["l2"]["writes"] >= 2, 3)
+    for k, (_, members) in index_keys(rds).items():  # as an older strata left them
+        rds.cmd("DEL", k)
+        rds.cmd("SADD", k, *members)
+        rds.cmd("PEXPIRE", k, 60000)
+    assert {t for t, _ in index_keys(rds).values()} == {"set"}
+    assert admin_invalidate(a, {"prefix": "/c/u/"}).status == 200
+    wait_until(lambda: not rds.cmd("KEYS", "strata:*:v"), 3, msg="L2 values under /c/u/ gone")
+    wait_until(lambda: b.stats()["invalidations"]["received"] >= 1, 2)
+    assert get(b, "/c/u/1").body == b"/c/u/1 v2\n"
+    wait_until(lambda: "zset" in {t for t, _ in index_keys(rds).values()}, 3,
+               msg="the refill's indexes to be sorted sets")
+    assert admin_invalidate(b, {"prefix": "/c/u/"}).status == 200
+    wait_until(lambda: not rds.cmd("KEYS", "strata:*:v"), 3, msg="the refilled value gone")
